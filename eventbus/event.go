@@ -1,0 +1,259 @@
+// Package eventbus holds what every part of vmglue shares on the bus: the
+// Event type (CloudEvents 1.0, structured JSON), its subjects, the names of the
+// JetStream streams and KV buckets, and the publisher, consumer and embedded
+// server helpers.
+package eventbus
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// SpecVersion is the CloudEvents version of every Event.
+const SpecVersion = "1.0"
+
+// FormatVersion is the version of vmglue's data payload. It is sent as the
+// CloudEvents extension attribute "vmglueversion"; a consumer refuses a major
+// version it does not know.
+const FormatVersion = "1"
+
+// Kinds of event, the suffix of the CloudEvents type "vm.<kind>".
+const (
+	KindCreated   = "created"   // PENDING or HOLD: the VM exists, not yet placed
+	KindStarting  = "starting"  // PROLOG, BOOT*, restores: on its way to running
+	KindRunning   = "running"   // ACTIVE/RUNNING
+	KindChanging  = "changing"  // hotplug, snapshot, disk resize, backup while running
+	KindMigrating = "migrating" // MIGRATE, SAVE_MIGRATE, PROLOG_MIGRATE*
+	KindStopping  = "stopping"  // SHUTDOWN*, SAVE_*, EPILOG*: on its way to stopped or deleted
+	KindStopped   = "stopped"   // POWEROFF, STOPPED, SUSPENDED, UNDEPLOYED
+	KindUnknown   = "unknown"   // ACTIVE/UNKNOWN: the host cannot be monitored
+	KindFailed    = "failed"    // *_FAILURE lcm states, CLONING_FAILURE
+	KindDeleted   = "deleted"   // DONE, or deleted in OpenStack. Terminal.
+)
+
+// Kinds lists every kind, in lifecycle order.
+var Kinds = []string{KindCreated, KindStarting, KindRunning, KindChanging, KindMigrating,
+	KindStopping, KindStopped, KindUnknown, KindFailed, KindDeleted}
+
+// TypePrefix is the prefix of the CloudEvents type: "vm.running".
+const TypePrefix = "vm."
+
+// Event is one CloudEvent in structured JSON mode.
+type Event struct {
+	SpecVersion     string    `json:"specversion"`
+	ID              string    `json:"id"`
+	Source          string    `json:"source"`
+	Type            string    `json:"type"`
+	Subject         string    `json:"subject"`
+	Time            time.Time `json:"time"`
+	DataContentType string    `json:"datacontenttype"`
+	// VmglueVersion is the CloudEvents extension "vmglueversion" (FormatVersion).
+	VmglueVersion string `json:"vmglueversion"`
+	Data          VM     `json:"data"`
+}
+
+// VM is the normalized snapshot of a virtual machine as the source gave it.
+type VM struct {
+	Cloud     string `json:"cloud"`
+	CloudType string `json:"cloud_type"` // "opennebula" or "openstack"
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Hostname  string `json:"hostname,omitempty"`
+	Owner     string `json:"owner,omitempty"`
+	Group     string `json:"group,omitempty"`
+	Project   string `json:"project,omitempty"`
+	Host      string `json:"host,omitempty"`
+	// State and LCMState are the source's own names (OpenNebula: "ACTIVE",
+	// "RUNNING"; OpenStack: vm_state and task_state).
+	State    string `json:"state"`
+	LCMState string `json:"lcm_state,omitempty"`
+	Kind     string `json:"kind"`
+	NICs     []NIC  `json:"nics"`
+	// Labels are the source's labels (OpenNebula LABELS, comma separated).
+	Labels []string `json:"labels,omitempty"`
+	// Attributes are the user attributes: OpenNebula USER_TEMPLATE, Nova metadata.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Times      Times             `json:"times"`
+	// Version orders snapshots of the same VM; see Version.
+	Version Version `json:"version"`
+}
+
+// NIC is one network interface, or an alias of one.
+type NIC struct {
+	ID        string `json:"id"`
+	Name      string `json:"name,omitempty"`
+	Network   string `json:"network,omitempty"`
+	NetworkID string `json:"network_id,omitempty"`
+	IP        string `json:"ip,omitempty"`
+	IP6       string `json:"ip6,omitempty"`
+	IP6Global string `json:"ip6_global,omitempty"`
+	IP6ULA    string `json:"ip6_ula,omitempty"`
+	MAC       string `json:"mac,omitempty"`
+	// Alias is true for an OpenNebula NIC_ALIAS; Parent then names its NIC.
+	Alias  bool   `json:"alias,omitempty"`
+	Parent string `json:"parent,omitempty"`
+}
+
+// Times are the source's own timestamps. Zero values are omitted.
+type Times struct {
+	Created  *time.Time `json:"created,omitempty"`
+	Ended    *time.Time `json:"ended,omitempty"`
+	Changed  *time.Time `json:"changed,omitempty"`  // the newest transition time the source gives
+	Observed *time.Time `json:"observed,omitempty"` // when the source last looked (LAST_POLL)
+}
+
+// Version orders two snapshots of the same VM. A snapshot is newer than
+// another when Compare returns > 0. Deleted always wins; then the source's
+// sequence (OpenNebula: highest HISTORY SEQ; OpenStack: 0), then Changed,
+// then Observed (all in Unix nanoseconds, 0 when unknown).
+type Version struct {
+	Deleted  bool  `json:"deleted,omitempty"`
+	Seq      int64 `json:"seq"`
+	Changed  int64 `json:"changed"`
+	Observed int64 `json:"observed"`
+}
+
+// Compare returns -1, 0 or +1 as v is older than, as new as, or newer than o.
+func (v Version) Compare(o Version) int {
+	switch {
+	case v.Deleted != o.Deleted:
+		if v.Deleted {
+			return 1
+		}
+		return -1
+	case v.Seq != o.Seq:
+		return cmp64(v.Seq, o.Seq)
+	case v.Changed != o.Changed:
+		return cmp64(v.Changed, o.Changed)
+	default:
+		return cmp64(v.Observed, o.Observed)
+	}
+}
+
+func cmp64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Key returns the KV key of the VM: "<cloud>.<id>".
+func (vm *VM) Key() string { return vm.Cloud + "." + vm.ID }
+
+// Deleted reports whether the snapshot is terminal.
+func (vm *VM) Deleted() bool { return vm.Kind == KindDeleted }
+
+var (
+	// ErrInvalidEvent is wrapped by every validation error of an Event.
+	ErrInvalidEvent = errors.New("invalid event")
+	tokenRE         = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+)
+
+// ValidToken reports whether s can be used as a subject token (cloud name,
+// VM id): letters, digits, '-' and '_'.
+func ValidToken(s string) bool { return tokenRE.MatchString(s) }
+
+// NewEvent builds the Event for a snapshot: it fills the CloudEvents
+// attributes and the deterministic id. sourceType is "opennebula" or
+// "openstack".
+func NewEvent(vm VM) (Event, error) {
+	if !ValidToken(vm.Cloud) {
+		return Event{}, fmt.Errorf("%w: cloud name %q: use letters, digits, '-' and '_'", ErrInvalidEvent, vm.Cloud)
+	}
+	if !ValidToken(vm.ID) {
+		return Event{}, fmt.Errorf("%w: vm id %q: use letters, digits, '-' and '_'", ErrInvalidEvent, vm.ID)
+	}
+	if !validKind(vm.Kind) {
+		return Event{}, fmt.Errorf("%w: kind %q", ErrInvalidEvent, vm.Kind)
+	}
+	if vm.NICs == nil {
+		vm.NICs = []NIC{}
+	}
+	t := time.Unix(0, max(vm.Version.Changed, vm.Version.Observed)).UTC()
+	if vm.Version.Changed == 0 && vm.Version.Observed == 0 {
+		t = time.Unix(0, 0).UTC()
+	}
+	e := Event{
+		SpecVersion:     SpecVersion,
+		Source:          vm.CloudType + "://" + vm.Cloud,
+		Type:            TypePrefix + vm.Kind,
+		Subject:         "vm/" + vm.ID,
+		Time:            t,
+		DataContentType: "application/json",
+		VmglueVersion:   FormatVersion,
+		Data:            vm,
+	}
+	id, err := eventID(vm)
+	if err != nil {
+		return Event{}, err
+	}
+	e.ID = id
+	return e, nil
+}
+
+// eventID is deterministic: the same snapshot always gives the same id, so a
+// retried hook is dropped by the stream's duplicate window, while a snapshot
+// that differs in any field (a hotplugged NIC, a new state) gets a new id.
+func eventID(vm VM) (string, error) {
+	b, err := json.Marshal(vm)
+	if err != nil {
+		return "", fmt.Errorf("encode vm: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return vm.Cloud + "-" + vm.ID + "-" + vm.Kind + "-" + strconv.FormatInt(vm.Version.Seq, 10) + "-" + hex.EncodeToString(sum[:12]), nil
+}
+
+func validKind(k string) bool {
+	for _, x := range Kinds {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Subject returns the NATS subject of the event: vmglue.vm.<cloud>.<vmid>.<kind>.
+func (e *Event) NATSSubject() string {
+	return SubjectPrefix + "." + e.Data.Cloud + "." + e.Data.ID + "." + e.Data.Kind
+}
+
+// Validate checks an Event read from the bus or the spool.
+func (e *Event) Validate() error {
+	if e.SpecVersion != SpecVersion {
+		return fmt.Errorf("%w: specversion %q", ErrInvalidEvent, e.SpecVersion)
+	}
+	if e.ID == "" {
+		return fmt.Errorf("%w: empty id", ErrInvalidEvent)
+	}
+	if !ValidToken(e.Data.Cloud) || !ValidToken(e.Data.ID) || !validKind(e.Data.Kind) {
+		return fmt.Errorf("%w: cloud %q, vm %q, kind %q", ErrInvalidEvent, e.Data.Cloud, e.Data.ID, e.Data.Kind)
+	}
+	if e.Type != TypePrefix+e.Data.Kind {
+		return fmt.Errorf("%w: type %q does not match kind %q", ErrInvalidEvent, e.Type, e.Data.Kind)
+	}
+	return nil
+}
+
+// Marshal encodes the event as one line of JSON.
+func (e *Event) Marshal() ([]byte, error) { return json.Marshal(e) }
+
+// Unmarshal decodes and validates an event.
+func Unmarshal(b []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	if err := e.Validate(); err != nil {
+		return Event{}, err
+	}
+	return e, nil
+}

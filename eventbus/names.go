@@ -1,0 +1,26 @@
+package eventbus
+
+// Names of everything vmglue provisions on the bus.
+const (
+	// StreamEvents holds every event, on subjects vmglue.vm.<cloud>.<vmid>.<kind>.
+	StreamEvents = "VMGLUE_EVENTS"
+	// SubjectPrefix is the first two tokens of every event subject.
+	SubjectPrefix = "vmglue.vm"
+	// SubjectAll matches every event subject.
+	SubjectAll = SubjectPrefix + ".>"
+
+	// StreamDLQ holds dead-lettered events, on vmglue.dlq.<worker>.<cloud>.<vmid>.
+	StreamDLQ = "VMGLUE_DLQ"
+	// DLQPrefix is the first two tokens of every dead-letter subject.
+	DLQPrefix = "vmglue.dlq"
+
+	// BucketVMs is the KV bucket with the newest snapshot of each VM, key "<cloud>.<vmid>".
+	BucketVMs = "VMGLUE_VMS"
+	// BucketApplied is the KV bucket with what each worker applied, key "<worker>.<cloud>.<vmid>".
+	BucketApplied = "VMGLUE_APPLIED"
+	// BucketLocks is the KV bucket of per-VM leases, key "<worker>.<cloud>.<vmid>".
+	BucketLocks = "VMGLUE_LOCKS"
+)
+
+// VMSubject returns the subject filter of every event of one VM.
+func VMSubject(cloud, vmid string) string { return SubjectPrefix + "." + cloud + "." + vmid + ".*" }

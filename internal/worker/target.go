@@ -1,0 +1,119 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// Objects is the state of one worker's target for one VM: a set of objects
+// keyed by a string that names the object in the target (for DNS
+// "A vm1.cloud.test.", for HAProxy "lb1/web/one-42"), each with a value that
+// describes it ("10.0.0.42", "10.0.0.42:8080 weight 10"). Two equal values
+// mean the object needs no change.
+type Objects map[string]string
+
+// Equal reports whether o and p hold the same keys and values.
+func (o Objects) Equal(p Objects) bool {
+	if len(o) != len(p) {
+		return false
+	}
+	for k, v := range o {
+		if w, ok := p[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Clone returns a copy of o (never nil).
+func (o Objects) Clone() Objects {
+	c := make(Objects, len(o))
+	for k, v := range o {
+		c[k] = v
+	}
+	return c
+}
+
+// Change is one step of a Plan.
+type Change struct {
+	Key string
+	Old string // empty for a create
+	New string // empty for a delete
+}
+
+// Plan is the difference between what a worker applied and what it wants.
+type Plan struct {
+	Create []Change
+	Update []Change
+	Delete []Change
+}
+
+// Empty reports whether the plan changes nothing.
+func (p Plan) Empty() bool { return len(p.Create)+len(p.Update)+len(p.Delete) == 0 }
+
+// Target is one kind of side effect (DNS, HAProxy, Puppet, monitoring). The
+// runtime calls it for one VM at a time: never twice concurrently for the
+// same VM, concurrently for different VMs.
+type Target interface {
+	// Name is the worker's name ("dns", "lb", "puppet"); it names the
+	// durable consumer, the registry keys and the metrics.
+	Name() string
+
+	// Desired returns the objects the target should hold for the VM's newest
+	// snapshot. A deleted VM normally wants none. An error wrapped with
+	// Permanent (an invalid name, a bad per-VM setting) dead-letters the event.
+	Desired(vm *eventbus.VM) (Objects, error)
+
+	// Apply changes the target from have (what this worker applied before
+	// for this VM: these objects are ours) to want, and returns what is in
+	// place afterwards. On error the returned Objects still describe what is
+	// in place, so that a partial success is recorded and not redone.
+	// An object present in the target but absent from have is foreign:
+	// Apply must not change it and returns a Permanent ErrConflict unless the
+	// target's policy adopts it. Errors: Permanent → dead letter, Requeue →
+	// try again after a delay without counting as a failure, anything else →
+	// transient, retried with backoff.
+	Apply(ctx context.Context, vm *eventbus.VM, have, want Objects) (Objects, error)
+}
+
+// ErrConflict is wrapped by targets when an object that vmglue does not own
+// is in the way.
+var ErrConflict = errors.New("conflict with an object vmglue does not own")
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as permanent: retrying will not help, the event goes to
+// the dead-letter stream with this error as the reason.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err (or an error it wraps) is permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// RequeueError asks the runtime to converge the VM again after a delay, for
+// work that is in progress (an HAProxy server draining). It is not a failure.
+type RequeueError struct {
+	After  time.Duration
+	Reason string
+}
+
+func (e *RequeueError) Error() string { return fmt.Sprintf("requeue in %s: %s", e.After, e.Reason) }
+
+// Requeue returns a RequeueError.
+func Requeue(after time.Duration, reason string) error {
+	return &RequeueError{After: after, Reason: reason}
+}
