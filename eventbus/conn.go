@@ -1,0 +1,73 @@
+package eventbus
+
+import (
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// ConnOptions are the NATS connection settings shared by every vmglue
+// program. Secrets are never printed: String masks them.
+type ConnOptions struct {
+	URL       string        `yaml:"url"`
+	User      string        `yaml:"user"`
+	Password  string        `yaml:"-"`
+	Token     string        `yaml:"-"`
+	CredsFile string        `yaml:"creds_file"`
+	CAFile    string        `yaml:"ca_file"`
+	Name      string        `yaml:"-"`
+	Timeout   time.Duration `yaml:"timeout"`
+}
+
+// DefaultURL is where vmglue serve's embedded server listens by default.
+const DefaultURL = "nats://127.0.0.1:4222"
+
+// String describes the connection without secrets.
+func (o ConnOptions) String() string { return RedactURL(o.URL) }
+
+// RedactURL removes the userinfo of every URL in a comma-separated list.
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User("***")
+	return u.String()
+}
+
+// Connect opens a NATS connection. Reconnects go on forever for long-lived
+// programs; pass reconnect=false for one-shot programs like the hook.
+func Connect(o ConnOptions, reconnect bool) (*nats.Conn, error) {
+	if o.URL == "" {
+		o.URL = DefaultURL
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	opts := []nats.Option{nats.Name(o.Name), nats.Timeout(o.Timeout)}
+	if reconnect {
+		opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true))
+	} else {
+		opts = append(opts, nats.NoReconnect())
+	}
+	if o.User != "" {
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	if o.Token != "" {
+		opts = append(opts, nats.Token(o.Token))
+	}
+	if o.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	}
+	if o.CAFile != "" {
+		opts = append(opts, nats.RootCAs(o.CAFile))
+	}
+	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil {
+		// nats errors do not carry the URL, but be safe: report the redacted one.
+		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(o.URL), err)
+	}
+	return nc, nil
+}

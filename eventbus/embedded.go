@@ -1,0 +1,75 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedOptions configure the nats-server that vmglue serve embeds.
+type EmbeddedOptions struct {
+	// Listen is host:port of the client listener; port 0 picks a free one.
+	Listen string
+	// StoreDir is where JetStream keeps its files.
+	StoreDir string
+	// Log turns on the server's own logging (to stderr).
+	Log bool
+}
+
+// DefaultListen is the embedded server's default client address.
+const DefaultListen = "127.0.0.1:4222"
+
+// ErrAddrInUse is returned when the embedded server's port is taken.
+var ErrAddrInUse = errors.New("address already in use")
+
+// StartEmbedded starts a JetStream-enabled nats-server in this process and
+// waits until it accepts clients.
+func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	host, portS, err := net.SplitHostPort(o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats listen address %q: %w", o.Listen, err)
+	}
+	port, err := strconv.Atoi(portS)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("nats listen address %q: bad port", o.Listen)
+	}
+	if port != 0 {
+		// nats-server would log and exit the process; check first.
+		l, err := net.Listen("tcp", o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen %s: %w (is another vmglue serve or nats-server running? use --nats-listen)", o.Listen, ErrAddrInUse)
+		}
+		l.Close()
+	} else {
+		port = -1
+	}
+	opts := &server.Options{
+		ServerName: "vmglue",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   o.StoreDir,
+		NoSigs:     true,
+		NoLog:      !o.Log,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("create embedded nats-server: %w", err)
+	}
+	if o.Log {
+		ns.ConfigureLogger()
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats-server on %s not ready after 30s", o.Listen)
+	}
+	return ns, nil
+}

@@ -1,0 +1,133 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ProvisionOptions size the streams and buckets. Zero values take defaults.
+type ProvisionOptions struct {
+	// Replicas of every stream and bucket (1 on a single server, 3 or 5 on a cluster).
+	Replicas int `yaml:"replicas"`
+	// DuplicateWindow drops a re-sent event with the same id (onehook retry).
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// MaxAge is how long events stay replayable.
+	MaxAge time.Duration `yaml:"max_age"`
+	// DLQMaxAge is how long dead letters are kept.
+	DLQMaxAge time.Duration `yaml:"dlq_max_age"`
+}
+
+// Defaults of ProvisionOptions.
+const (
+	DefaultDuplicateWindow = time.Hour
+	DefaultMaxAge          = 30 * 24 * time.Hour
+	DefaultDLQMaxAge       = 90 * 24 * time.Hour
+	// LockTTL is how long a per-VM lease lives without renewal.
+	LockTTL = 30 * time.Second
+)
+
+// SetDefaults fills zero values.
+func (o *ProvisionOptions) SetDefaults() {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.DLQMaxAge == 0 {
+		o.DLQMaxAge = DefaultDLQMaxAge
+	}
+}
+
+// Validate names the offending key.
+func (o *ProvisionOptions) Validate() error {
+	switch {
+	case o.Replicas < 1 || o.Replicas > 5:
+		return fmt.Errorf("nats.stream.replicas: %d, want 1 to 5", o.Replicas)
+	case o.DuplicateWindow < time.Second:
+		return fmt.Errorf("nats.stream.duplicate_window: %s, want at least 1s", o.DuplicateWindow)
+	case o.MaxAge < o.DuplicateWindow:
+		return fmt.Errorf("nats.stream.max_age: %s is shorter than the duplicate window", o.MaxAge)
+	}
+	return nil
+}
+
+// EventStreamConfig is the configuration of the event stream.
+func EventStreamConfig(o ProvisionOptions) jetstream.StreamConfig {
+	o.SetDefaults()
+	return jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "vmglue VM lifecycle events (CloudEvents JSON)",
+		Subjects:    []string{SubjectAll},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    o.Replicas,
+		Duplicates:  o.DuplicateWindow,
+		MaxAge:      o.MaxAge,
+		Discard:     jetstream.DiscardOld,
+	}
+}
+
+// Provision creates or updates the streams and KV buckets vmglue needs. It is
+// idempotent and safe to run from every vmglue process at start-up.
+func Provision(ctx context.Context, js jetstream.JetStream, o ProvisionOptions) error {
+	o.SetDefaults()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, EventStreamConfig(o)); err != nil {
+		return fmt.Errorf("provision stream %s: %w", StreamEvents, err)
+	}
+	dlq := jetstream.StreamConfig{
+		Name:        StreamDLQ,
+		Description: "vmglue dead letters: events a worker gave up on, with the reason",
+		Subjects:    []string{DLQPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.DLQMaxAge,
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
+		return fmt.Errorf("provision stream %s: %w", StreamDLQ, err)
+	}
+	buckets := []jetstream.KeyValueConfig{
+		{Bucket: BucketVMs, Description: "newest snapshot of each VM", History: 5, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Bucket: BucketApplied, Description: "what each worker applied per VM", History: 5, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Bucket: BucketLocks, Description: "per-VM leases of the workers", History: 1, TTL: LockTTL, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+	}
+	for _, b := range buckets {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// PublishResult says what the stream did with an event.
+type PublishResult struct {
+	Sequence  uint64
+	Duplicate bool
+}
+
+// Publish sends one event with its id as Nats-Msg-Id and waits for the
+// stream's ack. A duplicate (the same id within the window) is not an error.
+func Publish(ctx context.Context, js jetstream.JetStream, ev *Event) (PublishResult, error) {
+	b, err := ev.Marshal()
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	ack, err := js.Publish(ctx, ev.NATSSubject(), b, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(StreamEvents))
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	return PublishResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// ErrNotProvisioned is returned when the event stream does not exist.
+var ErrNotProvisioned = errors.New("event stream " + StreamEvents + " does not exist: start `vmglue serve` or run it once against this NATS")

@@ -1,0 +1,104 @@
+package eventbus_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+)
+
+func sampleVM(kind string) eventbus.VM {
+	return eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: "42", Name: "web1", State: "ACTIVE", LCMState: "RUNNING",
+		Kind: kind, NICs: []eventbus.NIC{{ID: "0", IP: "10.0.0.42"}}, Version: eventbus.Version{Seq: 1, Changed: 1e18}}
+}
+
+func TestPublishDeduplicates(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	ctx := context.Background()
+	ev, err := eventbus.NewEvent(sampleVM(eventbus.KindRunning))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1, err := eventbus.Publish(ctx, js, &ev)
+	if err != nil || r1.Duplicate {
+		t.Fatalf("first publish: %+v %v", r1, err)
+	}
+	r2, err := eventbus.Publish(ctx, js, &ev)
+	if err != nil || !r2.Duplicate {
+		t.Fatalf("second publish: %+v %v, want duplicate", r2, err)
+	}
+	got := natstest.Events(t, js)
+	if len(got) != 1 || got[0].ID != ev.ID || got[0].Data.Name != "web1" {
+		t.Fatalf("stored %+v", got)
+	}
+	if want := "vmglue.vm.one.42.running"; ev.NATSSubject() != want {
+		t.Fatalf("subject %s, want %s", ev.NATSSubject(), want)
+	}
+}
+
+func TestProvisionIdempotent(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := 0; i < 2; i++ {
+		if err := eventbus.Provision(ctx, js, eventbus.ProvisionOptions{}); err != nil {
+			t.Fatalf("provision %d: %v", i, err)
+		}
+	}
+	st, err := js.Stream(ctx, eventbus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := st.CachedInfo().Config.Duplicates; d != eventbus.DefaultDuplicateWindow {
+		t.Fatalf("duplicate window %s", d)
+	}
+}
+
+func TestEmbeddedPortTaken(t *testing.T) {
+	s := natstest.Start(t)
+	addr := strings.TrimPrefix(s.URL, "nats://")
+	_, err := eventbus.StartEmbedded(eventbus.EmbeddedOptions{Listen: addr, StoreDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "already in use") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v, want one line saying the address is in use", err)
+	}
+}
+
+func TestEventIDDeterministic(t *testing.T) {
+	a, _ := eventbus.NewEvent(sampleVM(eventbus.KindRunning))
+	b, _ := eventbus.NewEvent(sampleVM(eventbus.KindRunning))
+	vm := sampleVM(eventbus.KindRunning)
+	vm.NICs[0].IP = "10.0.0.43"
+	c, _ := eventbus.NewEvent(vm)
+	if a.ID != b.ID || a.ID == c.ID {
+		t.Fatalf("ids %s %s %s", a.ID, b.ID, c.ID)
+	}
+}
+
+func TestVersionCompare(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b eventbus.Version
+		want int
+	}{
+		{"deleted wins over higher seq", eventbus.Version{Deleted: true, Seq: 1}, eventbus.Version{Seq: 9, Changed: 9}, 1},
+		{"higher seq", eventbus.Version{Seq: 2}, eventbus.Version{Seq: 1, Changed: 9}, 1},
+		{"later change", eventbus.Version{Seq: 1, Changed: 5}, eventbus.Version{Seq: 1, Changed: 4, Observed: 9}, 1},
+		{"later observation", eventbus.Version{Seq: 1, Changed: 5, Observed: 2}, eventbus.Version{Seq: 1, Changed: 5, Observed: 3}, -1},
+		{"equal", eventbus.Version{Seq: 1}, eventbus.Version{Seq: 1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.a.Compare(tt.b); got != tt.want {
+				t.Fatalf("Compare = %d, want %d", got, tt.want)
+			}
+			if got := tt.b.Compare(tt.a); got != -tt.want {
+				t.Fatalf("reverse Compare = %d, want %d", got, -tt.want)
+			}
+		})
+	}
+}
