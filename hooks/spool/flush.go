@@ -1,0 +1,132 @@
+package spool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// PublishFunc sends one event and returns nil only once the bus has
+// acknowledged it (a duplicate counts as acknowledged).
+type PublishFunc func(ctx context.Context, ev *eventbus.Event) error
+
+// Flush sends the spooled events oldest first and removes each one after its
+// ack. It returns how many were sent. It stops at the first failed send and
+// returns that error; the failed event and everything newer stay spooled.
+//
+// A file that cannot be decoded is renamed to "<name>.bad"; Flush goes on with
+// the next file and returns an error wrapping ErrCorrupt at the end. When
+// another process holds the spool lock, Flush sends nothing and returns
+// ErrBusy. An empty or missing spool costs one directory read and takes no
+// lock. Flush checks ctx between events.
+func (s *Spool) Flush(ctx context.Context, publish PublishFunc) (sent int, err error) {
+	entries, err := s.List()
+	if err != nil || len(entries) == 0 {
+		return 0, err
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	// Another flusher may have sent some of them before we got the lock.
+	if entries, err = s.List(); err != nil {
+		return 0, err
+	}
+	var corrupt []error
+	defer func() {
+		if sent > 0 || len(corrupt) > 0 {
+			// Removals need not be durable (a re-send is a duplicate), but
+			// keep the directory tidy on disk.
+			_ = syncDir(s.dir)
+		}
+		if len(corrupt) > 0 {
+			err = errors.Join(append([]error{err}, corrupt...)...)
+		}
+	}()
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return sent, fmt.Errorf("flush spool: %w", err)
+		}
+		b, err := os.ReadFile(e.Path)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // sent and removed by a flusher that did not lock (should not happen)
+		}
+		if err != nil {
+			return sent, fmt.Errorf("flush spool: read %s: %w", e.Name, err)
+		}
+		ev, err := eventbus.Unmarshal(b)
+		if err != nil {
+			corrupt = append(corrupt, s.moveAside(e, err))
+			continue
+		}
+		if err := publish(ctx, &ev); err != nil {
+			return sent, fmt.Errorf("flush spool: send %s: %w", e.Name, err)
+		}
+		if err := os.Remove(e.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return sent + 1, fmt.Errorf("flush spool: remove %s after send: %w", e.Name, err)
+		}
+		sent++
+	}
+	s.removeStaleTemp()
+	return sent, nil
+}
+
+// moveAside renames a broken file to "<name>.bad" and returns the error that
+// reports it.
+func (s *Spool) moveAside(e Entry, cause error) error {
+	bad := e.Path + BadExt
+	if err := os.Rename(e.Path, bad); err != nil {
+		return fmt.Errorf("%w %s: %v; moving it aside failed: %w", ErrCorrupt, e.Name, cause, err)
+	}
+	return fmt.Errorf("%w %s, moved to %s: %v", ErrCorrupt, e.Name, filepath.Base(bad), cause)
+}
+
+// lock takes the spool's flush lock without waiting.
+func (s *Spool) lock() (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock spool: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrBusy
+		}
+		return nil, fmt.Errorf("lock spool: %w", err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// removeStaleTemp deletes temp files left by a writer that crashed. Called
+// with the lock held; a writer never takes minutes for one file.
+func (s *Spool) removeStaleTemp() {
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return
+	}
+	for _, de := range des {
+		if !strings.HasPrefix(de.Name(), tmpPrefix) {
+			continue
+		}
+		if fi, err := de.Info(); err == nil && time.Since(fi.ModTime()) > staleTmp {
+			_ = os.Remove(filepath.Join(s.dir, de.Name()))
+		}
+	}
+}

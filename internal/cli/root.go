@@ -1,0 +1,92 @@
+// Package cli is the `vmglue` command line: serve and the ops commands. Each
+// command parses its flags into options and calls a Run function of the
+// package that owns the work.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/vmglue/vmglue/internal/config"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=...".
+var Version = "dev"
+
+type globals struct {
+	configPath string
+	natsURL    string
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// Execute runs the command line and returns the process exit code.
+func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "vmglue",
+		Short:         "vmglue keeps DNS, Puppet, monitoring and load balancers in step with your cloud's VMs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("VMGLUE_CONFIG"), "config file (env VMGLUE_CONFIG)")
+	root.PersistentFlags().StringVarP(&g.natsURL, "server", "s", os.Getenv("VMGLUE_NATS_URL"), "NATS URL for the ops commands (env VMGLUE_NATS_URL; default: nats.url of the config, else the embedded server's address)")
+	root.AddCommand(serveCmd(g), tailCmd(g), spoolCmd(g), configCmd(g))
+	for _, c := range extraCommands(g) {
+		root.AddCommand(c)
+	}
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintf(stderr, "vmglue: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// extraCommands are the commands that need the workers (vm, status, dlq, replay, autosign).
+var extraCommands = func(*globals) []*cobra.Command { return nil }
+
+func (g *globals) load() (*config.Config, error) {
+	return config.Load(g.configPath)
+}
+
+// clientURL is where the ops commands connect.
+func (g *globals) clientURL(cfg *config.Config) string {
+	switch {
+	case g.natsURL != "":
+		return g.natsURL
+	case cfg.NATS.URL != "":
+		return cfg.NATS.URL
+	default:
+		return "nats://" + cfg.NATS.Embedded.Listen
+	}
+}
+
+func newLogger(cfg config.Log, w io.Writer) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	out := w
+	console := cfg.Format == "console"
+	if cfg.Format == "auto" {
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			console = true
+		}
+	}
+	if console {
+		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(out).Level(lvl).With().Timestamp().Logger()
+}

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/vmglue/vmglue/internal/serve"
+)
+
+func serveCmd(g *globals) *cobra.Command {
+	var listen, dataDir, metrics string
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the workers, the embedded NATS server (unless nats.url is set), /metrics and /healthz",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.load()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.NATS.Embedded.Listen = listen
+			}
+			if dataDir != "" {
+				cfg.NATS.Embedded.DataDir = dataDir
+			}
+			if cmd.Flags().Changed("metrics-listen") {
+				cfg.Metrics.Listen = metrics
+			}
+			log := newLogger(cfg.Log, g.stderr)
+			return serve.Run(cmd.Context(), serve.Options{Config: cfg}, log)
+		},
+	}
+	c.Flags().StringVar(&listen, "nats-listen", "", "address of the embedded NATS server (default 127.0.0.1:4222)")
+	c.Flags().StringVar(&dataDir, "data-dir", "", "data directory of the embedded NATS server (default /var/lib/vmglue as root)")
+	c.Flags().StringVar(&metrics, "metrics-listen", "", "address of /metrics and /healthz (default 127.0.0.1:9464; empty turns them off)")
+	return c
+}

@@ -1,0 +1,214 @@
+// Package config is vmglue's configuration file: one struct, strict YAML
+// decoding (an unknown key is an error), defaults, and Validate naming the
+// offending key. Secrets are read from files or the environment and never
+// printed: String masks them.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// Config is the whole configuration of `vmglue serve` and the ops commands.
+type Config struct {
+	Log     Log     `yaml:"log"`
+	NATS    NATS    `yaml:"nats"`
+	Metrics Metrics `yaml:"metrics"`
+	Runtime Runtime `yaml:"runtime"`
+	Workers Workers `yaml:"workers"`
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json, console, auto (console on a terminal)
+}
+
+// NATS says which NATS to use. An empty URL means: start an embedded server.
+type NATS struct {
+	URL          string                    `yaml:"url"`
+	User         string                    `yaml:"user"`
+	PasswordFile string                    `yaml:"password_file"`
+	PasswordEnv  string                    `yaml:"password_env"`
+	TokenFile    string                    `yaml:"token_file"`
+	TokenEnv     string                    `yaml:"token_env"`
+	CredsFile    string                    `yaml:"creds_file"`
+	CAFile       string                    `yaml:"ca_file"`
+	Embedded     Embedded                  `yaml:"embedded"`
+	Stream       eventbus.ProvisionOptions `yaml:"stream"`
+}
+
+// Embedded configures the embedded nats-server.
+type Embedded struct {
+	Listen  string `yaml:"listen"`
+	DataDir string `yaml:"data_dir"`
+}
+
+// Metrics is the HTTP listener of /metrics and /healthz ("" turns it off).
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
+// Runtime tunes every worker's runtime.
+type Runtime struct {
+	Concurrency     int           `yaml:"concurrency"`
+	MaxDeliver      int           `yaml:"max_deliver"`
+	BackoffBase     time.Duration `yaml:"backoff_base"`
+	BackoffMax      time.Duration `yaml:"backoff_max"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	ResyncInterval  time.Duration `yaml:"resync_interval"`
+}
+
+// DefaultMetricsListen is the default address of /metrics and /healthz.
+const DefaultMetricsListen = "127.0.0.1:9464"
+
+// DefaultDataDir is where the embedded server keeps its data: /var/lib/vmglue
+// for root, else $XDG_STATE_HOME/vmglue (~/.local/state/vmglue).
+func DefaultDataDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/vmglue"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "vmglue")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "vmglue-data"
+	}
+	return filepath.Join(home, ".local", "state", "vmglue")
+}
+
+// SetDefaults fills what the file left out.
+func (c *Config) SetDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "auto"
+	}
+	if c.NATS.URL == "" {
+		if c.NATS.Embedded.Listen == "" {
+			c.NATS.Embedded.Listen = eventbus.DefaultListen
+		}
+		if c.NATS.Embedded.DataDir == "" {
+			c.NATS.Embedded.DataDir = DefaultDataDir()
+		}
+	}
+	c.NATS.Stream.SetDefaults()
+	if c.Metrics.Listen == "" {
+		c.Metrics.Listen = DefaultMetricsListen
+	}
+	c.Workers.setDefaults()
+}
+
+// Validate checks the configuration and names the offending key.
+func (c *Config) Validate() error {
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q, want debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console", "auto":
+	default:
+		return fmt.Errorf("log.format: %q, want json, console or auto", c.Log.Format)
+	}
+	if err := c.NATS.Stream.Validate(); err != nil {
+		return err
+	}
+	if c.NATS.PasswordFile != "" && c.NATS.User == "" {
+		return errors.New("nats.password_file: set nats.user too")
+	}
+	if c.Runtime.Concurrency < 0 || c.Runtime.MaxDeliver < 0 {
+		return errors.New("runtime: concurrency and max_deliver must not be negative")
+	}
+	return c.Workers.validate()
+}
+
+// Load reads, decodes strictly, defaults and validates a config file. An
+// empty path gives the defaults.
+func Load(path string) (*Config, error) {
+	var c Config
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := decode(b, &c); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
+	}
+	return &c, nil
+}
+
+func displayPath(p string) string {
+	if p == "" {
+		return "(defaults)"
+	}
+	return p
+}
+
+func decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("decode: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return nil
+}
+
+// ConnOptions returns the NATS connection options, reading secrets from
+// their files or environment variables.
+func (c *Config) ConnOptions(name, url string) (eventbus.ConnOptions, error) {
+	o := eventbus.ConnOptions{URL: url, User: c.NATS.User, CredsFile: c.NATS.CredsFile, CAFile: c.NATS.CAFile, Name: name}
+	var err error
+	if o.Password, err = Secret(c.NATS.PasswordFile, c.NATS.PasswordEnv); err != nil {
+		return o, fmt.Errorf("nats.password_file: %w", err)
+	}
+	if o.Token, err = Secret(c.NATS.TokenFile, c.NATS.TokenEnv); err != nil {
+		return o, fmt.Errorf("nats.token_file: %w", err)
+	}
+	return o, nil
+}
+
+// Secret reads a secret from a file (trailing newline trimmed) or, when file
+// is empty, from the named environment variable. Errors never hold the value.
+func Secret(file, env string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if env != "" {
+		return os.Getenv(env), nil
+	}
+	return "", nil
+}
+
+// String prints the effective configuration as YAML. Secrets only ever live
+// in files or the environment, so nothing here is secret; URLs are redacted.
+func (c *Config) String() string {
+	cp := *c
+	cp.NATS.URL = eventbus.RedactURL(cp.NATS.URL)
+	b, err := yaml.Marshal(&cp)
+	if err != nil {
+		return fmt.Sprintf("config: %v", err)
+	}
+	return string(b)
+}

@@ -1,0 +1,151 @@
+// Package serve is `vmglue serve`: the optional embedded nats-server, the
+// provisioning of streams and buckets, the workers, and the HTTP endpoints
+// /metrics and /healthz.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/config"
+)
+
+// Options are what the command line adds to the config file.
+type Options struct {
+	Config *config.Config
+	// Ready, when set, is called once everything is up (tests, sd_notify).
+	Ready func(Info)
+}
+
+// Info describes a running serve.
+type Info struct {
+	NATSURL     string // where clients connect (embedded or external)
+	MetricsAddr string // "" when metrics are off
+}
+
+// Run serves until ctx is done, then shuts down gracefully.
+func Run(ctx context.Context, o Options, log zerolog.Logger) error {
+	cfg := o.Config
+	var ns *server.Server
+	url := cfg.NATS.URL
+	if url == "" {
+		if err := os.MkdirAll(cfg.NATS.Embedded.DataDir, 0o750); err != nil {
+			return fmt.Errorf("create data dir: %w", err)
+		}
+		var err error
+		ns, err = eventbus.StartEmbedded(eventbus.EmbeddedOptions{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir})
+		if err != nil {
+			return err
+		}
+		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+		url = ns.ClientURL()
+		log.Info().Str("listen", ns.Addr().String()).Str("data_dir", cfg.NATS.Embedded.DataDir).Msg("embedded nats-server started")
+	}
+	co, err := cfg.ConnOptions("vmglue serve", url)
+	if err != nil {
+		return err
+	}
+	nc, err := eventbus.Connect(co, true)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = eventbus.Provision(pctx, js, cfg.NATS.Stream)
+	cancel()
+	if err != nil {
+		return err
+	}
+	log.Info().Str("nats", eventbus.RedactURL(url)).Int("replicas", cfg.NATS.Stream.Replicas).Msg("streams and buckets provisioned")
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	runners, err := newRunners(cfg, js, reg, log)
+	if err != nil {
+		return err
+	}
+
+	info := Info{NATSURL: url}
+	var srv *http.Server
+	if cfg.Metrics.Listen != "" {
+		l, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
+		}
+		info.MetricsAddr = l.Addr().String()
+		srv = &http.Server{Handler: handler(reg, nc, js), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics server")
+			}
+		}()
+		log.Info().Str("listen", info.MetricsAddr).Msg("serving /metrics and /healthz")
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, len(runners))
+	for _, r := range runners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs <- err
+			}
+		}()
+	}
+	if o.Ready != nil {
+		o.Ready(info)
+	}
+	log.Info().Int("workers", len(runners)).Msg("vmglue serve ready")
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	wg.Wait()
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	return nil
+}
+
+func handler(reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if !nc.IsConnected() {
+			http.Error(w, "nats: not connected", http.StatusServiceUnavailable)
+			return
+		}
+		if _, err := js.Stream(ctx, eventbus.StreamEvents); err != nil {
+			http.Error(w, "jetstream: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
