@@ -1,0 +1,60 @@
+# vmglue — build, run, test.
+#   make run     vmglue serve on the embedded NATS default (127.0.0.1:4222)
+#   make test    installs the test servers' Debian packages, runs every test
+GO        ?= go
+BIN       := bin
+TESTDIR   ?= $(CURDIR)/.test
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/vmglue/vmglue/internal/cli.Version=$(VERSION)
+GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
+FUZZTIME  ?= 10s
+
+.PHONY: all build run test test-deps test-go vet fmt-check fuzz bench-hook bench-dns clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -o $(BIN)/vmglue ./cmd/vmglue
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -o $(BIN)/vmglue-hook ./cmd/vmglue-hook
+
+run: build
+	$(BIN)/vmglue serve $(ARGS)
+
+test-deps:
+	scripts/test-deps.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# The Puppet JVMs take about a minute to start: they start in the background
+# first, while the rest builds and runs, and stop at the end whatever happens.
+test: test-deps
+	@mkdir -p $(TESTDIR)
+	@scripts/puppet-stack.sh stop $(TESTDIR)/puppet >/dev/null 2>&1 || true
+	@echo "starting Puppet Server + PuppetDB in the background (log: $(TESTDIR)/puppet-start.log)"
+	@setsid scripts/puppet-stack.sh start $(TESTDIR)/puppet > $(TESTDIR)/puppet-start.log 2>&1 < /dev/null &
+	@rc=0; \
+	$(MAKE) --no-print-directory vet build || rc=$$?; \
+	if [ $$rc -eq 0 ]; then \
+	  VMGLUE_TEST_PUPPET=$(TESTDIR)/puppet $(GO) test -count=1 -timeout 30m ./... || rc=$$?; \
+	fi; \
+	scripts/puppet-stack.sh stop $(TESTDIR)/puppet >/dev/null 2>&1 || true; \
+	exit $$rc
+
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+bench-hook: build
+	$(GO) run ./bench/hook -hook $(BIN)/vmglue-hook $(BENCHARGS)
+
+bench-dns: build
+	$(GO) run ./bench/dns -vmglue $(BIN)/vmglue -hook $(BIN)/vmglue-hook $(BENCHARGS)
+
+clean:
+	rm -rf $(BIN) $(TESTDIR)
