@@ -9,7 +9,7 @@ LDFLAGS   := -s -w -X github.com/vmglue/vmglue/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME  ?= 10s
 
-.PHONY: all build run test test-deps test-go vet fmt-check fuzz bench-hook bench-dns clean
+.PHONY: all build run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns clean
 
 all: build
 
@@ -19,6 +19,14 @@ build:
 
 run: build
 	$(BIN)/vmglue serve $(ARGS)
+
+# Fire a sample OpenNebula hook run (VM 42 RUNNING, then DONE) at the
+# embedded default, as HEM would; watch it with: bin/vmglue tail --all
+SAMPLE_ENV := VMGLUE_CLOUD=one VMGLUE_NATS_URL=nats://127.0.0.1:4222 VMGLUE_SPOOL_DIR=$(CURDIR)/.run/spool
+sample-event: build
+	@printf '%s running' "$$(base64 -w0 testdata/sample/vm-42-running.xml)" | $(SAMPLE_ENV) $(BIN)/vmglue-hook
+sample-delete: build
+	@printf '%s done' "$$(base64 -w0 testdata/sample/vm-42-done.xml)" | $(SAMPLE_ENV) $(BIN)/vmglue-hook
 
 test-deps:
 	scripts/test-deps.sh
