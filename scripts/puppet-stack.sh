@@ -81,6 +81,8 @@ tails() {
   done
 }
 
+# do_wait [launched]: wait for status "up" (or "launched", from start) and
+# both servers answering.
 do_wait() {
   local timeout=${PUPPET_STACK_TIMEOUT:-300} start=$SECONDS st
   while :; do
@@ -97,8 +99,8 @@ do_wait() {
         tails
         return 1
       fi
-      if ps_ready && pdb_ready; then
-        [ "$st" = up ] || echo up >"$DIR/status"
+      # "launched": the JVMs run, start still has work once they answer.
+      if { [ "$st" = up ] || [ "${1:-}" = launched ]; } && ps_ready && pdb_ready; then
         return 0
       fi
       ;;
@@ -113,16 +115,19 @@ do_wait() {
 }
 
 do_stop() {
-  local pid name
-  [ -f "$DIR/env" ] || { log "nothing to stop in $DIR"; return 0; }
+  local pid name pgpid
+  [ -f "$DIR/env" ] || [ -f "$DIR/pg/data/postmaster.pid" ] || { log "nothing to stop in $DIR"; return 0; }
   for name in PUPPETSERVER_PID PUPPETDB_PID; do
     pid=$(envval $name)
     alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
   done
-  pid=$(envval POSTGRES_PID)
-  alive "$pid" && kill -INT "$pid" 2>/dev/null || true # fast shutdown
+  # postgres is up before DIR/env exists: its own pid file covers a failed start.
+  pgpid=$(envval POSTGRES_PID)
+  [ -n "$pgpid" ] || pgpid=$(head -n1 "$DIR/pg/data/postmaster.pid" 2>/dev/null || true)
+  alive "$pgpid" && kill -INT "$pgpid" 2>/dev/null || true # fast shutdown
   for name in PUPPETSERVER_PID PUPPETDB_PID POSTGRES_PID; do
     pid=$(envval $name)
+    [ "$name" = POSTGRES_PID ] && pid=$pgpid
     for _ in $(seq 1 100); do alive "$pid" || break; sleep 0.1; done
     alive "$pid" && { log "killing $name $pid"; kill -KILL "$pid" 2>/dev/null || true; }
   done

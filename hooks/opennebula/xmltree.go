@@ -36,8 +36,14 @@ func (n *node) child(name string) *node {
 	return nil
 }
 
-// children returns every kept child named name.
+// children returns every kept child named name, or all of them for "".
 func (n *node) children(name string) []*node {
+	if n == nil {
+		return nil
+	}
+	if name == "" {
+		return n.kids
+	}
 	var out []*node
 	for _, c := range n.kids {
 		if c.name == name {
@@ -98,7 +104,7 @@ func keepVM(path []string) bool {
 // reader reads elements from a decoder, tracking the depth of the document.
 type reader struct {
 	d   *xml.Decoder
-	off int // depth of the parent of the element being read (1 inside VM_POOL)
+	off int // added to every depth: 1 while reading a VM inside VM_POOL
 }
 
 func newReader(doc []byte) *reader {

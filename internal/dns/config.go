@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -214,8 +215,14 @@ func (c *Config) Validate() error {
 
 func checkServer(s string) error {
 	host, port, err := net.SplitHostPort(withPort(s))
-	if err != nil || host == "" || port == "" {
+	if err != nil || host == "" {
 		return fmt.Errorf("%q is not host:port", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number between 1 and 65535", s, port)
+	}
+	if _, ok := mdns.IsDomainName(host); net.ParseIP(host) == nil && (!ok || strings.Contains(host, ":")) {
+		return fmt.Errorf("%q: %q is neither an ip address nor a host name", s, host)
 	}
 	return nil
 }

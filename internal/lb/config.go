@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -145,9 +146,14 @@ func (c *Config) Validate() error {
 	if c.Attribute != "-" && strings.TrimSpace(c.Attribute) != c.Attribute {
 		bad("attribute", "%q has surrounding spaces", c.Attribute)
 	}
-	for label, spec := range c.Labels {
-		if _, err := parseMembers(spec); err != nil {
-			bad("labels."+label, "%v", err)
+	labels := make([]string, 0, len(c.Labels))
+	for l := range c.Labels {
+		labels = append(labels, l)
+	}
+	sort.Strings(labels)
+	for _, l := range labels {
+		if _, err := parseMembers(c.Labels[l]); err != nil {
+			bad("labels."+l, "%v", err)
 		}
 	}
 	if c.Attribute == "-" && len(c.Labels) == 0 {
@@ -160,9 +166,12 @@ func (c *Config) Validate() error {
 		bad("server_name", "%q: only letters, digits and . _ : - besides <cloud>, <vmid>, <name>", c.ServerName)
 	}
 	s := c.Server
-	for key, v := range map[string]int{"weight": s.Weight, "maxconn": s.MaxConn, "rise": s.Rise, "fall": s.Fall} {
-		if v < 0 {
-			bad("server."+key, "%d is negative", v)
+	for _, f := range []struct {
+		key string
+		v   int
+	}{{"weight", s.Weight}, {"maxconn", s.MaxConn}, {"rise", s.Rise}, {"fall", s.Fall}} {
+		if f.v < 0 {
+			bad("server."+f.key, "%d is negative", f.v)
 		}
 	}
 	if s.Weight > 256 {
@@ -182,10 +191,13 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("in_pool_kinds[%d]", i), "a deleted VM is never in a pool")
 		}
 	}
-	for key, d := range map[string]time.Duration{"drain_timeout": c.DrainTimeout, "drain_poll": c.DrainPoll,
-		"resync_interval": c.ResyncInterval, "command_timeout": c.CommandTimeout} {
-		if d <= 0 {
-			bad(key, "%s: must be positive", d)
+	for _, f := range []struct {
+		key string
+		d   time.Duration
+	}{{"drain_timeout", c.DrainTimeout}, {"drain_poll", c.DrainPoll},
+		{"resync_interval", c.ResyncInterval}, {"command_timeout", c.CommandTimeout}} {
+		if f.d <= 0 {
+			bad(f.key, "%s: must be positive", f.d)
 		}
 	}
 	return errors.Join(errs...)

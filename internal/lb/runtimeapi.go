@@ -35,6 +35,8 @@ var replyErrors = []struct {
 }{
 	{"No such server.", ErrNoSuchServer},
 	{"No such backend.", ErrNoSuchBackend},
+	{"No such proxy.", ErrNoSuchBackend},
+	{"Can't find backend.", ErrNoSuchBackend},
 	{"Already exists a server with the same name", ErrExists},
 	{"Server still has connections attached", ErrConnectionsAttached},
 	{"Only servers in maintenance mode can be deleted.", ErrNotInMaint},

@@ -37,11 +37,12 @@ type HAProxyOptions struct {
 }
 
 // HAProxy is a master-worker haproxy (haproxy -W -db) run as a child of the
-// test process. Its runtime API is on a unix socket and optionally on TCP.
+// test process. Its runtime API is on a unix socket and optionally on TCP;
+// the master CLI (-S) is used only to know when the master takes signals.
 type HAProxy struct {
-	t    testing.TB
-	dir  string
-	cfg  string
+	t   testing.TB
+	dir string
+	cfg string
 	// Socket is the path of the admin unix socket.
 	Socket string
 	// TCP is the address of the TCP admin socket ("127.0.0.1:port") or "".
@@ -127,7 +128,7 @@ func (h *HAProxy) Start() {
 	if err != nil {
 		h.t.Fatalf("haproxy log: %v", err)
 	}
-	cmd := exec.Command("haproxy", "-W", "-db", "-f", h.cfg)
+	cmd := exec.Command("haproxy", "-W", "-db", "-S", h.master(), "-f", h.cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -144,6 +145,11 @@ func (h *HAProxy) Start() {
 		default:
 		}
 		if _, err := h.info(); err != nil {
+			return false
+		}
+		// The master takes signals once its own CLI serves: before, a
+		// SIGUSR2 is lost.
+		if r, err := RuntimeCommand(h.master(), "show proc;quit"); err != nil || !strings.Contains(r, "worker") {
 			return false
 		}
 		for _, a := range h.Frontend {
@@ -191,7 +197,8 @@ func (h *HAProxy) stop() {
 }
 
 // Reload sends SIGUSR2 to the master and waits until a new worker serves the
-// runtime API (its Pid in "show info" changed).
+// runtime API (its Pid in "show info" changed) and the re-executed master
+// knows it (master CLI "show proc"), so that the next Reload is not lost.
 func (h *HAProxy) Reload() {
 	h.t.Helper()
 	h.mu.Lock()
@@ -206,11 +213,20 @@ func (h *HAProxy) Reload() {
 	if err := h.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		h.t.Fatalf("reload: %v", err)
 	}
-	WaitFor(h.t, 10*time.Second, "haproxy reload", func() bool {
+	err = Poll(context.Background(), 10*time.Second, func() bool {
 		pid, err := h.info()
-		return err == nil && pid != old
+		if err != nil || pid == old {
+			return false
+		}
+		r, err := RuntimeCommand(h.master(), "show proc;quit")
+		return err == nil && strings.Contains(r, strconv.Itoa(pid))
 	})
+	if err != nil {
+		h.t.Fatalf("haproxy reload: %v\n%s", err, h.Log())
+	}
 }
+
+func (h *HAProxy) master() string { return filepath.Join(h.dir, "master.sock") }
 
 // Log returns what haproxy wrote to stderr so far.
 func (h *HAProxy) Log() string {

@@ -4,5 +4,88 @@
 // serialisation, retry with backoff, dead letters and metrics.
 //
 // A worker is a Target: a handful of methods that compute the desired
-// objects of a VM and apply a change. Everything else lives here.
+// objects of a VM and apply a change. Everything else lives here: New wires
+// a Target to JetStream, Runner.Run consumes until its context is done.
+//
+// # Consuming
+//
+// Each worker type has its own durable consumer "vmglue-<name>" on
+// vmglue.vm.>, deliver-all, explicit ack: every worker sees every event and
+// fails independently. Several instances of a worker share the consumer, so
+// JetStream spreads the events among them.
+//
+// # Converge
+//
+// For each event the runner merges the event's snapshot into Snapshots
+// (VMGLUE_VMS) and converges the VM to the newest snapshot there, not to the
+// event's: an old, replayed or out-of-order event is harmless. It computes
+// want = Target.Desired(newest), reads the worker's Record in the Registry
+// (VMGLUE_APPLIED) and takes have = applied ∪ pending. When have equals want
+// and nothing is pending, the event is acked as a no-op. Otherwise it writes
+// {applied, pending: want} before any side effect, calls Apply, and
+// writes {applied: what Apply returned} afterwards, also after an error.
+// Both writes compare-and-set the record's revision. Pending survives only
+// when Apply did not return (a crash, a panic): the next converge then
+// passes those objects in have, as ours, although they may not exist, and
+// names them in Unverified(ctx); they stay pending until an Apply returns.
+//
+// # Outcomes
+//
+// Success acks. A transient error naks with exponential backoff (Options.
+// Backoff) until the MaxDeliver-th delivery fails, which dead-letters with
+// reason "max deliveries". A Permanent error dead-letters at once (reason
+// "conflict" for ErrConflict, else "permanent"): the event is published to
+// VMGLUE_DLQ on vmglue.dlq.<worker>.<cloud>.<vmid> as a DeadLetter, then
+// terminated; if that publish fails the event is retried, never dropped.
+// A Requeue (an HAProxy server draining) is not a failure: the runner keeps
+// the message un-acked, tells JetStream it is in progress, and converges
+// again after the delay, so a drain of many minutes does not use up
+// MaxDeliver. The server-side MaxDeliver of the consumer is unlimited; the
+// runner does the counting so that nothing is dropped without a dead letter.
+//
+// # One VM at a time
+//
+// Two events of the same VM never converge concurrently in one worker type.
+//
+// In-process, the consumer callback only queues: each VM key has a FIFO
+// queue drained by one goroutine, and at most Options.Concurrency drains
+// converge at once. A slow VM holds one slot and its own queue, never the
+// consumer or other VMs. Queued messages are kept alive with in-progress
+// acks every AckWait/3.
+//
+// Across instances, a converge holds a lease: key "<worker>.<cloud>.<vmid>"
+// in VMGLUE_LOCKS, taken with Create (which fails if the key exists),
+// holding the instance id, renewed every LockTTL/3 while Apply runs, deleted
+// (at its revision) afterwards. The bucket's TTL (30s) frees the lease of an
+// instance that died. An instance that finds the lease held keeps the
+// message and tries again after Options.LockRetry, without using a
+// delivery. If a renewal finds the lease taken (this instance stalled past
+// the TTL), the converge's context is cancelled; and because every registry
+// write compares the revision it read, a stale instance cannot record over
+// a newer converge: its write fails and the event is retried. What a target
+// did before noticing is repaired by the next converge, which sees the
+// newer record. Instances must have distinct Options.InstanceID values.
+//
+// # Shutdown
+//
+// When the context of Run is done the consumer stops, converges in progress
+// get Options.ShutdownTimeout to finish, then their context is cancelled;
+// every message still held (queued, parked, or cut) is nak'ed for prompt
+// redelivery, to another instance if one runs.
+//
+// # Resync
+//
+// A Target that also implements Resyncer gets every applied record of the
+// worker every Options.ResyncInterval, with no converge of this instance
+// running meanwhile (it is not serialised with other instances).
+//
+// # Metrics and logs
+//
+// vmglue_worker_events_total{worker,result}, vmglue_worker_converge_seconds,
+// vmglue_worker_retries_total, vmglue_worker_dead_letters_total and
+// vmglue_worker_in_flight, labelled with the worker; zerolog fields worker,
+// cloud, vm and event_id, the error under "error", per-VM plans at debug.
+//
+// Snapshots and Registry are also what `vmglue vm`, `status`, autosign and
+// replay read.
 package worker

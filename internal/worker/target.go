@@ -77,6 +77,15 @@ type Target interface {
 	// target's policy adopts it. Errors: Permanent → dead letter, Requeue →
 	// try again after a delay without counting as a failure, anything else →
 	// transient, retried with backoff.
+	//
+	// have is ownership, not proof of existence: after an Apply that never
+	// returned (a crash) it also holds the objects that Apply was about to
+	// create, which may or may not exist. So Apply makes every object of
+	// want exist with its value (create, or verify and fix), even when have
+	// already lists it, and deletes the objects of have that want lacks (a
+	// missing one is not an error). Unverified(ctx) names the objects of
+	// have that may not exist, so a target applying only Diff(have, want)
+	// knows what else to create. The conformance suite checks this.
 	Apply(ctx context.Context, vm *eventbus.VM, have, want Objects) (Objects, error)
 }
 
@@ -116,4 +125,22 @@ func (e *RequeueError) Error() string { return fmt.Sprintf("requeue in %s: %s", 
 // Requeue returns a RequeueError.
 func Requeue(after time.Duration, reason string) error {
 	return &RequeueError{After: after, Reason: reason}
+}
+
+type unverifiedKey struct{}
+
+// Unverified returns the objects of have, in the context of an Apply, that an
+// earlier interrupted Apply was about to put in place: they are ours but may
+// not exist. It is empty in the normal case.
+func Unverified(ctx context.Context) Objects {
+	o, _ := ctx.Value(unverifiedKey{}).(Objects)
+	return o
+}
+
+// withUnverified returns ctx carrying the unverified objects of an Apply.
+func withUnverified(ctx context.Context, u Objects) context.Context {
+	if len(u) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, unverifiedKey{}, u)
 }

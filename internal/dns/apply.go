@@ -1,0 +1,247 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+type ownState int
+
+const (
+	stateAbsent  ownState = iota // no record at the name
+	stateOwned                   // our proof record (TXT marker, or our PTR) is there
+	stateForeign                 // something else is there
+)
+
+// nameChange is what one Apply does at one owner name.
+type nameChange struct {
+	name, zone string
+	reverse    bool              // a PTR name; else a forward name (A, AAAA, TXT)
+	have, want map[string]string // record type → object value
+	state      ownState
+	cur        string // the proof value in DNS when owned
+	full       bool   // replace every managed RRset (the state came from a query)
+	found      string // what a query found, for a conflict message
+}
+
+func (n *nameChange) types() []string {
+	if n.reverse {
+		return []string{typePTR}
+	}
+	return forwardTypes
+}
+
+func (n *nameChange) proof() string {
+	if n.reverse {
+		return typePTR
+	}
+	return typeTXT
+}
+
+// Apply sends, per zone, one UPDATE with the difference between have and
+// want (batched with other VMs' updates), guarded by prerequisites so that
+// it never changes a name vmglue does not own. See the package doc.
+func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+	result := have.Clone()
+	unverified := worker.Unverified(ctx) // ours, but an interrupted Apply may not have made them
+	if worker.Diff(have, want).Empty() && len(unverified) == 0 {
+		return result, nil
+	}
+	zones, forgotten, err := t.group(have, want, unverified)
+	if err != nil {
+		return result, err
+	}
+	for _, k := range forgotten {
+		delete(result, k)
+	}
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	for zone, list := range zones {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := t.applyZone(ctx, zone, list)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			for _, n := range list {
+				for _, typ := range n.types() {
+					delete(result, typ+" "+n.name)
+					if v, ok := n.want[typ]; ok {
+						result[typ+" "+n.name] = v
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := joinErrors(errs); err != nil {
+		return result, fmt.Errorf("apply dns for vm %s: %w", vm.Key(), err)
+	}
+	t.log.Debug().Str("vm", vm.Key()).Int("zones", len(zones)).Int("records", len(result)).Msg("dns records converged")
+	return result, nil
+}
+
+// joinErrors joins zone errors. The result is permanent only when every
+// error is: a transient failure in one zone is worth a retry.
+func joinErrors(errs []error) error {
+	if len(errs) <= 1 {
+		return errors.Join(errs...)
+	}
+	all := true
+	for _, e := range errs {
+		all = all && worker.IsPermanent(e)
+	}
+	if all {
+		return errors.Join(errs...)
+	}
+	plain := make([]error, len(errs))
+	for i, e := range errs {
+		plain[i] = e
+		if worker.IsPermanent(e) {
+			plain[i] = errors.New(e.Error()) // keep the text, drop the permanent mark
+		}
+	}
+	return errors.Join(plain...)
+}
+
+// group splits the keys of have and want by owner name and zone, keeping
+// only names where something differs or that hold an unverified object
+// (those are rewritten in full: verified by the prerequisite, or created).
+func (t *Target) group(have, want, unverified worker.Objects) (map[string][]*nameChange, []string, error) {
+	names := map[string]*nameChange{}
+	var forgotten []string
+	add := func(objs worker.Objects, side func(*nameChange) map[string]string, mustZone bool) error {
+		for k, v := range objs {
+			typ, name, ok := strings.Cut(k, " ")
+			if !ok {
+				return worker.Permanent(fmt.Errorf("object key %q is not \"TYPE name\"", k))
+			}
+			n := names[name]
+			if n == nil {
+				n = &nameChange{name: name, reverse: typ == typePTR, have: map[string]string{}, want: map[string]string{}}
+				if n.reverse {
+					n.zone = zoneOf(name, t.reverse)
+				} else {
+					n.zone = zoneOf(name, t.forward)
+				}
+				names[name] = n
+			}
+			if n.zone == "" {
+				if mustZone {
+					return worker.Permanent(fmt.Errorf("record %q is in no configured zone", k))
+				}
+				t.log.Warn().Str("record", k).Msg("record in no configured zone any more: forgotten, left alone")
+				forgotten = append(forgotten, k)
+				continue
+			}
+			side(n)[typ] = v
+		}
+		return nil
+	}
+	if err := add(have, func(n *nameChange) map[string]string { return n.have }, false); err != nil {
+		return nil, nil, err
+	}
+	if err := add(want, func(n *nameChange) map[string]string { return n.want }, true); err != nil {
+		return nil, nil, err
+	}
+	zones := map[string][]*nameChange{}
+	for _, n := range names {
+		for _, typ := range n.types() {
+			if _, ok := unverified[typ+" "+n.name]; ok {
+				n.full = true
+			}
+		}
+		if n.zone == "" || (equalMaps(n.have, n.want) && !n.full) {
+			continue
+		}
+		if v, ok := n.have[n.proof()]; ok {
+			n.state, n.cur = stateOwned, v
+		}
+		zones[n.zone] = append(zones[n.zone], n)
+	}
+	for _, l := range zones {
+		sort.Slice(l, func(i, j int) bool { return l[i].name < l[j].name })
+	}
+	return zones, forgotten, nil
+}
+
+func equalMaps(a, b map[string]string) bool {
+	return worker.Objects(a).Equal(worker.Objects(b))
+}
+
+// applyZone sends the zone's changes. A failed prerequisite means the names
+// are not in the state have claims: it asks the server who holds each name,
+// rebuilds the update from that, and sends it once more.
+func (t *Target) applyZone(ctx context.Context, zone string, list []*nameChange) error {
+	b := t.batcher(zone)
+	p, err := t.buildPart(list)
+	if p == nil || err != nil {
+		return err
+	}
+	err = b.submit(ctx, p)
+	var pe *prereqError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	for _, n := range list {
+		if err := t.resolve(ctx, zone, n); err != nil {
+			return err
+		}
+	}
+	if p, err = t.buildPart(list); p == nil || err != nil {
+		return err
+	}
+	p.alone = true
+	if err = b.submit(ctx, p); errors.As(err, &pe) {
+		t.metrics.conflict.Inc()
+		return worker.Permanent(fmt.Errorf("zone %s: names %s changed by someone else while applying: %w", zone, namesOf(list), worker.ErrConflict))
+	}
+	return err
+}
+
+func namesOf(list []*nameChange) string {
+	s := make([]string, len(list))
+	for i, n := range list {
+		s[i] = n.name
+	}
+	return strings.Join(s, ", ")
+}
+
+// resolve asks the server what holds n's name and sets n.state.
+func (t *Target) resolve(ctx context.Context, zone string, n *nameChange) error {
+	qtype := mdns.StringToType[n.proof()]
+	rcode, vals, err := t.lookup(ctx, zone, n.name, qtype)
+	if err != nil {
+		return err
+	}
+	proof := n.proof()
+	switch {
+	case rcode == mdns.RcodeNameError:
+		n.state = stateAbsent
+	case len(vals) == 1 && vals[0] != "" && (vals[0] == n.have[proof] || vals[0] == n.want[proof]):
+		n.state, n.cur, n.full = stateOwned, vals[0], true
+	default:
+		n.state = stateForeign
+		n.found = "records without a vmglue owner marker"
+		if len(vals) > 0 {
+			n.found = fmt.Sprintf("%s %q", proof, strings.Join(vals, " "))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	mdns "github.com/miekg/dns"
+)
+
+// maxInFlight bounds the UPDATE messages one zone's batcher has on the wire
+// at once. While they are out, new parts gather into the next batch.
+const maxInFlight = 4
+
+// errClosed is returned to parts still waiting when the target closes.
+var errClosed = errors.New("dns target closed")
+
+// part is one caller's share of an UPDATE for one zone: prerequisites and
+// updates for names no other part of the same message touches.
+type part struct {
+	prereq []mdns.RR
+	update []mdns.RR
+	names  []string
+	alone  bool       // send as its own message, now
+	res    chan error // buffered, receives exactly one result
+}
+
+func (p *part) size() (records, bytes int) {
+	for _, l := range [][]mdns.RR{p.prereq, p.update} {
+		for _, rr := range l {
+			bytes += mdns.Len(rr)
+		}
+		records += len(l)
+	}
+	return records, bytes
+}
+
+// batcher gathers the parts of concurrent Apply calls for one zone and sends
+// them as few UPDATE messages: after the window since the first part, when
+// the batch reaches max_records or max_bytes, or before a part that touches
+// a name already in the batch.
+type batcher struct {
+	t    *Target
+	zone string
+	in   chan *part
+	sem  chan struct{}
+}
+
+func newBatcher(t *Target, zone string) *batcher {
+	return &batcher{t: t, zone: zone, in: make(chan *part, 256), sem: make(chan struct{}, maxInFlight)}
+}
+
+// submit hands p to the batcher and waits for its result or ctx.
+func (b *batcher) submit(ctx context.Context, p *part) error {
+	p.res = make(chan error, 1)
+	select {
+	case b.in <- p:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.t.ctx.Done():
+		return errClosed
+	}
+	select {
+	case err := <-p.res:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-b.t.ctx.Done():
+		return errClosed
+	}
+}
+
+func (b *batcher) run(ctx context.Context) {
+	var (
+		batch          []*part
+		names          = map[string]bool{}
+		records, bytes int
+		timer          = time.NewTimer(time.Hour)
+	)
+	timer.Stop()
+	flush := func() {
+		timer.Stop()
+		if len(batch) == 0 {
+			return
+		}
+		b.sem <- struct{}{}
+		go b.send(batch)
+		batch, names, records, bytes = nil, map[string]bool{}, 0, 0
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for _, p := range batch {
+				p.res <- errClosed
+			}
+			for i := 0; i < cap(b.sem); i++ { // wait for the messages in flight
+				b.sem <- struct{}{}
+			}
+			return
+		case p := <-b.in:
+			if p.alone {
+				b.sem <- struct{}{}
+				go b.send([]*part{p})
+				continue
+			}
+			r, n := p.size()
+			overlap := false
+			for _, name := range p.names {
+				overlap = overlap || names[name]
+			}
+			if overlap || records+r > b.t.cfg.Batch.MaxRecords || bytes+n > b.t.cfg.Batch.MaxBytes {
+				flush()
+			}
+			if len(batch) == 0 {
+				timer.Reset(b.t.cfg.Batch.Window)
+			}
+			batch = append(batch, p)
+			records, bytes = records+r, bytes+n
+			for _, name := range p.names {
+				names[name] = true
+			}
+			if records >= b.t.cfg.Batch.MaxRecords || bytes >= b.t.cfg.Batch.MaxBytes {
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// send sends the parts as one UPDATE and hands out the result.
+func (b *batcher) send(parts []*part) {
+	defer func() { <-b.sem }()
+	b.deliver(parts)
+}
+
+// deliver sends parts as one message. Prerequisites are all-or-nothing per
+// message: when a batch fails on one (or on FORMERR/NOTZONE, which one
+// part's records may cause), it is split in halves and each half is sent
+// again, down to the single parts at fault, so one conflicting VM never
+// fails the others and costs about 2·log2(n) extra messages.
+func (b *batcher) deliver(parts []*part) {
+	m := new(mdns.Msg)
+	m.SetUpdate(b.zone)
+	for _, p := range parts {
+		m.Answer = append(m.Answer, p.prereq...)
+		m.Ns = append(m.Ns, p.update...)
+	}
+	err := b.t.update(b.t.ctx, b.zone, m)
+	var pe *prereqError
+	if len(parts) > 1 && (errors.As(err, &pe) || isPartSpecific(err)) {
+		b.deliver(parts[:len(parts)/2])
+		b.deliver(parts[len(parts)/2:])
+		return
+	}
+	for _, p := range parts {
+		p.res <- err
+	}
+}
+
+// isPartSpecific reports an rcode one caller's records may cause alone.
+func isPartSpecific(err error) bool {
+	var re *rcodeError
+	return errors.As(err, &re) && (re.rcode == mdns.RcodeFormatError || re.rcode == mdns.RcodeNotZone)
+}

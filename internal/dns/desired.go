@@ -1,0 +1,144 @@
+package dns
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// Record types in object keys: "A web1.cloud.test.", "PTR 42.0.0.10.in-addr.arpa.".
+const (
+	typeA    = "A"
+	typeAAAA = "AAAA"
+	typeTXT  = "TXT"
+	typePTR  = "PTR"
+)
+
+// forwardTypes are the RRsets vmglue manages at a forward name; the TXT
+// record is the ownership marker.
+var forwardTypes = []string{typeA, typeAAAA, typeTXT}
+
+// Desired returns the records the VM should have: A and AAAA (values:
+// sorted, comma-joined addresses) and the ownership TXT at its name in a
+// forward zone, and one PTR per address that falls in a reverse zone. A VM
+// that is deleted, in a kind outside present_kinds, or without any selected
+// address wants nothing. A name that cannot be made valid, or that lands
+// outside every forward zone, is a permanent error.
+func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
+	want := worker.Objects{}
+	if vm.Deleted() || !t.present[vm.Kind] {
+		return want, nil
+	}
+	var v4, v6 []netip.Addr
+	for i, nic := range vm.NICs {
+		if !t.selected(nic) {
+			continue
+		}
+		for _, f := range t.cfg.Addresses {
+			s := addressField(nic, f)
+			if s == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				return nil, worker.Permanent(fmt.Errorf("nic %d (%s): %s %q is not an ip address", i, nic.ID, f, s))
+			}
+			a = a.Unmap()
+			if a.Is4() && !slices.Contains(v4, a) {
+				v4 = append(v4, a)
+			} else if a.Is6() && !slices.Contains(v6, a) {
+				v6 = append(v6, a)
+			}
+		}
+	}
+	if len(v4)+len(v6) == 0 {
+		return want, nil
+	}
+	name, err := t.hostName(vm)
+	if err != nil {
+		return nil, worker.Permanent(err)
+	}
+	for _, set := range []struct {
+		typ   string
+		addrs []netip.Addr
+	}{{typeA, v4}, {typeAAAA, v6}} {
+		if len(set.addrs) == 0 {
+			continue
+		}
+		slices.SortFunc(set.addrs, func(a, b netip.Addr) int { return a.Compare(b) })
+		s := make([]string, len(set.addrs))
+		for i, a := range set.addrs {
+			s[i] = a.String()
+			rev, _ := mdns.ReverseAddr(s[i])
+			if zoneOf(rev, t.reverse) != "" {
+				want[typePTR+" "+rev] = name
+			}
+		}
+		want[set.typ+" "+name] = strings.Join(s, ",")
+	}
+	want[typeTXT+" "+name] = t.marker(vm)
+	return want, nil
+}
+
+// selected reports whether a NIC's addresses are published.
+func (t *Target) selected(nic eventbus.NIC) bool {
+	if nic.Alias && !*t.cfg.Aliases {
+		return false
+	}
+	if len(t.cfg.Networks) == 0 {
+		return true
+	}
+	return slices.Contains(t.cfg.Networks, nic.Network) ||
+		(nic.NetworkID != "" && slices.Contains(t.cfg.Networks, nic.NetworkID))
+}
+
+func addressField(nic eventbus.NIC, field string) string {
+	switch field {
+	case "ip":
+		return nic.IP
+	case "ip6":
+		return nic.IP6
+	case "ip6_global":
+		return nic.IP6Global
+	case "ip6_ula":
+		return nic.IP6ULA
+	}
+	return ""
+}
+
+// hostName renders the name template and returns the normalized fully
+// qualified name inside a forward zone.
+func (t *Target) hostName(vm *eventbus.VM) (string, error) {
+	var b strings.Builder
+	if err := t.tmpl.Execute(&b, vm); err != nil {
+		return "", fmt.Errorf("render dns.name_template: %w", err)
+	}
+	n, err := Normalize(b.String())
+	if err != nil {
+		return "", fmt.Errorf("vm %s name: %w", vm.Key(), err)
+	}
+	if !strings.HasSuffix(n, ".") {
+		n += "." + t.forward[0]
+	}
+	zone := zoneOf(n, t.forward)
+	switch {
+	case zone == "":
+		return "", fmt.Errorf("vm %s name: %w: %q is outside every forward zone %v", vm.Key(), errInvalidName, n, t.forward)
+	case zone == n:
+		return "", fmt.Errorf("vm %s name: %w: %q is the zone apex", vm.Key(), errInvalidName, n)
+	case len(n) > 254:
+		return "", fmt.Errorf("vm %s name: %w: %q is longer than 253 bytes", vm.Key(), errInvalidName, n)
+	}
+	return n, nil
+}
+
+// marker is the ownership TXT value of a VM, in the style of external-dns.
+func (t *Target) marker(vm *eventbus.VM) string {
+	return "heritage=vmglue,vmglue/owner=" + t.cfg.OwnerID + ",vmglue/vm=" + vm.Key()
+}

@@ -1,0 +1,208 @@
+// Package hookcmd is the OpenNebula state hook of vmglue (the vmglue-hook
+// binary): it reads the VM that HEM hands over, publishes its event to NATS
+// JetStream, and spools the event on local disk when NATS cannot take it.
+//
+// # Input
+//
+// Register the hook with ARGUMENTS="$TEMPLATE <word>" and ARGUMENTS_STDIN=yes:
+// HEM writes "<base64 VM XML> <word>" to stdin. Without ARGUMENTS_STDIN the
+// same tokens come as arguments; stdin is then not read. stdin is read up to
+// Options.MaxInput bytes; more is refused as invalid input.
+//
+// # What a run does
+//
+// Within Options.Timeout (default 5s): connect to NATS (no reconnect), send
+// the events spooled by earlier runs (oldest first), publish this event with
+// its id as Nats-Msg-Id and wait for the JetStream ack. If NATS cannot take it
+// (down, timeout, stream missing, SIGTERM before the ack), the event is
+// written to the spool (Options.SpoolDir, default /var/lib/one/vmglue/spool,
+// created 0700 as the hook's user, oneadmin) and the next run, or `vmglue
+// spool flush`, sends it. A re-sent event is dropped by the stream's duplicate
+// window.
+//
+// # Configuration
+//
+// From the environment of onehem (the oneadmin user), overridden by flags:
+//
+//	VMGLUE_NATS_URL            -url            NATS URL(s), comma separated (nats://127.0.0.1:4222)
+//	VMGLUE_CLOUD               -cloud          cloud name in subjects and sources (one)
+//	VMGLUE_SPOOL_DIR           -spool          spool directory (/var/lib/one/vmglue/spool)
+//	VMGLUE_NATS_USER           -user           NATS user
+//	VMGLUE_NATS_PASSWORD                       NATS password (no flag: it would show in ps)
+//	VMGLUE_NATS_PASSWORD_FILE  -password-file  file holding the password
+//	VMGLUE_NATS_TOKEN                          NATS token (no flag)
+//	VMGLUE_NATS_TOKEN_FILE     -token-file     file holding the token
+//	VMGLUE_NATS_CREDS          -creds          NATS credentials file (JWT + nkey)
+//	VMGLUE_NATS_CA             -ca             CA bundle for TLS
+//	VMGLUE_HOOK_TIMEOUT        -timeout        budget of a run (5s); keep OpenNebula's TIMEOUT above it
+//	                           -max-input      largest stdin accepted, in bytes
+//
+// # Output and exit codes
+//
+// One line on stderr, nothing on stdout, never a secret:
+//
+//	vmglue-hook: published <id> seq <n>     exit 0
+//	vmglue-hook: duplicate <id>             exit 0 (already stored: a retried hook)
+//	vmglue-hook: spooled <id> (<reason>)    exit 0 (NATS could not take it; kept on disk)
+//	vmglue-hook: lost <id>: ...             exit 1 (neither published nor spooled)
+//	vmglue-hook: invalid input: ...         exit 2 (nothing published, nothing spooled)
+//
+// A published or duplicate line ends with "(sent <k> spooled)" when the run
+// also sent k events from the spool, and "(spool: <problem>)" when a spool
+// file was broken (moved aside to *.bad) or could not be sent.
+//
+// Exit 2 is also a usage error (bad flag or VMGLUE_HOOK_TIMEOUT). In
+// OpenNebula's hook log 0 is SUCCESS; 1 and 2 are ERROR and can be retried
+// with `onehook retry` once the cause is fixed.
+package hookcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/opennebula"
+	"github.com/vmglue/vmglue/hooks/spool"
+)
+
+// Exit codes of Run.
+const (
+	ExitOK      = 0 // published, duplicate, or spooled
+	ExitLost    = 1 // could neither publish nor spool the event
+	ExitInvalid = 2 // invalid input or usage; nothing published or spooled
+)
+
+// Run handles one hook execution and returns the process exit code. ctx is
+// cancelled on SIGTERM; a run cancelled before the ack spools the event.
+func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stderr io.Writer) int {
+	opts.SetDefaults()
+	out := printer{w: stderr, secrets: opts.secrets()}
+	var in []byte
+	if len(args) == 0 && stdin != nil {
+		var err error
+		if in, err = readInput(ctx, stdin, opts.MaxInput, opts.Timeout); err != nil {
+			out.line("invalid input: %v", err)
+			return ExitInvalid
+		}
+	}
+	ev, err := opennebula.ParseHookInput(in, args, opts.Cloud)
+	if err != nil {
+		out.line("%v", inputError(err))
+		return ExitInvalid
+	}
+	r := deliver(ctx, &opts, &ev)
+	if r.err == nil {
+		msg := fmt.Sprintf("published %s seq %d", ev.ID, r.res.Sequence)
+		if r.res.Duplicate {
+			msg = "duplicate " + ev.ID
+		}
+		if r.flushed > 0 {
+			msg += fmt.Sprintf(" (sent %d spooled)", r.flushed)
+		}
+		if r.flushErr != nil {
+			msg += fmt.Sprintf(" (spool: %v)", r.flushErr)
+		}
+		out.line("%s", msg)
+		return ExitOK
+	}
+	reason := shortReason(ctx, r.err, opts.Timeout)
+	if _, err := spool.New(opts.SpoolDir).Write(&ev); err != nil {
+		out.line("lost %s: not published (%s) and not spooled: %v", ev.ID, reason, err)
+		return ExitLost
+	}
+	out.line("spooled %s (%s)", ev.ID, reason)
+	return ExitOK
+}
+
+// inputError words a parser error for the hook log.
+func inputError(err error) string {
+	if errors.Is(err, opennebula.ErrInvalidInput) {
+		// "decode hook input: invalid input: token 1 ..." -> "invalid input: token 1 ..."
+		msg, prefix := err.Error(), opennebula.ErrInvalidInput.Error()+": "
+		if i := strings.Index(msg, prefix); i >= 0 {
+			msg = msg[i+len(prefix):]
+		}
+		return "invalid input: " + msg
+	}
+	// An invalid cloud name: the hook's configuration, not its input.
+	return "usage: " + err.Error()
+}
+
+// result is what deliver did.
+type result struct {
+	res      eventbus.PublishResult
+	flushed  int   // spooled events sent before this one
+	flushErr error // why the spool could not be emptied (not fatal)
+	err      error // why this event was not published
+}
+
+// deliver connects, flushes the spool and publishes ev, all within
+// opts.Timeout. It returns as soon as ctx is cancelled, even in the middle of
+// a connect (which takes no context).
+func deliver(ctx context.Context, opts *Options, ev *eventbus.Event) result {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	ch := make(chan result, 1)
+	go func() { ch <- publish(ctx, opts, ev) }()
+	select {
+	case r := <-ch:
+		return r
+	case <-ctx.Done():
+		select {
+		case r := <-ch: // the ack won the race
+			return r
+		default:
+			return result{err: ctx.Err()}
+		}
+	}
+}
+
+// publish does the NATS part of a run: connect, send the spool, publish ev.
+func publish(ctx context.Context, opts *Options, ev *eventbus.Event) result {
+	co, err := opts.connOptions(time.Until(deadline(ctx, opts.Timeout)))
+	if err != nil {
+		return result{err: err}
+	}
+	nc, err := eventbus.Connect(co, false)
+	if err != nil {
+		return result{err: err}
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return result{err: fmt.Errorf("jetstream: %w", err)}
+	}
+	var r result
+	// A long backlog may use half of what is left, so that this event
+	// still has time for its own publish.
+	fctx, fcancel := context.WithTimeout(ctx, time.Until(deadline(ctx, opts.Timeout))/2)
+	r.flushed, r.flushErr = spool.New(opts.SpoolDir).Flush(fctx, func(ctx context.Context, e *eventbus.Event) error {
+		_, err := eventbus.Publish(ctx, js, e)
+		return err
+	})
+	fcancel()
+	switch {
+	case errors.Is(r.flushErr, spool.ErrBusy):
+		r.flushErr = nil // another hook is sending them
+	case ctx.Err() == nil && errors.Is(r.flushErr, context.DeadlineExceeded):
+		r.flushErr = errors.New("flush time used up, the next run sends the rest")
+	}
+	// Publish even when the flush failed: one stuck spool file must not
+	// hold back every new event (workers order snapshots by version).
+	r.res, r.err = eventbus.Publish(ctx, js, ev)
+	return r
+}
+
+// deadline is ctx's deadline, or now + d without one.
+func deadline(ctx context.Context, d time.Duration) time.Time {
+	if dl, ok := ctx.Deadline(); ok {
+		return dl
+	}
+	return time.Now().Add(d)
+}

@@ -1,0 +1,227 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// Apply converges every instance from have to want and returns what is in
+// place. Each instance is converged on its own: when one cannot be reached,
+// the others are still changed and the error is transient, with the
+// returned Objects telling the runtime what did succeed. A server draining
+// is returned as "draining since <unix> ..." with a Requeue; the runtime
+// records it, so a restarted vmglue resumes the same drain.
+func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+	st := t.vm(vm.Key())
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := have.Clone()
+	defer func() { st.known, st.last = true, out.Clone() }()
+	log := t.log.With().Str("vm", vm.ID).Str("cloud", vm.Cloud).Logger()
+
+	byInstance := map[string][]objectKey{}
+	var o outcome
+	for _, k := range unionKeys(have, want) {
+		key, err := parseKey(k)
+		if err != nil {
+			o.add(worker.Permanent(err))
+			continue
+		}
+		if _, ok := t.clients[key.Instance]; !ok {
+			if _, wanted := want[k]; wanted {
+				o.add(worker.Permanent(fmt.Errorf("%s: instance %q is not configured", k, key.Instance)))
+				continue
+			}
+			// The instance left the configuration: forget it, touch nothing.
+			log.Warn().Str("object", k).Msg("instance no longer configured, server left in place")
+			delete(out, k)
+			continue
+		}
+		byInstance[key.Instance] = append(byInstance[key.Instance], key)
+	}
+	for _, in := range t.cfg.Instances {
+		keys := byInstance[in.Name]
+		if len(keys) == 0 {
+			continue
+		}
+		c := t.clients[in.Name]
+		state, err := serversState(ctx, c)
+		if err != nil {
+			o.add(fmt.Errorf("instance %s: %w", in.Name, err))
+			continue
+		}
+		for _, key := range keys {
+			k := key.String()
+			v, err := t.step(ctx, c, state, key, have[k], want[k])
+			if v == "" {
+				delete(out, k)
+			} else {
+				out[k] = v
+			}
+			if err != nil {
+				o.add(fmt.Errorf("instance %s: %s: %w", in.Name, key.haproxy(), err))
+				if unreachable(err) {
+					break
+				}
+			}
+		}
+	}
+	err := o.err()
+	if err != nil && !isRequeue(err) {
+		log.Error().Err(err).Msg("lb apply")
+	}
+	return out, err
+}
+
+// step converges one object from old to new ("" for none) and returns its
+// value now ("" once the server is gone or was never ours).
+func (t *Target) step(ctx context.Context, c *Client, state map[string]server, k objectKey, old, new string) (string, error) {
+	var from, to spec
+	var err error
+	if old != "" {
+		if from, err = parseSpec(old); err != nil {
+			return old, worker.Permanent(err)
+		}
+	}
+	if new != "" {
+		if to, err = parseSpec(new); err != nil || to.Added || !to.Since.IsZero() {
+			return old, worker.Permanent(fmt.Errorf("wanted value %q is not a server address and options", new))
+		}
+	}
+	srv, exists := state[k.haproxy()]
+	switch {
+	case old == "":
+		if exists {
+			return "", worker.Permanent(fmt.Errorf("%w: server %s exists and is not vmglue's (address %s)",
+				worker.ErrConflict, k.haproxy(), srv.addrPort()))
+		}
+		return t.add(ctx, c, k, to, false)
+	case new == "":
+		v, _, err := t.remove(ctx, c, k, from)
+		return v, err
+	case from.inPool() == new && from.Since.IsZero():
+		// Unchanged (or added but not yet enabled): make sure it is there.
+		return t.ensure(ctx, c, k, to, srv, exists, true)
+	case from.inPool() == new:
+		// Draining, and the VM is back in the pool: stop the drain.
+		if !exists {
+			return t.add(ctx, c, k, to, true)
+		}
+		if err := c.Exec(ctx, "set server "+k.haproxy()+" state ready"); err != nil {
+			return old, err
+		}
+		t.log.Info().Str("server", k.String()).Msg("drain cancelled, server back in the pool")
+		srv.Admin &^= adminForcedMaint | adminForcedDrain
+		return t.ensure(ctx, c, k, to, srv, true, true)
+	case exists && from.Addr != to.Addr && srv.addrPort() == to.Addr.String() && srv.Admin&adminForcedDrain == 0:
+		// Already moved to the new address (a crash after the change).
+		return t.ensure(ctx, c, k, to, srv, exists, true)
+	}
+	// A new address or new options: drain and delete the old server, then
+	// add the new one under the same name.
+	v, gone, err := t.remove(ctx, c, k, from)
+	if err != nil || !gone {
+		return v, err
+	}
+	return t.add(ctx, c, k, to, true)
+}
+
+// add runs "add server", "enable server" and, with checks, "enable health".
+// owned says the name is vmglue's: an existing server is then taken as
+// this one (a crash between the add and the registry).
+func (t *Target) add(ctx context.Context, c *Client, k objectKey, s spec, owned bool) (string, error) {
+	err := c.Exec(ctx, "add server "+k.haproxy()+" "+s.inPool(), "New server registered.")
+	switch {
+	case errors.Is(err, ErrExists) && owned:
+	case errors.Is(err, ErrExists):
+		return "", worker.Permanent(fmt.Errorf("%w: server %s exists and is not vmglue's", worker.ErrConflict, k.haproxy()))
+	case errors.Is(err, ErrRejected), errors.Is(err, ErrNoSuchBackend):
+		return "", worker.Permanent(err)
+	case err != nil:
+		return "", err
+	default:
+		t.log.Info().Str("server", k.String()).Str("addr", s.Addr.String()).Msg("server added")
+	}
+	added := s
+	added.Added = true
+	if err := c.Exec(ctx, "enable server "+k.haproxy()); err != nil {
+		return added.String(), err
+	}
+	if s.checks() {
+		if err := c.Exec(ctx, "enable health "+k.haproxy()); err != nil {
+			return added.String(), err
+		}
+	}
+	return s.inPool(), nil
+}
+
+// ensure makes an owned server that should be in the pool be there: re-add
+// it when missing (HAProxy reloaded), enable it when in maintenance (an add
+// cut short), enable its checks. A server an operator drained stays drained.
+//
+// With replace, a server of the same name at another address is drained,
+// deleted and added again at the right one (Apply only: Resync cannot record
+// a drain).
+func (t *Target) ensure(ctx context.Context, c *Client, k objectKey, s spec, srv server, exists, replace bool) (string, error) {
+	if !exists {
+		t.log.Info().Str("server", k.String()).Msg("server missing, adding it again")
+		return t.add(ctx, c, k, s, true)
+	}
+	if srv.addrPort() != s.Addr.String() {
+		// Ours but elsewhere (a crash in the middle of an update): drain it
+		// and add it again. The draining value names the old address, so
+		// the next round finishes the move instead of cancelling the drain.
+		at, err := netip.ParseAddrPort(srv.addrPort())
+		if !replace || err != nil {
+			t.log.Warn().Str("server", k.String()).Str("haproxy_addr", srv.addrPort()).Str("addr", s.Addr.String()).
+				Msg("server has another address, left as is")
+		} else {
+			t.log.Warn().Str("server", k.String()).Str("haproxy_addr", srv.addrPort()).Str("addr", s.Addr.String()).
+				Msg("server has another address, moving it")
+			v, gone, err := t.remove(ctx, c, k, spec{Addr: at, Options: s.Options})
+			if err != nil || !gone {
+				return v, err
+			}
+			return t.add(ctx, c, k, s, true)
+		}
+	}
+	added := s
+	added.Added = true
+	if srv.Admin&adminForcedMaint != 0 {
+		if err := c.Exec(ctx, "enable server "+k.haproxy()); err != nil {
+			return added.String(), err
+		}
+		t.log.Info().Str("server", k.String()).Msg("server enabled")
+	}
+	if s.checks() && srv.Check&checkEnabled == 0 {
+		if err := c.Exec(ctx, "enable health "+k.haproxy()); err != nil {
+			return added.String(), err
+		}
+	}
+	return s.inPool(), nil
+}
+
+func unionKeys(a, b worker.Objects) []string {
+	var keys []string
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func isRequeue(err error) bool {
+	var rq *worker.RequeueError
+	return errors.As(err, &rq)
+}

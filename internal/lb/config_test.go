@@ -1,0 +1,140 @@
+package lb
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+const exampleYAML = `
+instances:
+  - name: lb1
+    address: unix:/run/haproxy/admin.sock
+  - name: lb2
+    address: tcp:127.0.0.1:9999
+attribute: LB_BACKENDS
+labels:
+  web: "web:8080"
+  api: "api:9000, web:8080"
+network: public
+server:
+  weight: 10
+  maxconn: 200
+  check: true
+  inter: 2s
+  rise: 2
+  fall: 3
+drain_timeout: 2m
+`
+
+func TestLoadConfig(t *testing.T) {
+	c, err := LoadConfig([]byte(exampleYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DrainTimeout != 2*time.Minute || c.DrainPoll != DefaultDrainPoll || c.ServerName != DefaultServerName ||
+		len(c.InPoolKinds) != 1 || c.InPoolKinds[0] != eventbus.KindRunning {
+		t.Fatalf("config %+v", c)
+	}
+	if got := c.Server.options(); got != "weight 10 maxconn 200 check inter 2000ms rise 2 fall 3" {
+		t.Fatalf("options %q", got)
+	}
+	if _, err := LoadConfig([]byte(exampleYAML + "drain_timout: 1m\n")); err == nil {
+		t.Fatal("unknown key accepted")
+	}
+}
+
+func TestValidateNamesKey(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(c *Config)
+		key  string
+	}{
+		{"no instances", func(c *Config) { c.Instances = nil }, "instances"},
+		{"bad instance name", func(c *Config) { c.Instances[0].Name = "lb/1" }, "instances[0].name"},
+		{"duplicate instance", func(c *Config) { c.Instances = append(c.Instances, c.Instances[0]) }, "instances[1].name"},
+		{"bad address", func(c *Config) { c.Instances[0].Address = "/run/admin.sock" }, "instances[0].address"},
+		{"bad label rule", func(c *Config) { c.Labels = map[string]string{"web": "web:0"} }, "labels.web"},
+		{"server name chars", func(c *Config) { c.ServerName = "vm/<vmid>" }, "server_name"},
+		{"server name without vm", func(c *Config) { c.ServerName = "<cloud>" }, "server_name"},
+		{"weight", func(c *Config) { c.Server.Weight = 300 }, "server.weight"},
+		{"inter without check", func(c *Config) { c.Server.Inter = time.Second }, "server.check"},
+		{"kind", func(c *Config) { c.InPoolKinds = []string{"up"} }, "in_pool_kinds[0]"},
+		{"deleted in pool", func(c *Config) { c.InPoolKinds = []string{"deleted"} }, "in_pool_kinds[0]"},
+		{"negative drain", func(c *Config) { c.DrainTimeout = -time.Second }, "drain_timeout"},
+		{"nothing joins", func(c *Config) { c.Attribute = "-" }, "attribute"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig("lb1", "unix:/run/haproxy/admin.sock")
+			c.SetDefaults()
+			if err := c.Validate(); err != nil {
+				t.Fatalf("base config: %v", err)
+			}
+			tc.edit(&c)
+			err := c.Validate()
+			if err == nil || !strings.Contains(err.Error(), "lb config: "+tc.key+":") {
+				t.Fatalf("error %v, want one naming %s", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestDesired(t *testing.T) {
+	base := func() *eventbus.VM {
+		vm := testVM("42", "web:8080")
+		vm.NICs = []eventbus.NIC{{ID: "0", Network: "mgmt"}, {ID: "1", Network: "lan", IP: "10.0.0.42"},
+			{ID: "2", Network: "public", IP: "192.0.2.42"}}
+		return vm
+	}
+	tests := []struct {
+		name   string
+		edit   func(vm *eventbus.VM)
+		config func(c *Config)
+		want   worker.Objects
+	}{
+		{name: "attribute", want: worker.Objects{"lb1/web/one-42": "10.0.0.42:8080"}},
+		{name: "network", config: func(c *Config) { c.Network = "public" },
+			want: worker.Objects{"lb1/web/one-42": "192.0.2.42:8080"}},
+		{name: "labels and attribute", edit: func(vm *eventbus.VM) { vm.Labels = []string{"api", "other"} },
+			config: func(c *Config) { c.Labels = map[string]string{"api": "api:9000,web:8080"} },
+			want:   worker.Objects{"lb1/web/one-42": "10.0.0.42:8080", "lb1/api/one-42": "10.0.0.42:9000"}},
+		{name: "two instances and options", config: func(c *Config) {
+			c.Instances = append(c.Instances, Instance{Name: "lb2", Address: "tcp:127.0.0.1:1"})
+			c.Server = ServerOptions{Weight: 5, Check: true}
+		}, want: worker.Objects{"lb1/web/one-42": "10.0.0.42:8080 weight 5 check", "lb2/web/one-42": "10.0.0.42:8080 weight 5 check"}},
+		{name: "name template", config: func(c *Config) { c.ServerName = "<name>.<cloud>" },
+			want: worker.Objects{"lb1/web/vm42.one": "10.0.0.42:8080"}},
+		{name: "stopped", edit: func(vm *eventbus.VM) { vm.Kind = eventbus.KindStopped }, want: worker.Objects{}},
+		{name: "deleted without ip", edit: func(vm *eventbus.VM) { vm.Kind = eventbus.KindDeleted; vm.NICs = nil },
+			want: worker.Objects{}},
+		{name: "migrating in pool by config", edit: func(vm *eventbus.VM) { vm.Kind = eventbus.KindMigrating },
+			config: func(c *Config) { c.InPoolKinds = []string{"running", "migrating"} },
+			want:   worker.Objects{"lb1/web/one-42": "10.0.0.42:8080"}},
+		{name: "no membership", edit: func(vm *eventbus.VM) { vm.Attributes = nil }, want: worker.Objects{}},
+		{name: "attribute off", edit: func(vm *eventbus.VM) {}, config: func(c *Config) {
+			c.Attribute = "-"
+			c.Labels = map[string]string{"x": "x:1"}
+		}, want: worker.Objects{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig("lb1", "unix:/run/haproxy/admin.sock")
+			if tc.config != nil {
+				tc.config(&c)
+			}
+			tgt, _ := newTarget(t, c)
+			vm := base()
+			if tc.edit != nil {
+				tc.edit(vm)
+			}
+			got, err := tgt.Desired(vm)
+			if err != nil || !got.Equal(tc.want) {
+				t.Fatalf("desired %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,116 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// Target keeps HAProxy pools in line with the VMs: it is the worker.Target
+// of the lb worker. Create it with New.
+type Target struct {
+	cfg     Config
+	log     zerolog.Logger
+	clients map[string]*Client // by instance name
+	now     func() time.Time
+
+	mu  sync.Mutex
+	vms map[string]*vmState // by VM key
+}
+
+// vmState serialises Apply and Resync for one VM and remembers what Apply
+// last returned, so a Resync working from an older copy of the registry
+// never re-adds a server that Apply has just removed.
+type vmState struct {
+	mu    sync.Mutex
+	known bool
+	last  worker.Objects
+}
+
+var _ worker.Target = (*Target)(nil)
+
+// New validates cfg (after filling its defaults) and returns the Target.
+// It does not contact HAProxy.
+func New(cfg Config, log zerolog.Logger) (*Target, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Target{cfg: cfg, log: log.With().Str("worker", "lb").Logger(),
+		clients: map[string]*Client{}, now: time.Now, vms: map[string]*vmState{}}
+	for _, in := range cfg.Instances {
+		c, err := NewClient(in.Address, cfg.CommandTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("instance %s: %w", in.Name, err)
+		}
+		t.clients[in.Name] = c
+	}
+	return t, nil
+}
+
+// Name returns "lb".
+func (t *Target) Name() string { return "lb" }
+
+// Config returns the configuration in use, defaults filled.
+func (t *Target) Config() Config { return t.cfg }
+
+func (t *Target) vm(key string) *vmState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s, ok := t.vms[key]
+	if !ok {
+		s = &vmState{}
+		t.vms[key] = s
+	}
+	return s
+}
+
+// outcome gathers the errors of one Apply or Resync across instances and
+// objects, and reduces them to the one error the runtime acts on.
+type outcome struct {
+	transient, permanent []error
+	requeue              *worker.RequeueError
+}
+
+func (o *outcome) add(err error) {
+	var rq *worker.RequeueError
+	switch {
+	case err == nil:
+	case errors.As(err, &rq):
+		if o.requeue == nil || rq.After < o.requeue.After {
+			o.requeue = rq
+		}
+	case worker.IsPermanent(err):
+		o.permanent = append(o.permanent, err)
+	default:
+		o.transient = append(o.transient, err)
+	}
+}
+
+// err returns a transient error if any instance failed transiently (so the
+// runtime retries just what is missing), else the Requeue of a drain in
+// progress, else the permanent errors (a conflict, a rejected server).
+func (o *outcome) err() error {
+	switch {
+	case len(o.transient) > 0:
+		return errors.Join(append(o.transient, o.permanent...)...)
+	case o.requeue != nil:
+		return o.requeue
+	case len(o.permanent) > 0:
+		return worker.Permanent(errors.Join(o.permanent...))
+	}
+	return nil
+}
+
+// unreachable reports whether err means the instance cannot be talked to,
+// so the remaining commands for it are skipped.
+func unreachable(err error) bool {
+	return errors.Is(err, ErrUnreachable) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,216 @@
+package lb
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+func TestResyncAfterReload(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "vm20")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	cfg := testConfig("lb1", h.Admin())
+	cfg.Server = ServerOptions{Check: true, Inter: 100 * time.Millisecond, Rise: 1}
+	tgt, rec := newTarget(t, cfg)
+	vm := testVM("20", "web:"+port(be))
+	have := mustConverge(t, tgt, vm, nil)
+	awaitBody(t, h.Frontend["web"], "vm20")
+
+	h.Reload()
+	if _, ok := servers(t, h)["web/one-20"]; ok {
+		t.Fatal("dynamic server survived the reload")
+	}
+	if code, _ := get(context.Background(), "http://"+h.Frontend["web"]+"/"); code != 503 {
+		t.Fatalf("after reload: %d, want 503", code)
+	}
+
+	// A fresh Target (a restarted vmglue) works from the registry alone.
+	fresh, rec2 := newTarget(t, cfg)
+	applied := map[string]worker.Objects{vm.Key(): have, "one.99": {}}
+	if err := fresh.Resync(context.Background(), applied); err != nil {
+		t.Fatalf("resync: %v", err)
+	}
+	s, ok := servers(t, h)["web/one-20"]
+	if !ok || s.Admin != 0 || s.Check&checkEnabled == 0 {
+		t.Fatalf("after resync: %+v (present %v), want enabled with checks", s, ok)
+	}
+	awaitBody(t, h.Frontend["web"], "vm20")
+
+	// Nothing to do now: only reads.
+	rec2.take()
+	if err := fresh.Resync(context.Background(), applied); err != nil {
+		t.Fatalf("second resync: %v", err)
+	}
+	if c := changing(rec2.take()); len(c) != 0 {
+		t.Fatalf("second resync changed state: %q", c)
+	}
+
+	// The Target that removed the VM never re-adds it from a stale registry.
+	vm.Kind = eventbus.KindDeleted
+	if got := mustConverge(t, tgt, vm, have); len(got) != 0 {
+		t.Fatalf("applied after delete: %v", got)
+	}
+	rec.take()
+	if err := tgt.Resync(context.Background(), applied); err != nil {
+		t.Fatalf("stale resync: %v", err)
+	}
+	if c := changing(rec.take()); len(c) != 0 {
+		t.Fatalf("resync from a stale registry changed state: %q", c)
+	}
+}
+
+func TestStaticServerConflict(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "static")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{
+		{Name: "web", Servers: []string{"one-30 " + be.Addr()}}}})
+	tgt, rec := newTarget(t, testConfig("lb1", h.Admin()))
+	before := servers(t, h)["web/one-30"]
+
+	vm := testVM("30", "web:8080")
+	got, err := applyOnce(t, tgt, vm, nil)
+	if !isPermanentConflict(err) {
+		t.Fatalf("add over a static server: %v, want a permanent conflict", err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("applied %v, want nothing", got)
+	}
+	// Deleting the VM never drains the static server either.
+	vm.Kind = eventbus.KindDeleted
+	if got, err := applyOnce(t, tgt, vm, got); err != nil || len(got) != 0 {
+		t.Fatalf("delete: %v, %v", got, err)
+	}
+	if c := changing(rec.take()); len(c) != 0 {
+		t.Fatalf("commands sent: %q", c)
+	}
+	after := servers(t, h)["web/one-30"]
+	if after.Admin != before.Admin || after.addrPort() != be.Addr() {
+		t.Fatalf("static server changed: %+v → %+v", before, after)
+	}
+	awaitBody(t, h.Frontend["web"], "static")
+
+	// A server added by hand between the state read and the add: still a conflict.
+	h.Command("add server web/one-31 127.0.0.1:9")
+	k := objectKey{"lb1", "web", "one-31"}
+	_, err = tgt.add(context.Background(), tgt.clients["lb1"], k, spec{Addr: mustAddrPort("127.0.0.1:8080")}, false)
+	if !isPermanentConflict(err) {
+		t.Fatalf("add over a hand-made server: %v", err)
+	}
+}
+
+func TestInvalidInputSendsNothing(t *testing.T) {
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	tests := []struct {
+		name   string
+		edit   func(vm *eventbus.VM)
+		config func(c *Config)
+		want   worker.Objects // forged want for Apply; nil: use Desired's error
+	}{
+		{name: "ip out of range", edit: func(vm *eventbus.VM) { vm.NICs[0].IP = "10.0.0.999" }},
+		{name: "hostname as ip", edit: func(vm *eventbus.VM) { vm.NICs[0].IP = "vm42.cloud.test" }},
+		{name: "no nic", edit: func(vm *eventbus.VM) { vm.NICs = nil }},
+		{name: "bad backend", edit: func(vm *eventbus.VM) { vm.Attributes[DefaultAttribute] = "web/x:80" }},
+		{name: "port out of range", edit: func(vm *eventbus.VM) { vm.Attributes[DefaultAttribute] = "web:99999" }},
+		{name: "no port", edit: func(vm *eventbus.VM) { vm.Attributes[DefaultAttribute] = "web" }},
+		{name: "backend twice", edit: func(vm *eventbus.VM) { vm.Attributes[DefaultAttribute] = "web:80,web:81" }},
+		{name: "name with space", edit: func(vm *eventbus.VM) { vm.Name = "web 1" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "name too long", edit: func(vm *eventbus.VM) { vm.Name = strings.Repeat("a", MaxServerName+1) },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "forged invalid address", want: worker.Objects{"lb1/web/one-40": "10.0.0.999:80"}},
+		{name: "forged command injection", want: worker.Objects{"lb1/web/one-40": "127.0.0.1:80 weight 1;del server web/x"}},
+		{name: "forged bad name", want: worker.Objects{"lb1/web/one 40": "127.0.0.1:80"}},
+		{name: "unknown backend", want: worker.Objects{"lb1/nosuch/one-40": "127.0.0.1:80"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig("lb1", h.Admin())
+			if tc.config != nil {
+				tc.config(&cfg)
+			}
+			tgt, rec := newTarget(t, cfg)
+			vm := testVM("40", "web:8080")
+			if tc.edit != nil {
+				tc.edit(vm)
+			}
+			var err error
+			if tc.want == nil {
+				_, err = applyOnce(t, tgt, vm, nil)
+			} else {
+				var got worker.Objects
+				got, err = tgt.Apply(context.Background(), vm, nil, tc.want)
+				if len(got) != 0 {
+					t.Errorf("applied %v", got)
+				}
+			}
+			if !worker.IsPermanent(err) {
+				t.Fatalf("error %v, want permanent", err)
+			}
+			for _, c := range changing(rec.take()) {
+				if !strings.HasPrefix(c, "add server web/nosuch") && !strings.HasPrefix(c, "add server nosuch/") {
+					t.Fatalf("command sent: %q", c)
+				}
+			}
+			if len(servers(t, h)) != 0 {
+				t.Fatalf("servers: %v", servers(t, h))
+			}
+		})
+	}
+}
+
+func TestTwoInstancesOneDown(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "vm50")
+	opts := testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}}
+	h1, h2 := testenv.StartHAProxy(t, opts), testenv.StartHAProxy(t, opts)
+	tgt, _ := newTarget(t, testConfig("lb1", h1.Admin(), "lb2", h2.Admin()))
+	vm := testVM("50", "web:"+port(be))
+
+	h2.Stop()
+	got, err := applyOnce(t, tgt, vm, nil)
+	if err == nil || worker.IsPermanent(err) || isRequeue(err) || !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("with lb2 down: %v, want a transient error", err)
+	}
+	if len(got) != 1 || got["lb1/web/one-50"] == "" {
+		t.Fatalf("applied %v, want only lb1", got)
+	}
+	awaitBody(t, h1.Frontend["web"], "vm50")
+
+	h2.Start()
+	got = mustConverge(t, tgt, vm, got)
+	if len(got) != 2 {
+		t.Fatalf("applied %v, want both instances", got)
+	}
+	awaitBody(t, h2.Frontend["web"], "vm50")
+}
+
+// ResyncLoop notices the reload by itself (worker Pid change), long before
+// the resync interval.
+func TestResyncLoopDetectsReload(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "vm21")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	cfg := testConfig("lb1", h.Admin())
+	cfg.ResyncInterval = time.Hour
+	tgt, _ := newTarget(t, cfg)
+	vm := testVM("21", "web:"+port(be))
+	have := mustConverge(t, tgt, vm, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- tgt.ResyncLoop(ctx, func(context.Context) (map[string]worker.Objects, error) {
+			return map[string]worker.Objects{vm.Key(): have}, nil
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	h.Reload()
+	testenv.WaitFor(t, 10*time.Second, "server back after the reload", func() bool {
+		_, ok := servers(t, h)["web/one-21"]
+		return ok
+	})
+	awaitBody(t, h.Frontend["web"], "vm21")
+}

@@ -1,0 +1,94 @@
+package lb
+
+import (
+	"context"
+	"testing"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// A crash between "add server" and the registry: the runtime passes the
+// pending object as ours, the server sits in maintenance; Apply enables it.
+func TestInterruptedAddIsCompleted(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "vm60")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	tgt, rec := newTarget(t, testConfig("lb1", h.Admin()))
+	vm := testVM("60", "web:"+port(be))
+	want, err := tgt.Desired(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.Command("add server web/one-60 " + want["lb1/web/one-60"]); r != "New server registered." {
+		t.Fatalf("add by hand: %q", r)
+	}
+	for _, have := range []worker.Objects{want, {"lb1/web/one-60": prefixAdded + want["lb1/web/one-60"]}} {
+		h.Command("disable server web/one-60")
+		got, err := tgt.Apply(context.Background(), vm, have, want)
+		if err != nil || !got.Equal(want) {
+			t.Fatalf("apply from %v: %v, %v", have, got, err)
+		}
+		if c := changing(rec.take()); !equalStrings(c, []string{"enable server web/one-60"}) {
+			t.Fatalf("commands %q, want only the enable", c)
+		}
+		awaitBody(t, h.Frontend["web"], "vm60")
+	}
+}
+
+func TestUpdateMovesServer(t *testing.T) {
+	old := testenv.StartHTTPBackend(t, "old")
+	moved := testenv.StartHTTPBackend(t, "new")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	tgt, _ := newTarget(t, testConfig("lb1", h.Admin()))
+	vm := testVM("70", "web:"+port(old))
+	have := mustConverge(t, tgt, vm, nil)
+	awaitBody(t, h.Frontend["web"], "old")
+
+	vm.Attributes[DefaultAttribute] = "web:" + port(moved)
+	have = mustConverge(t, tgt, vm, have)
+	if have["lb1/web/one-70"] != "127.0.0.1:"+port(moved) {
+		t.Fatalf("applied %v", have)
+	}
+	awaitBody(t, h.Frontend["web"], "new")
+
+	// Pending overrides applied after a crash mid-update: the server is at
+	// the old address while have already says the new one. Apply moves it.
+	h.Command("del server web/one-70")
+	h.Command("add server web/one-70 127.0.0.1:" + port(old))
+	h.Command("enable server web/one-70")
+	have = mustConverge(t, tgt, vm, have)
+	if s := servers(t, h)["web/one-70"]; s.addrPort() != moved.Addr() || s.Admin != 0 {
+		t.Fatalf("server %+v, want enabled at %s", s, moved.Addr())
+	}
+	awaitBody(t, h.Frontend["web"], "new")
+}
+
+// A VM that comes back while its server drains keeps its server.
+func TestBackInPoolCancelsDrain(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "vm80")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	tgt, rec := newTarget(t, testConfig("lb1", h.Admin()))
+	vm := testVM("80", "web:"+port(be))
+	have := mustConverge(t, tgt, vm, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go get(ctx, "http://"+h.Frontend["web"]+"/slow?ms=20000")
+	testenv.WaitFor(t, 5e9, "slow request at the backend", func() bool { return be.InFlight() == 1 })
+	vm.Kind = eventbus.KindStopping
+	have, err := applyOnce(t, tgt, vm, have)
+	if !isRequeue(err) {
+		t.Fatalf("drain: %v", err)
+	}
+	vm.Kind = eventbus.KindRunning
+	rec.take()
+	have = mustConverge(t, tgt, vm, have)
+	if c := changing(rec.take()); !equalStrings(c, []string{"set server web/one-80 state ready"}) {
+		t.Fatalf("commands %q", c)
+	}
+	if have["lb1/web/one-80"] != "127.0.0.1:"+port(be) {
+		t.Fatalf("applied %v", have)
+	}
+	awaitBody(t, h.Frontend["web"], "vm80")
+}

@@ -1,0 +1,253 @@
+package puppet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/testenv"
+)
+
+// mapLookup is an in-memory Lookup: certname → VM.
+type mapLookup map[string]*eventbus.VM
+
+func (m mapLookup) VMByCertname(_ context.Context, certname string) (*eventbus.VM, error) {
+	return m[certname], nil
+}
+
+type failingLookup struct{}
+
+func (failingLookup) VMByCertname(context.Context, string) (*eventbus.VM, error) {
+	return nil, errors.New("nats: connection closed")
+}
+
+// autosignHelper is this binary run by Puppet Server as its autosign
+// policy: the VMs come from a JSON file (certname → VM).
+func autosignHelper(vmsFile string) int {
+	b, err := os.ReadFile(vmsFile)
+	var vms mapLookup
+	if err == nil {
+		err = json.Unmarshal(b, &vms)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "refused: read %s: %v\n", vmsFile, err)
+		return ExitError
+	}
+	cfg := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
+	return Main(context.Background(), os.Args[1:], os.Stdin, os.Stderr, vms, cfg)
+}
+
+// agentCSR is one real CSR made by `puppet ssl bootstrap` (refused by the
+// stack's default policy), with challengePassword "s3cret".
+var agentCSR struct {
+	once     sync.Once
+	certname string
+	pem      []byte
+}
+
+func realCSR(t *testing.T) (string, []byte) {
+	s := testenv.Puppet(t)
+	agentCSR.once.Do(func() {
+		agentCSR.certname = uniq("csr") + ".cloud.test"
+		signed, csr := bootstrap(t, s, agentCSR.certname, "s3cret")
+		if signed {
+			t.Fatalf("default policy signed %s", agentCSR.certname)
+		}
+		agentCSR.pem = csr
+	})
+	if agentCSR.pem == nil {
+		t.Fatal("no agent CSR")
+	}
+	return agentCSR.certname, agentCSR.pem
+}
+
+func TestAutosign(t *testing.T) {
+	certname, csr := realCSR(t)
+	vm := func(kind, challenge string) mapLookup {
+		return mapLookup{certname: fakeVM(strings.TrimSuffix(certname, ".cloud.test"), kind,
+			map[string]string{"PUPPET_CHALLENGE": challenge})}
+	}
+	strict := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
+	tests := []struct {
+		name     string
+		certname string
+		csr      []byte
+		lookup   Lookup
+		cfg      AutosignConfig
+		sign     bool
+		reason   string
+		err      bool
+	}{
+		{"running vm, right challenge", certname, csr, vm(eventbus.KindRunning, "s3cret"), strict, true, "signed", false},
+		{"starting vm, no challenge required", certname, csr, vm(eventbus.KindStarting, ""), AutosignConfig{}, true, "signed", false},
+		{"wrong challenge", certname, csr, vm(eventbus.KindRunning, "other"), strict, false, "challengePassword does not match", false},
+		{"vm without challenge attribute", certname, csr, vm(eventbus.KindRunning, ""), strict, false, "has no PUPPET_CHALLENGE", false},
+		{"unknown certname", certname, csr, mapLookup{}, strict, false, "no VM known", false},
+		{"deleted vm", certname, csr, vm(eventbus.KindDeleted, "s3cret"), strict, false, "is deleted", false},
+		{"stopped vm", certname, csr, vm(eventbus.KindStopped, "s3cret"), strict, false, "is stopped", false},
+		{"lookup fails", certname, csr, failingLookup{}, strict, false, "lookup failed", true},
+		{"csr of another name", "other.cloud.test", csr, mapLookup{"other.cloud.test": fakeVM("other", eventbus.KindRunning, nil)}, AutosignConfig{}, false, "does not match the certname", false},
+		{"garbage", certname, []byte("hello"), vm(eventbus.KindRunning, "s3cret"), strict, false, "no PEM", false},
+		{"invalid certname", "Evil\nName", csr, mapLookup{}, strict, false, "not a valid certname", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Autosign(context.Background(), tc.certname, tc.csr, tc.lookup, tc.cfg)
+			if (err != nil) != tc.err || d.Sign != tc.sign || !strings.Contains(d.Reason, tc.reason) {
+				t.Fatalf("got %+v, %v; want sign=%v reason ~%q err=%v", d, err, tc.sign, tc.reason, tc.err)
+			}
+			if strings.Contains(d.Reason, "\n") || (err != nil && strings.Contains(err.Error(), "s3cret")) || strings.Contains(d.Reason, "s3cret") {
+				t.Fatalf("reason must be one line without the secret: %q", d.Reason)
+			}
+		})
+	}
+}
+
+// TestAutosignOpenSSLChallenge covers the string types openssl writes: a
+// PrintableString for ASCII, a UTF8String with -utf8.
+func TestAutosignOpenSSLChallenge(t *testing.T) {
+	testenv.Need(t, "openssl")
+	cfg := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
+	for _, tc := range []struct{ name, challenge, flag string }{
+		{"printable", "Ascii-Challenge 42", ""},
+		{"utf8", "utf8-ch\u00e4llenge", "-utf8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cnf := "[req]\nprompt=no\ndistinguished_name=dn\nattributes=at\n[dn]\nCN=vm9.cloud.test\n[at]\nchallengePassword=" + tc.challenge + "\n"
+			if err := os.WriteFile(filepath.Join(dir, "req.cnf"), []byte(cnf), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", dir + "/k.pem", "-config", dir + "/req.cnf"}
+			if tc.flag != "" {
+				args = append(args, tc.flag)
+			}
+			out, err := exec.Command("openssl", args...).Output()
+			if err != nil {
+				t.Fatalf("openssl req: %v", err)
+			}
+			for _, c := range []struct {
+				want string
+				sign bool
+			}{{tc.challenge, true}, {tc.challenge + "x", false}} {
+				lookup := mapLookup{"vm9.cloud.test": fakeVM("vm9", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": c.want})}
+				if d, err := Autosign(context.Background(), "vm9.cloud.test", out, lookup, cfg); d.Sign != c.sign || err != nil {
+					t.Errorf("vm challenge %q: got %+v %v, want sign=%v", c.want, d, err, c.sign)
+				}
+			}
+		})
+	}
+}
+
+func TestMainExitCodes(t *testing.T) {
+	certname, csr := realCSR(t)
+	lookup := mapLookup{certname: fakeVM("x", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "s3cret"})}
+	cfg := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
+	tests := []struct {
+		name   string
+		args   []string
+		stdin  io.Reader
+		lookup Lookup
+		code   int
+	}{
+		{"sign", []string{certname}, bytes.NewReader(csr), lookup, ExitSign},
+		{"refuse", []string{"nobody.cloud.test"}, bytes.NewReader(csr), lookup, ExitRefuse},
+		{"lookup error", []string{certname}, bytes.NewReader(csr), failingLookup{}, ExitError},
+		{"usage", nil, bytes.NewReader(csr), lookup, ExitError},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := Main(context.Background(), tc.args, tc.stdin, &stderr, tc.lookup, cfg); code != tc.code {
+				t.Fatalf("exit %d, want %d (%s)", code, tc.code, stderr.String())
+			}
+			if lines := strings.Count(stderr.String(), "\n"); lines != 1 {
+				t.Fatalf("want one stderr line, got %q", stderr.String())
+			}
+		})
+	}
+}
+
+// TestAutosignEndToEnd makes Puppet Server run this test binary as its
+// autosign policy and boots real agents against it.
+func TestAutosignEndToEnd(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	name := uniq("boot")
+	certname, evil := name+".cloud.test", uniq("evil")+".cloud.test"
+	dir, err := os.MkdirTemp(s.AgentsDir, "autosign-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vms, _ := json.Marshal(mapLookup{
+		certname: fakeVM(name, eventbus.KindStarting, map[string]string{"PUPPET_CHALLENGE": "boot-secret"}),
+		evil:     fakeVM("evil", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "right"}),
+	})
+	policy := fmt.Sprintf("#!/bin/sh\nVMGLUE_AUTOSIGN_HELPER_VMS=%s/vms.json exec %s/puppet.test \"$@\"\n", dir, dir)
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{"puppet.test", bin, 0o755}, {"vms.json", vms, 0o644}, {"policy", []byte(policy), 0o755}} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(s.AutosignTargetFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(s.AutosignTargetFile, old, 0o644) })
+	if err := os.WriteFile(s.AutosignTargetFile, []byte(dir+"/policy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	if signed, _ := bootstrap(t, s, certname, "boot-secret"); !signed {
+		t.Fatalf("%s not signed by the policy (see %s)", certname, s.ServerLog)
+	}
+	serial := a.certSerial(certname)
+	if signed, _ := bootstrap(t, s, evil, "wrong"); signed || a.state(evil) != "requested" {
+		t.Fatalf("%s: wrong challenge signed=%v state=%q, want a pending request", evil, signed, a.state(evil))
+	}
+
+	// The VM is deleted, a new one with the same name boots.
+	tg := newTarget(t, testConfig(s))
+	for _, n := range []string{certname, evil} {
+		vm := fakeVM(strings.TrimSuffix(n, ".cloud.test"), eventbus.KindDeleted, nil)
+		if out, err := converge(t, tg, vm, map[string]string{"cert " + n: "", "node " + n: ""}); err != nil || len(out) != 0 {
+			t.Fatalf("delete %s: %v %v", n, out, err)
+		}
+	}
+	if !a.revoked(serial) || a.state(evil) != "" {
+		t.Fatalf("after delete: serial revoked %v, %s state %q", a.revoked(serial), evil, a.state(evil))
+	}
+	if signed, _ := bootstrap(t, s, certname, "boot-secret"); !signed {
+		t.Fatalf("the successor of %s was not signed", certname)
+	}
+	vm := fakeVM(name, eventbus.KindDeleted, nil)
+	if _, err := converge(t, tg, vm, map[string]string{"cert " + certname: ""}); err != nil {
+		t.Fatalf("final clean: %v", err)
+	}
+}

@@ -1,0 +1,85 @@
+package puppet
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// The Puppet Server CA HTTP API (puppet-ca/v1), as verified against Puppet
+// Server 7 in /work/shared/facts/puppet.md §3.
+const (
+	caClean  = "/puppet-ca/v1/clean"
+	caStatus = "/puppet-ca/v1/certificate_status/"
+)
+
+// certStatus is the part of a certificate_status answer the worker reads.
+type certStatus struct {
+	Name         string `json:"name"`
+	State        string `json:"state"` // "requested", "signed", "revoked"
+	SerialNumber int64  `json:"serial_number"`
+}
+
+// cleanCert revokes and deletes the signed certificate of certname and
+// discards a pending CSR for it, so that a new VM with the same name can be
+// signed. A certname the CA does not know is already clean. It returns what
+// it removed, for the log: "signed", "requested" or "".
+func (c *client) cleanCert(ctx context.Context, certname string) (string, error) {
+	op := "clean certificate " + certname
+	body, _ := json.Marshal(map[string][]string{"certnames": {certname}})
+	code, resp, err := c.do(ctx, http.MethodPut, caClean, nil, body)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", op, err)
+	}
+	switch {
+	case code == http.StatusNotFound:
+		// Nothing to clean: look for a pending CSR below.
+	case code != http.StatusOK:
+		return "", c.statusError(op, code, resp)
+	case !strings.Contains(string(resp), "do not exist"):
+		// "Successfully cleaned all certs.": revoked (in the CRL) and deleted.
+		return "signed", nil
+	}
+	// No signed certificate. A CSR that autosign refused stays pending and
+	// would block a new CSR for the name: discard it.
+	st, found, err := c.certStatus(ctx, certname)
+	if err != nil || !found {
+		return "", err
+	}
+	if st.State != "requested" {
+		// Signed between our two calls: the next attempt cleans it.
+		return "", fmt.Errorf("%s: certificate appeared in state %q while cleaning, retrying", op, st.State)
+	}
+	code, resp, err = c.do(ctx, http.MethodDelete, caStatus+url.PathEscape(certname), nil, nil)
+	if err != nil {
+		return "", fmt.Errorf("discard request %s: %w", certname, err)
+	}
+	if code != http.StatusNoContent && code != http.StatusOK && code != http.StatusNotFound {
+		return "", c.statusError("discard request "+certname, code, resp)
+	}
+	return "requested", nil
+}
+
+// certStatus returns the CA's view of certname; found is false on 404.
+func (c *client) certStatus(ctx context.Context, certname string) (certStatus, bool, error) {
+	op := "get certificate status " + certname
+	code, resp, err := c.do(ctx, http.MethodGet, caStatus+url.PathEscape(certname), nil, nil)
+	if err != nil {
+		return certStatus{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	switch code {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return certStatus{}, false, nil
+	default:
+		return certStatus{}, false, c.statusError(op, code, resp)
+	}
+	var st certStatus
+	if err := json.Unmarshal(resp, &st); err != nil {
+		return certStatus{}, false, fmt.Errorf("%s: decode answer: %w", op, err)
+	}
+	return st, true, nil
+}

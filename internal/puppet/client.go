@@ -1,0 +1,154 @@
+package puppet
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// client talks HTTPS with the worker's client certificate to one server
+// (the CA or PuppetDB) and classifies failures: transport trouble, 5xx and
+// 429 are transient; 400, 401, 403 and TLS trust failures are permanent.
+type client struct {
+	name string // "ca" or "puppetdb", for errors
+	base *url.URL
+	http *http.Client
+}
+
+// newTLSConfig loads the worker's certificate and the CA bundle. Errors name
+// the file, never its content.
+func newTLSConfig(c TLSConfig) (*tls.Config, error) {
+	caPEM, err := os.ReadFile(c.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("read tls.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("tls.ca_file %s: no PEM certificate", c.CAFile)
+	}
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load tls.cert_file/tls.key_file %s: %w", c.CertFile, err)
+	}
+	return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func newClient(name, base string, tc *tls.Config, timeout time.Duration) (*client, error) {
+	u, err := url.Parse(strings.TrimSuffix(base, "/"))
+	if err != nil {
+		return nil, fmt.Errorf("parse %s url: %w", name, err)
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     tc,
+		DialContext:         (&net.Dialer{Timeout: timeout}).DialContext,
+		TLSHandshakeTimeout: timeout,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &client{name: name, base: u, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// do sends one request and returns the status and (at most 64 KiB of) body.
+// A transport error is returned classified; the caller classifies statuses.
+func (c *client) do(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, worker.Permanent(fmt.Errorf("build %s request: %w", c.name, err))
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, c.transportError(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return 0, nil, fmt.Errorf("read %s response from %s: %w", c.name, c.base.Host, err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+// transportError strips the URL from err and decides whether retrying can
+// help: a server we do not trust, or one that refuses our certificate, is
+// a configuration problem; anything else (refused, reset, timeout) is not.
+func (c *client) transportError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		invalid   x509.CertificateInvalidError
+		hostname  x509.HostnameError
+		verify    *tls.CertificateVerificationError
+		alert     tls.AlertError
+	)
+	switch {
+	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &hostname), errors.As(err, &verify):
+		return worker.Permanent(fmt.Errorf("%s %s: server certificate not trusted (check tls.ca_file and the url's host name): %w", c.name, c.base.Host, err))
+	case errors.As(err, &alert) && isCertAlert(alert):
+		return worker.Permanent(fmt.Errorf("%s %s: client certificate refused (check tls.cert_file: signed by this CA, not revoked): %w", c.name, c.base.Host, err))
+	}
+	return fmt.Errorf("%s %s unreachable: %w", c.name, c.base.Host, err)
+}
+
+// isCertAlert reports TLS alerts about our certificate: bad_certificate(42),
+// unsupported(43), revoked(44), expired(45), unknown(46), unknown_ca(48),
+// certificate_required(116).
+func isCertAlert(a tls.AlertError) bool {
+	return (a >= 42 && a <= 46) || a == 48 || a == 116
+}
+
+// statusError turns an unexpected HTTP status into an error: 5xx, 408 and
+// 429 are transient, any other status permanent. reason is a short,
+// printable excerpt of the body.
+func (c *client) statusError(op string, code int, body []byte) error {
+	err := fmt.Errorf("%s: %s %s answered %d %s: %s", op, c.name, c.base.Host, code, http.StatusText(code), excerpt(body))
+	switch {
+	case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return err
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		hint := "allow the worker's certname in the CA's auth.conf"
+		if c.name == "puppetdb" {
+			hint = "add the worker's certname to PuppetDB's certificate-allowlist"
+		}
+		return worker.Permanent(fmt.Errorf("%w (%s)", err, hint))
+	}
+	return worker.Permanent(err)
+}
+
+// excerpt returns the first line of body, printable, at most 200 bytes.
+func excerpt(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		return '?'
+	}, s)
+}

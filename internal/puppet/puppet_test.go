@@ -1,0 +1,188 @@
+package puppet
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// converge runs one Desired + Apply round like the runtime does.
+func converge(t *testing.T, tg *Target, vm *eventbus.VM, have worker.Objects) (worker.Objects, error) {
+	t.Helper()
+	want, err := tg.Desired(vm)
+	if err != nil {
+		t.Fatalf("desired: %v", err)
+	}
+	start := time.Now()
+	out, err := tg.Apply(context.Background(), vm, have, want)
+	t.Logf("apply %s (%d→%d objects): %s, err=%v", vm.Kind, len(have), len(want), time.Since(start).Round(time.Millisecond), err)
+	return out, err
+}
+
+func TestApplyDeleteCleansCertificateAndDeactivatesNode(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	vm := fakeVM(uniq("web"), eventbus.KindRunning, nil)
+	name := vm.Name + ".cloud.test"
+	foreign := uniq("foreign") + ".cloud.test"
+	serial := a.signedCert(name)
+	a.signedCert(foreign)
+	a.replaceFacts(name)
+	a.replaceFacts(foreign)
+
+	// Creates only record ownership: with both servers "down" Apply works.
+	cfg := testConfig(s)
+	down := cfg
+	down.CAURL, down.PuppetDBURL = closedURL(t), closedURL(t)
+	have, err := converge(t, newTarget(t, down), vm, nil)
+	if err != nil || !have.Equal(worker.Objects{"cert " + name: "", "node " + name: ""}) {
+		t.Fatalf("create: %v %v", have, err)
+	}
+	if again, err := converge(t, newTarget(t, down), vm, have); err != nil || !again.Equal(have) {
+		t.Fatalf("apply twice: %v %v", again, err)
+	}
+
+	tg := newTarget(t, cfg)
+	vm.Kind = eventbus.KindDeleted
+	out, err := converge(t, tg, vm, have)
+	if err != nil || len(out) != 0 {
+		t.Fatalf("delete: %v %v", out, err)
+	}
+	if st := a.state(name); st != "" {
+		t.Errorf("certificate %s still in state %q", name, st)
+	}
+	if !a.revoked(serial) {
+		t.Errorf("crl does not list serial %s of %s", serial, name)
+	}
+	if a.node(name) == nil {
+		t.Errorf("node %s not deactivated in puppetdb", name)
+	}
+	// Foreign objects (not in have) are untouched.
+	if st := a.state(foreign); st != "signed" {
+		t.Errorf("foreign certificate %s: state %q, want signed", foreign, st)
+	}
+	if d := a.node(foreign); d != nil {
+		t.Errorf("foreign node %s deactivated at %v", foreign, d)
+	}
+	// The name is free again: a new VM's CSR is accepted and signed.
+	if newSerial := a.signedCert(name); newSerial.Cmp(serial) == 0 {
+		t.Errorf("re-signed %s with the old serial", name)
+	}
+	// Replay of the delete: nothing in have, nothing to do, no calls.
+	if out, err := converge(t, newTarget(t, down), vm, out); err != nil || len(out) != 0 {
+		t.Fatalf("replayed delete: %v %v", out, err)
+	}
+}
+
+func TestApplyDeleteCADownIsTransientThenConverges(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	vm := fakeVM(uniq("db"), eventbus.KindDeleted, nil)
+	name := vm.Name + ".cloud.test"
+	serial := a.signedCert(name)
+	a.replaceFacts(name)
+	have := worker.Objects{"cert " + name: "", "node " + name: ""}
+
+	cfg := testConfig(s)
+	cfg.CAURL = closedURL(t)
+	out, err := converge(t, newTarget(t, cfg), vm, have)
+	if err == nil || worker.IsPermanent(err) {
+		t.Fatalf("ca down: want a transient error, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "ca 127.0.0.1:") || !strings.Contains(err.Error(), "unreachable") {
+		t.Errorf("error does not say the ca is unreachable: %v", err)
+	}
+	// PuppetDB was up: the node part is done and recorded, the cert is not.
+	if !out.Equal(worker.Objects{"cert " + name: ""}) {
+		t.Fatalf("partial result: %v", out)
+	}
+	if a.state(name) != "signed" || a.node(name) == nil {
+		t.Fatalf("after partial delete: cert %q, node deactivated %v", a.state(name), a.node(name))
+	}
+	out, err = converge(t, newTarget(t, testConfig(s)), vm, out)
+	if err != nil || len(out) != 0 {
+		t.Fatalf("retry: %v %v", out, err)
+	}
+	if a.state(name) != "" || !a.revoked(serial) {
+		t.Errorf("certificate %s not cleaned after retry", name)
+	}
+}
+
+func TestApplyDeleteForbiddenIsPermanent(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	vm := fakeVM(uniq("app"), eventbus.KindDeleted, nil)
+	name := vm.Name + ".cloud.test"
+	a.signedCert(name)
+	cfg := testConfig(s)
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = s.IntruderCertFile, s.IntruderKeyFile
+	have := worker.Objects{"cert " + name: "", "node " + name: ""}
+	out, err := converge(t, newTarget(t, cfg), vm, have)
+	if err == nil || !worker.IsPermanent(err) {
+		t.Fatalf("cert not allowed: want a permanent error, got %v", err)
+	}
+	for _, want := range []string{"ca 127.0.0.1", "403", "puppetdb 127.0.0.1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if !out.Equal(have) {
+		t.Errorf("nothing was done, yet have became %v", out)
+	}
+	if a.state(name) != "signed" {
+		t.Errorf("certificate %s changed by a forbidden client", name)
+	}
+}
+
+func TestApplyDeleteDiscardsPendingRequest(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	vm := fakeVM(uniq("pending"), eventbus.KindDeleted, nil)
+	name := vm.Name + ".cloud.test"
+	a.submitCSR(name) // the default autosign policy refuses: it stays pending
+	if st := a.state(name); st != "requested" {
+		t.Fatalf("csr state %q, want requested", st)
+	}
+	out, err := converge(t, newTarget(t, testConfig(s)), vm, worker.Objects{"cert " + name: ""})
+	if err != nil || len(out) != 0 {
+		t.Fatalf("delete: %v %v", out, err)
+	}
+	if st := a.state(name); st != "" {
+		t.Errorf("pending request still in state %q", st)
+	}
+	// Never signed, never requested: cleaning again is a no-op.
+	if out, err := converge(t, newTarget(t, testConfig(s)), vm, worker.Objects{"cert " + name: ""}); err != nil || len(out) != 0 {
+		t.Fatalf("clean unknown certname: %v %v", out, err)
+	}
+}
+
+func TestApplyCheckAccess(t *testing.T) {
+	s := testenv.Puppet(t)
+	vm := fakeVM(uniq("chk"), eventbus.KindRunning, nil)
+	cfg := testConfig(s)
+	cfg.OnRunning.CheckAccess = true
+	if out, err := converge(t, newTarget(t, cfg), vm, nil); err != nil || len(out) != 2 {
+		t.Fatalf("allowed worker: %v %v", out, err)
+	}
+	cfg.TLS.CertFile, cfg.TLS.KeyFile = s.IntruderCertFile, s.IntruderKeyFile
+	out, err := converge(t, newTarget(t, cfg), vm, nil)
+	if !worker.IsPermanent(err) || len(out) != 0 {
+		t.Fatalf("forbidden worker: want permanent error and nothing recorded, got %v %v", out, err)
+	}
+}
+
+func TestApplyRejectsForeignKeys(t *testing.T) {
+	tg := newTarget(t, testConfig(testenv.Puppet(t)))
+	vm := fakeVM("x", eventbus.KindDeleted, nil)
+	for _, key := range []string{"cert ../../etc", "dns web1", "node UPPER.cloud.test"} {
+		_, err := tg.Apply(context.Background(), vm, worker.Objects{key: ""}, worker.Objects{})
+		if !worker.IsPermanent(err) {
+			t.Errorf("key %q: want permanent error, got %v", key, err)
+		}
+	}
+}

@@ -1,0 +1,230 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// errPanic marks an Apply or Desired that panicked.
+var errPanic = errors.New("target panicked")
+
+// handle converges the VM of one event and settles the message.
+func (r *Runner) handle(j *job) {
+	meta, err := r.msgOf(j).Metadata()
+	if err != nil {
+		r.log.Error().Err(err).Msg("message metadata")
+		return
+	}
+	n := meta.NumDelivered
+	log := r.log.With().Str("cloud", j.ev.Data.Cloud).Str("vm", j.ev.Data.ID).
+		Str("event_id", j.ev.ID).Uint64("delivery", n).Logger()
+	if n > uint64(r.opts.MaxDeliver) {
+		// Redelivered after AckWait without a verdict, more often than
+		// allowed: the worker probably dies converging this event.
+		r.deadLetter(j, ReasonMaxDeliveries, fmt.Errorf("delivered %d times without a result", n), log)
+		return
+	}
+	r.m.inFlight.Inc()
+	start := time.Now()
+	res, err := r.converge(j, log)
+	r.m.inFlight.Dec()
+	r.m.converge.Observe(time.Since(start).Seconds())
+	r.settle(j, n, res, err, log)
+}
+
+// settle maps the outcome of a converge to JetStream, once: ack on success,
+// park on requeue or a busy lease, nak with backoff on a transient failure,
+// dead letter and term on a permanent one or after MaxDeliver failures.
+func (r *Runner) settle(j *job, n uint64, res string, err error, log zerolog.Logger) {
+	var rq *RequeueError
+	switch {
+	case err == nil:
+		_ = r.release(j, jetstream.Msg.Ack)
+		r.m.events.WithLabelValues(res).Inc()
+		log.Debug().Str("result", res).Msg("converged")
+	case errors.Is(err, errLeaseHeld):
+		log.Debug().Err(err).Msg("vm busy in another instance, waiting")
+		r.park(j, r.opts.LockRetry)
+	case errors.As(err, &rq):
+		r.m.events.WithLabelValues(ResultRequeue).Inc()
+		log.Debug().Dur("after", rq.After).Str("reason", rq.Reason).Msg("requeue")
+		r.park(j, rq.After)
+	case r.workCtx.Err() != nil:
+		log.Info().Err(err).Msg("converge cut by shutdown, left for redelivery")
+		_ = r.release(j, jetstream.Msg.Nak)
+	case IsPermanent(err):
+		reason := ReasonPermanent
+		if errors.Is(err, ErrConflict) {
+			reason = ReasonConflict
+		}
+		r.deadLetter(j, reason, err, log)
+	case n >= uint64(r.opts.MaxDeliver):
+		r.deadLetter(j, ReasonMaxDeliveries, err, log)
+	default:
+		d := r.opts.Backoff.Delay(int(n))
+		r.m.events.WithLabelValues(ResultRetry).Inc()
+		r.m.retries.Inc()
+		log.Warn().Err(err).Dur("retry_in", d).Msg("converge failed, will retry")
+		_ = r.release(j, func(m jetstream.Msg) error { return m.NakWithDelay(d) })
+	}
+}
+
+// deadLetter sends j's message to the dead-letter stream and terminates it.
+// If the dead-letter stream cannot take it, the event is retried instead:
+// it is never dropped.
+func (r *Runner) deadLetter(j *job, reason string, cause error, log zerolog.Logger) {
+	ctx, cancel := bookkeeping(context.Background())
+	defer cancel()
+	msg := r.msgOf(j)
+	if err := deadLetter(ctx, r.js, r.name, reason, cause, msg); err != nil {
+		log.Error().Err(err).Msg("dead-letter failed, will retry the event")
+		r.m.events.WithLabelValues(ResultRetry).Inc()
+		r.m.retries.Inc()
+		_ = r.release(j, func(m jetstream.Msg) error { return m.NakWithDelay(r.opts.Backoff.Delay(1)) })
+		return
+	}
+	_ = r.release(j, func(m jetstream.Msg) error { return m.TermWithReason(reason) })
+	r.m.events.WithLabelValues(ResultDeadLetter).Inc()
+	r.m.deadLetters.Inc()
+	log.Error().Err(cause).Str("reason", reason).Msg("event dead-lettered")
+}
+
+// converge brings the target to the desired state of the VM's newest
+// snapshot, under the VM's lease, and records what is applied.
+func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
+	r.resyncMu.RLock()
+	defer r.resyncMu.RUnlock()
+	ctx, cancel := context.WithCancelCause(r.workCtx)
+	defer cancel(nil)
+	ls, err := r.leases.acquire(ctx, j.key)
+	if err != nil {
+		return "", err
+	}
+	go ls.keep(ctx, func(err error) { cancel(fmt.Errorf("lost lease: %w", err)) })
+	defer func() {
+		bctx, bcancel := bookkeeping(ctx)
+		defer bcancel()
+		if err := ls.release(bctx); err != nil {
+			log.Warn().Err(err).Msg("release lease")
+		}
+	}()
+
+	newest, err := r.snaps.Merge(ctx, &j.ev.Data)
+	if err != nil {
+		return "", err
+	}
+	want, err := r.desired(newest)
+	if err != nil {
+		return "", err
+	}
+	rec, rev, err := r.reg.Get(ctx, j.key)
+	if err != nil {
+		return "", err
+	}
+	have := rec.Have()
+	if (rec == nil || len(rec.Pending) == 0) && have.Equal(want) {
+		if rec != nil && rec.Error != "" { // converged meanwhile: clear the old error
+			_, err = r.reg.put(ctx, j.key, &Record{Applied: have, EventID: j.ev.ID, Updated: now()}, rev)
+		}
+		return ResultNoop, err
+	}
+	if e := log.Debug(); e.Enabled() {
+		p := Diff(have, want)
+		e.Int("create", len(p.Create)).Int("update", len(p.Update)).Int("delete", len(p.Delete)).
+			Int("pending", pendingLen(rec)).Msg("plan")
+	}
+	// Record the intent before any side effect: after a crash the pending
+	// objects are known to be possibly ours. Objects still unverified from
+	// an earlier crash stay pending until an Apply returns.
+	unverified := rec.unverified()
+	before := &Record{Applied: rec.applied(), Pending: want.Clone(), EventID: j.ev.ID, Updated: now()}
+	for k, v := range unverified {
+		if _, ok := before.Pending[k]; !ok {
+			before.Pending[k] = v
+		}
+	}
+	rev, err = r.reg.put(ctx, j.key, before, rev)
+	if err != nil {
+		return "", err
+	}
+	got, aerr := r.apply(withUnverified(ctx, unverified), newest, have.Clone(), want.Clone())
+	after := &Record{Applied: got, EventID: j.ev.ID, Updated: now()}
+	switch {
+	case errors.Is(aerr, errPanic):
+		// Unknown what happened: like a crash, keep the intent.
+		after.Applied, after.Pending = before.Applied, before.Pending
+	case got == nil && aerr != nil:
+		// Nothing reported: the record stays as it was.
+		after.Applied, after.Pending = rec.applied(), unverified
+	case got == nil:
+		after.Applied = Objects{}
+	}
+	if aerr != nil {
+		after.Error = aerr.Error()
+	}
+	bctx, bcancel := bookkeeping(ctx)
+	defer bcancel()
+	if _, err := r.reg.put(bctx, j.key, after, rev); err != nil {
+		if aerr != nil {
+			log.Error().Err(err).Msg("record applied objects")
+			return "", aerr
+		}
+		return "", err
+	}
+	if aerr != nil {
+		return "", aerr
+	}
+	return ResultOK, nil
+}
+
+func pendingLen(rec *Record) int {
+	if rec == nil {
+		return 0
+	}
+	return len(rec.Pending)
+}
+
+// desired calls Target.Desired, turning a panic into a permanent error: it is
+// a pure function of the snapshot, a retry would panic again.
+func (r *Runner) desired(vm *eventbus.VM) (want Objects, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error().Str("stack", string(debug.Stack())).Msg("desired panicked")
+			want, err = nil, Permanent(fmt.Errorf("desired: %w: %v", errPanic, p))
+		}
+	}()
+	want, err = r.t.Desired(vm)
+	if err != nil {
+		return nil, fmt.Errorf("desired: %w", err)
+	}
+	if want == nil {
+		want = Objects{}
+	}
+	return want, nil
+}
+
+// apply calls Target.Apply, turning a panic into a transient error that
+// keeps the registry's pending objects, as a crash would.
+func (r *Runner) apply(ctx context.Context, vm *eventbus.VM, have, want Objects) (got Objects, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error().Str("stack", string(debug.Stack())).Msg("apply panicked")
+			got, err = nil, fmt.Errorf("apply: %w: %v", errPanic, p)
+		}
+	}()
+	got, err = r.t.Apply(ctx, vm, have, want)
+	if err != nil {
+		err = fmt.Errorf("apply: %w", err)
+	}
+	return got, err
+}
+
+func now() time.Time { return time.Now().UTC() }

@@ -1,0 +1,99 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// Reasons of a dead letter.
+const (
+	ReasonPermanent     = "permanent"      // the target or Desired returned a Permanent error
+	ReasonConflict      = "conflict"       // a Permanent ErrConflict: a foreign object is in the way
+	ReasonMaxDeliveries = "max deliveries" // transient failures MaxDeliver times in a row
+	ReasonInvalid       = "invalid event"  // the message is not a valid Event
+)
+
+// Headers of a dead-letter message.
+const (
+	HeaderWorker = "Vmglue-Worker"
+	HeaderReason = "Vmglue-Reason"
+)
+
+// DeadLetter is the JSON payload of a message in the stream VMGLUE_DLQ, on
+// subject vmglue.dlq.<worker>.<cloud>.<vmid>.
+type DeadLetter struct {
+	Worker string `json:"worker"`
+	Reason string `json:"reason"`
+	Error  string `json:"error"`
+	// Event is the original message body, normally the event's JSON.
+	Event json.RawMessage `json:"event"`
+	// Subject and StreamSeq locate the original event in VMGLUE_EVENTS.
+	Subject    string    `json:"subject"`
+	StreamSeq  uint64    `json:"stream_seq"`
+	FailedAt   time.Time `json:"failed_at"`
+	Deliveries uint64    `json:"deliveries"`
+}
+
+// DLQSubject returns the dead-letter subject of a worker and VM.
+func DLQSubject(worker, cloud, vmid string) string {
+	return eventbus.DLQPrefix + "." + worker + "." + cloud + "." + vmid
+}
+
+// deadLetter publishes the dead letter of msg and waits for the stream's ack.
+// Its Nats-Msg-Id (worker and stream sequence) makes a second dead letter of
+// the same event, after a lost Term, a duplicate.
+func deadLetter(ctx context.Context, js jetstream.JetStream, worker, reason string, cause error, msg jetstream.Msg) error {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return fmt.Errorf("dead-letter: message metadata: %w", err)
+	}
+	cloud, vmid := subjectVM(msg.Subject())
+	body := msg.Data()
+	if !json.Valid(body) {
+		body, _ = json.Marshal(string(body))
+	}
+	dl := DeadLetter{
+		Worker: worker, Reason: reason, Event: body,
+		Subject: msg.Subject(), StreamSeq: meta.Sequence.Stream,
+		FailedAt: time.Now().UTC(), Deliveries: meta.NumDelivered,
+	}
+	if cause != nil {
+		dl.Error = cause.Error()
+	}
+	b, err := json.Marshal(dl)
+	if err != nil {
+		return fmt.Errorf("dead-letter: encode: %w", err)
+	}
+	m := nats.NewMsg(DLQSubject(worker, cloud, vmid))
+	m.Data = b
+	m.Header.Set(HeaderWorker, worker)
+	m.Header.Set(HeaderReason, reason)
+	id := "dlq-" + worker + "-" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	if _, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(eventbus.StreamDLQ)); err != nil {
+		return fmt.Errorf("dead-letter to %s: %w", eventbus.StreamDLQ, err)
+	}
+	return nil
+}
+
+// subjectVM returns the cloud and vm id tokens of an event subject
+// vmglue.vm.<cloud>.<vmid>.<kind>, "_" for what is missing.
+func subjectVM(subject string) (cloud, vmid string) {
+	t := strings.Split(subject, ".")
+	cloud, vmid = "_", "_"
+	if len(t) > 2 && eventbus.ValidToken(t[2]) {
+		cloud = t[2]
+	}
+	if len(t) > 3 && eventbus.ValidToken(t[3]) {
+		vmid = t[3]
+	}
+	return cloud, vmid
+}

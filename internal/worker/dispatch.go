@@ -1,0 +1,135 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// bookkeepingTimeout bounds a registry write or dead-letter publish that must
+// happen even when the converge's context is cancelled.
+const bookkeepingTimeout = 10 * time.Second
+
+// receive is the consumer callback. It never blocks on a converge: it puts
+// the message in its VM's queue and starts that VM's drain goroutine.
+func (r *Runner) receive(msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without jetstream metadata")
+		return
+	}
+	ev, err := eventbus.Unmarshal(msg.Data())
+	if err != nil {
+		j := &job{msg: msg, seq: meta.Sequence.Stream}
+		r.deadLetter(j, ReasonInvalid, err, r.log.With().Str("subject", msg.Subject()).Logger())
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping {
+		_ = msg.Nak()
+		return
+	}
+	if j, ok := r.held[meta.Sequence.Stream]; ok {
+		// A redelivery of a message we hold (a keep-alive was lost): settle
+		// the newest delivery, converge once.
+		j.msg = msg
+		return
+	}
+	j := &job{msg: msg, seq: meta.Sequence.Stream, key: ev.Data.Key(), ev: ev}
+	r.held[j.seq] = j
+	r.enqueueLocked(j)
+}
+
+// enqueueLocked appends j to its VM's queue. Callers hold r.mu.
+func (r *Runner) enqueueLocked(j *job) {
+	j.timer = nil
+	r.queues[j.key] = append(r.queues[j.key], j)
+	if !r.active[j.key] {
+		r.active[j.key] = true
+		go r.drainKey(j.key)
+	}
+}
+
+// drainKey converges the queued events of one VM one after the other, each
+// in one of the Concurrency slots. One drainKey runs per VM key at a time:
+// that is the in-process half of the per-VM serialisation.
+func (r *Runner) drainKey(key string) {
+	for {
+		r.mu.Lock()
+		if len(r.queues[key]) == 0 || r.stopping {
+			delete(r.queues, key)
+			delete(r.active, key)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		select {
+		case r.sem <- struct{}{}:
+		case <-r.stopCh:
+			r.mu.Lock()
+			delete(r.active, key)
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Lock()
+		if r.stopping {
+			delete(r.active, key)
+			r.mu.Unlock()
+			<-r.sem
+			return
+		}
+		j := r.queues[key][0]
+		r.queues[key] = r.queues[key][1:]
+		r.running.Add(1)
+		r.mu.Unlock()
+		r.handle(j)
+		r.running.Done()
+		<-r.sem
+	}
+}
+
+// msgOf returns the newest delivery of j.
+func (r *Runner) msgOf(j *job) jetstream.Msg {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return j.msg
+}
+
+// release forgets j and settles its newest delivery with fn.
+func (r *Runner) release(j *job, fn func(jetstream.Msg) error) error {
+	r.mu.Lock()
+	if r.held[j.seq] == j {
+		delete(r.held, j.seq)
+	}
+	msg := j.msg
+	r.mu.Unlock()
+	return fn(msg)
+}
+
+// park keeps j un-acked (alive through keepAlive) and queues it again after
+// d. It does not consume a delivery: requeues and busy leases are not
+// failures.
+func (r *Runner) park(j *job, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopping || r.held[j.seq] != j {
+		return // drain naks what is held
+	}
+	j.timer = time.AfterFunc(d, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if !r.stopping && r.held[j.seq] == j {
+			r.enqueueLocked(j)
+		}
+	})
+}
+
+// bookkeeping returns a context for writes that must outlive a cancelled
+// converge (the registry record after Apply, a dead letter).
+func bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+}

@@ -1,0 +1,168 @@
+package worker_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/worker"
+	"github.com/vmglue/vmglue/internal/worker/workertest"
+)
+
+func TestNATSRestartLosesNothing(t *testing.T) {
+	h, m := start(t, nil)
+	first := testVM("a")
+	h.Publish(first)
+	h.WaitIdle()
+	addr := strings.TrimPrefix(h.Server.URL, "nats://")
+	h.Server.Stop()
+	h.Eventually("client disconnected", func() bool { return !h.NC.IsConnected() })
+	s := natstest.StartIn(t, h.Server.StoreDir, addr)
+	h.Server = s
+	h.Eventually("client reconnected", h.NC.IsConnected)
+	var vms []eventbus.VM
+	for _, id := range []string{"b", "c", "d"} {
+		vm := testVM(id)
+		vms = append(vms, vm)
+		h.Publish(vm)
+	}
+	h.WaitIdle()
+	for _, vm := range append(vms, first) {
+		if got := m.observe(&vm); len(got) != 2 {
+			t.Errorf("vm %s after restart: %v", vm.ID, got)
+		}
+	}
+}
+
+func TestShutdownLeavesInFlightForRedelivery(t *testing.T) {
+	m := newMemTarget("mem")
+	h := workertest.NewHarness(t, m.Name())
+	o := workertest.TestOptions()
+	o.ShutdownTimeout = 50 * time.Millisecond
+	blocked := make(chan struct{}, 1)
+	m.setHook(func(ctx context.Context, _ *eventbus.VM) error {
+		blocked <- struct{}{}
+		<-ctx.Done() // a long apply that only the shutdown cuts
+		return ctx.Err()
+	})
+	h.StartRunner(m, o)
+	vm := testVM("s")
+	h.Publish(vm)
+	<-blocked
+	stopped := make(chan struct{})
+	go func() { h.StopAll(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the shutdown timeout")
+	}
+	if rec := h.Record(&vm); rec == nil || len(rec.Pending) != 0 || rec.Error == "" {
+		t.Fatalf("record after a cut apply: %+v, want no pending and the error", rec)
+	}
+	m.setHook(nil)
+	h.StartRunner(m, workertest.TestOptions()) // the next instance
+	h.WaitIdle()
+	if got := m.observe(&vm); len(got) != 2 {
+		t.Fatalf("not converged after redelivery: %v", got)
+	}
+}
+
+func TestLeaseHeldByAnotherInstance(t *testing.T) {
+	h, m := start(t, nil)
+	ctx := context.Background()
+	locks, err := h.JS.KeyValue(ctx, eventbus.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locks.Create(ctx, "mem.one.5", []byte("other-instance")); err != nil {
+		t.Fatal(err)
+	}
+	vm := testVM("5")
+	h.Publish(vm)
+	var (
+		cons jetstream.Consumer
+		info *jetstream.ConsumerInfo
+	)
+	h.Eventually("event delivered", func() bool {
+		if cons, err = h.JS.Consumer(ctx, eventbus.StreamEvents, worker.ConsumerName("mem")); err != nil {
+			return false
+		}
+		info, err = cons.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 1
+	})
+	if got := m.observe(&vm); len(got) != 0 {
+		t.Fatalf("applied while another instance holds the lease: %v", got)
+	}
+	if err := locks.Delete(ctx, "mem.one.5"); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitIdle()
+	if got := m.observe(&vm); len(got) != 2 {
+		t.Fatalf("not converged after the lease was freed: %v", got)
+	}
+	if info, err = cons.Info(ctx); err != nil || info.NumRedelivered != 0 {
+		t.Fatalf("waiting for the lease consumed deliveries: %+v %v", info, err)
+	}
+	if _, err := locks.Get(ctx, "mem.one.5"); err == nil {
+		t.Fatal("lease not released after the converge")
+	}
+}
+
+func TestResyncGetsAppliedRecords(t *testing.T) {
+	h, m := start(t, func(o *worker.Options) { o.ResyncInterval = 20 * time.Millisecond })
+	vm := testVM("r")
+	h.Publish(vm)
+	h.WaitIdle()
+	h.Eventually("resync with the applied VM", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		for _, r := range m.resyncs {
+			if r["one.r"]["A webr"] == "10.0.0.1" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+func TestSecondRunIsRefused(t *testing.T) {
+	m := newMemTarget("mem")
+	h := workertest.NewHarness(t, m.Name())
+	r := h.StartRunner(m, workertest.TestOptions())
+	h.Eventually("first run started", func() bool {
+		_, err := h.JS.Consumer(context.Background(), eventbus.StreamEvents, worker.ConsumerName("mem"))
+		return err == nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx); err == nil {
+		t.Fatal("second Run of the same Runner succeeded")
+	}
+}
+
+func TestTwoCrashesKeepUnverified(t *testing.T) {
+	m := newMemTarget("mem")
+	spy := workertest.NewSpy(m)
+	spy.Inject(workertest.CrashAfter, workertest.CrashBefore)
+	h := workertest.NewHarness(t, m.Name())
+	h.StartRunner(spy, workertest.TestOptions())
+	vm := testVM("x")
+	h.Publish(vm)
+	h.WaitIdle()
+	want, _ := m.Desired(&vm)
+	calls := spy.Calls()
+	if len(calls) != 3 || !calls[2].Unverified.Equal(want) || !calls[2].Have.Equal(want) {
+		t.Fatalf("calls %+v, want a third call with every object unverified", calls)
+	}
+	if got := m.observe(&vm); !got.Equal(want) {
+		t.Fatalf("target holds %v, want %v", got, want)
+	}
+	if rec := h.Record(&vm); rec == nil || len(rec.Pending) != 0 || !rec.Applied.Equal(want) || rec.Error != "" {
+		t.Fatalf("record %+v", rec)
+	}
+}

@@ -1,0 +1,100 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results of one handled event, the label "result" of
+// vmglue_worker_events_total.
+const (
+	ResultOK         = "ok"          // converged, something changed
+	ResultNoop       = "noop"        // already converged
+	ResultRetry      = "retry"       // transient failure, redelivered with backoff
+	ResultRequeue    = "requeue"     // the target asked to converge again later
+	ResultDeadLetter = "dead_letter" // permanent failure or max deliveries
+)
+
+// metrics are the collectors of one worker, curried with its name.
+type metrics struct {
+	events      *prometheus.CounterVec
+	converge    prometheus.Observer
+	retries     prometheus.Counter
+	deadLetters prometheus.Counter
+	inFlight    prometheus.Gauge
+}
+
+// newMetrics registers the collectors on reg. Several workers share them: a
+// collector registered before (by another worker) is reused.
+func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_events_total",
+		Help: "Events handled by a worker, by result (ok, noop, retry, requeue, dead_letter).",
+	}, []string{"worker", "result"})
+	converge := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "vmglue_worker_converge_seconds",
+		Help:    "Time to converge one VM for one event, lease and registry included.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+	}, []string{"worker"})
+	retries := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_retries_total",
+		Help: "Transient failures of a worker, each redelivered after a backoff.",
+	}, []string{"worker"})
+	dead := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_dead_letters_total",
+		Help: "Events a worker gave up on and sent to the dead-letter stream.",
+	}, []string{"worker"})
+	inFlight := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "vmglue_worker_in_flight",
+		Help: "VMs a worker is converging right now.",
+	}, []string{"worker"})
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	var err error
+	if events, err = register(reg, events); err != nil {
+		return nil, err
+	}
+	if converge, err = register(reg, converge); err != nil {
+		return nil, err
+	}
+	if retries, err = register(reg, retries); err != nil {
+		return nil, err
+	}
+	if dead, err = register(reg, dead); err != nil {
+		return nil, err
+	}
+	if inFlight, err = register(reg, inFlight); err != nil {
+		return nil, err
+	}
+	l := prometheus.Labels{"worker": worker}
+	ev, err := events.CurryWith(l)
+	if err != nil {
+		return nil, fmt.Errorf("metrics of worker %s: %w", worker, err)
+	}
+	return &metrics{
+		events:      ev,
+		converge:    converge.With(l),
+		retries:     retries.With(l),
+		deadLetters: dead.With(l),
+		inFlight:    inFlight.With(l),
+	}, nil
+}
+
+// register registers c, or returns the collector already registered under
+// the same description.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing, nil
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("register worker metrics: %w", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,170 @@
+package workertest
+
+import (
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// cases of the suite, run in this order.
+var cases = []struct {
+	name string
+	run  func(e *env)
+}{
+	{"create then converge again changes nothing", convergeTwice},
+	{"update applies the new desired state", update},
+	{"delete removes what was created", createDelete},
+	{"delete of a VM never seen is a no-op", deleteUnknown},
+	{"deleted before running leaves nothing behind", outOfOrder},
+	{"replayed event changes nothing", replay},
+	{"foreign object is a conflict and left alone", foreign},
+	{"context cancelled mid-apply converges on redelivery", cancelled},
+	{"crash before apply converges on redelivery", crashBefore},
+	{"crash after apply converges on redelivery", crashAfter},
+}
+
+func convergeTwice(e *env) {
+	e.Publish(e.vm)
+	e.WaitIdle()
+	want := e.desired(e.vm)
+	e.converged(e.vm, want)
+	if n := len(e.spy.Changes()); n != 1 {
+		e.t.Fatalf("%d changing Apply calls for the first event, want 1", n)
+	}
+	e.Publish(Later(e.vm))
+	e.WaitIdle()
+	if n := len(e.spy.Changes()); n != 1 {
+		e.t.Fatalf("second event with the same desired state changed the target: %+v", e.spy.Changes())
+	}
+	e.converged(e.vm, want)
+}
+
+func update(e *env) {
+	e.Publish(e.vm)
+	e.WaitIdle()
+	v2 := e.vm
+	v2.Attributes = cloneMap(e.vm.Attributes)
+	v2.NICs = append([]eventbus.NIC(nil), e.vm.NICs...)
+	e.f.Change(&v2)
+	v2.Version.Seq++
+	if e.desired(v2).Equal(e.desired(e.vm)) {
+		e.t.Fatal("Fixture.Change did not change the desired objects")
+	}
+	e.Publish(v2)
+	e.WaitIdle()
+	e.converged(v2, e.desired(v2))
+}
+
+func createDelete(e *env) {
+	e.Publish(e.vm)
+	e.WaitIdle()
+	e.converged(e.vm, e.desired(e.vm))
+	e.Publish(Deleted(e.vm))
+	e.WaitIdle()
+	e.converged(e.vm, worker.Objects{})
+}
+
+func deleteUnknown(e *env) {
+	e.Publish(Deleted(e.vm))
+	e.WaitIdle()
+	if c := e.spy.Changes(); len(c) != 0 {
+		e.t.Fatalf("delete of an unknown VM applied %+v", c)
+	}
+	e.converged(e.vm, worker.Objects{})
+}
+
+func outOfOrder(e *env) {
+	e.Publish(Deleted(e.vm))
+	e.Publish(e.vm)
+	e.WaitIdle()
+	if c := e.spy.Changes(); len(c) != 0 {
+		e.t.Fatalf("an older running event revived a deleted VM: %+v", c)
+	}
+	e.converged(e.vm, worker.Objects{})
+}
+
+func replay(e *env) {
+	ev := e.Publish(e.vm)
+	e.WaitIdle()
+	before := len(e.spy.Changes())
+	e.Replay(ev)
+	e.Replay(ev)
+	e.WaitIdle()
+	if after := len(e.spy.Changes()); after != before {
+		e.t.Fatalf("replay changed the target: %+v", e.spy.Changes()[before:])
+	}
+	e.converged(e.vm, e.desired(e.vm))
+}
+
+func foreign(e *env) {
+	planted := e.f.PlantForeign(e.t, &e.vm)
+	if len(planted) == 0 {
+		e.t.Fatal("Fixture.PlantForeign planted nothing")
+	}
+	e.Publish(e.vm)
+	e.WaitIdle()
+	dls := e.DeadLetters()
+	if len(dls) != 1 || dls[0].Worker != e.Worker || dls[0].Reason != worker.ReasonConflict {
+		e.t.Fatalf("dead letters %+v, want one of worker %s with reason %q", dls, e.Worker, worker.ReasonConflict)
+	}
+	e.untouched(planted)
+	// Deleting the VM must not take the foreign object with it.
+	e.Publish(Deleted(e.vm))
+	e.WaitIdle()
+	e.untouched(planted)
+}
+
+// untouched checks that planted objects are still there, unchanged and not
+// claimed in the registry.
+func (e *env) untouched(planted worker.Objects) {
+	e.t.Helper()
+	got := e.f.Observe(e.t, &e.vm)
+	rec := e.Record(&e.vm)
+	for k, v := range planted {
+		if got[k] != v {
+			e.t.Fatalf("foreign object %s is %q, want %q untouched", k, got[k], v)
+		}
+		if _, ok := rec.Have()[k]; ok {
+			e.t.Fatalf("foreign object %s claimed in the registry: %+v", k, rec)
+		}
+	}
+}
+
+func cancelled(e *env) {
+	e.spy.Inject(CancelContext)
+	e.Publish(e.vm)
+	e.WaitIdle()
+	e.converged(e.vm, e.desired(e.vm))
+}
+
+func crashBefore(e *env) {
+	e.spy.Inject(CrashBefore)
+	e.Publish(e.vm)
+	e.WaitIdle()
+	calls := e.spy.Calls()
+	want := e.desired(e.vm)
+	if len(calls) < 2 || !calls[1].Have.Equal(want) || !calls[1].Unverified.Equal(want) {
+		e.t.Fatalf("after the crash Apply got %+v, want the pending objects in have and unverified", calls)
+	}
+	e.converged(e.vm, e.desired(e.vm))
+}
+
+func crashAfter(e *env) {
+	e.spy.Inject(CrashAfter)
+	e.Publish(e.vm)
+	e.WaitIdle()
+	e.converged(e.vm, e.desired(e.vm))
+	if dls := e.DeadLetters(); len(dls) != 0 {
+		e.t.Fatalf("objects created before the crash were taken for foreign: %+v", dls)
+	}
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

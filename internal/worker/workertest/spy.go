@@ -1,0 +1,93 @@
+package workertest
+
+import (
+	"context"
+	"sync"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// Call is one Apply the runtime made.
+type Call struct {
+	VM         string // "<cloud>.<vmid>"
+	Have, Want worker.Objects
+	Unverified worker.Objects // worker.Unverified of the call's context
+}
+
+// Spy wraps a Target, records every Apply and can fault the next ones: it
+// is how the suite cancels a context or "crashes" around a real Apply.
+type Spy struct {
+	worker.Target
+
+	mu    sync.Mutex
+	calls []Call
+	fault []Fault
+}
+
+// Fault is what the Spy does to one Apply call.
+type Fault int
+
+// Faults.
+const (
+	// CancelContext calls the target with an already cancelled context.
+	CancelContext Fault = iota + 1
+	// CrashBefore panics before calling the target, after the runtime wrote
+	// its pending objects: a crash between the registry write and Apply.
+	CrashBefore
+	// CrashAfter calls the target, then panics before the runtime can
+	// record the result: a crash right after the side effects.
+	CrashAfter
+)
+
+// NewSpy wraps t.
+func NewSpy(t worker.Target) *Spy { return &Spy{Target: t} }
+
+// Inject makes the next Apply calls fail with the given faults, in order.
+func (s *Spy) Inject(f ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = append(s.fault, f...)
+}
+
+// Calls returns the Apply calls so far.
+func (s *Spy) Calls() []Call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Call(nil), s.calls...)
+}
+
+// Changes returns the Apply calls whose have and want differ: the calls
+// that can change the target.
+func (s *Spy) Changes() []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if !c.Have.Equal(c.Want) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Apply records the call and applies the next fault, if any.
+func (s *Spy) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+	s.mu.Lock()
+	s.calls = append(s.calls, Call{VM: vm.Key(), Have: have.Clone(), Want: want.Clone(), Unverified: worker.Unverified(ctx).Clone()})
+	var f Fault
+	if len(s.fault) > 0 {
+		f, s.fault = s.fault[0], s.fault[1:]
+	}
+	s.mu.Unlock()
+	switch f {
+	case CancelContext:
+		c, cancel := context.WithCancel(ctx)
+		cancel()
+		ctx = c
+	case CrashBefore:
+		panic("workertest: simulated crash before apply")
+	case CrashAfter:
+		_, _ = s.Target.Apply(ctx, vm, have, want)
+		panic("workertest: simulated crash after apply")
+	}
+	return s.Target.Apply(ctx, vm, have, want)
+}
