@@ -3,6 +3,7 @@ package eventbus
 import (
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,14 +28,22 @@ const DefaultURL = "nats://127.0.0.1:4222"
 // String describes the connection without secrets.
 func (o ConnOptions) String() string { return RedactURL(o.URL) }
 
-// RedactURL removes the userinfo of every URL in a comma-separated list.
+// RedactURL replaces the userinfo of every URL in a comma-separated list
+// with "***". A part that does not parse is replaced whole when it holds an
+// '@', so a malformed URL cannot leak a password either.
 func RedactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil && strings.Contains(p, "@"):
+			parts[i] = "(unparsable url)"
+		case err != nil || u.User == nil:
+		default:
+			parts[i] = u.Scheme + "://***@" + u.Host + u.EscapedPath()
+		}
 	}
-	u.User = url.User("***")
-	return u.String()
+	return strings.Join(parts, ",")
 }
 
 // Connect opens a NATS connection. Reconnects go on forever for long-lived

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 )
 
@@ -62,7 +63,7 @@ func TestProvisionIdempotent(t *testing.T) {
 func TestEmbeddedPortTaken(t *testing.T) {
 	s := natstest.Start(t)
 	addr := strings.TrimPrefix(s.URL, "nats://")
-	_, err := eventbus.StartEmbedded(eventbus.EmbeddedOptions{Listen: addr, StoreDir: t.TempDir()})
+	_, err := natsserver.Start(natsserver.Options{Listen: addr, StoreDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "already in use") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("err = %v, want one line saying the address is in use", err)
 	}

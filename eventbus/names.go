@@ -24,3 +24,6 @@ const (
 
 // VMSubject returns the subject filter of every event of one VM.
 func VMSubject(cloud, vmid string) string { return SubjectPrefix + "." + cloud + "." + vmid + ".*" }
+
+// DefaultListen is the client address of vmglue serve's embedded server.
+const DefaultListen = "127.0.0.1:4222"

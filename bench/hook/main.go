@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 )
 
 // vmTemplate is a realistic pretty-printed VM document (~5 KB) with "{{ID}}"
@@ -72,7 +73,7 @@ func run(n int, url, hookPath, helloPath, cloud string) error {
 		}
 	}
 	if url == "" {
-		ns, err := eventbus.StartEmbedded(eventbus.EmbeddedOptions{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "nats")})
+		ns, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", StoreDir: filepath.Join(tmp, "nats")})
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 )
 
 // Server is a running embedded nats-server.
@@ -32,7 +33,7 @@ func Start(t testing.TB) *Server {
 // (restart a stopped server on the same address to test outages).
 func StartIn(t testing.TB, dir, listen string) *Server {
 	t.Helper()
-	ns, err := eventbus.StartEmbedded(eventbus.EmbeddedOptions{Listen: listen, StoreDir: dir})
+	ns, err := natsserver.Start(natsserver.Options{Listen: listen, StoreDir: dir})
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

@@ -63,6 +63,29 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 	for _, k := range forgotten {
 		delete(result, k)
 	}
+	// Forward names first: a PTR is only written once the name it points at
+	// is ours, so a conflict on the forward name leaves no reverse record.
+	forward, reverse := map[string][]*nameChange{}, map[string][]*nameChange{}
+	for zone, list := range zones {
+		if list[0].reverse {
+			reverse[zone] = list
+		} else {
+			forward[zone] = list
+		}
+	}
+	errs := t.applyZones(ctx, forward, result)
+	if len(errs) == 0 {
+		errs = t.applyZones(ctx, reverse, result)
+	}
+	if err := joinErrors(errs); err != nil {
+		return result, fmt.Errorf("apply dns for vm %s: %w", vm.Key(), err)
+	}
+	t.log.Debug().Str("vm", vm.Key()).Int("zones", len(zones)).Int("records", len(result)).Msg("dns records converged")
+	return result, nil
+}
+
+// applyZones applies zones concurrently and records what succeeded in result.
+func (t *Target) applyZones(ctx context.Context, zones map[string][]*nameChange, result worker.Objects) []error {
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
@@ -90,11 +113,7 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		}()
 	}
 	wg.Wait()
-	if err := joinErrors(errs); err != nil {
-		return result, fmt.Errorf("apply dns for vm %s: %w", vm.Key(), err)
-	}
-	t.log.Debug().Str("vm", vm.Key()).Int("zones", len(zones)).Int("records", len(result)).Msg("dns records converged")
-	return result, nil
+	return errs
 }
 
 // joinErrors joins zone errors. The result is permanent only when every

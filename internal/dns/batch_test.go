@@ -108,7 +108,7 @@ func TestBatchWithOneConflict(t *testing.T) {
 	expect(t, b, "27.0.1.10.in-addr.arpa.", mdns.TypePTR, "mail.example.org.")
 	expect(t, b, "vm26.cloud.test.", mdns.TypeA, "10.1.0.27") // its forward zone was fine
 	expect(t, b, "vm12.cloud.test.", mdns.TypeA, "10.1.0.13")
-	expect(t, b, "14.0.1.10.in-addr.arpa.", mdns.TypePTR, "vm13.cloud.test.") // vm13's reverse zone was fine
+	expect(t, b, "14.0.1.10.in-addr.arpa.", mdns.TypePTR) // no PTR to a name vm13 could not take
 	if st := tg.Stats(); st.Messages >= 40 {
 		t.Errorf("%d messages for 40 VMs with 2 conflicts, want fewer than one per VM", st.Messages)
 	} else {

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/internal/config"
 )
 
@@ -48,7 +49,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 			return fmt.Errorf("create data dir: %w", err)
 		}
 		var err error
-		ns, err = eventbus.StartEmbedded(eventbus.EmbeddedOptions{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir})
+		ns, err = natsserver.Start(natsserver.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir})
 		if err != nil {
 			return err
 		}
@@ -79,10 +80,11 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	runners, err := newRunners(cfg, js, reg, log)
+	runners, closeWorkers, err := newRunners(cfg, js, reg, log)
 	if err != nil {
 		return err
 	}
+	defer closeWorkers()
 
 	info := Info{NATSURL: url}
 	var srv *http.Server

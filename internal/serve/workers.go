@@ -2,19 +2,105 @@ package serve
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/dns"
+	"github.com/vmglue/vmglue/internal/lb"
+	"github.com/vmglue/vmglue/internal/puppet"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 type runner interface {
 	Run(ctx context.Context) error
 }
 
+// built is one worker's target plus what the runtime needs to know of it.
+type built struct {
+	target  worker.Target
+	resync  time.Duration // the worker's own resync interval, 0 = runtime default
+	collect []prometheus.Collector
+	close   func() error
+}
+
+// constructors is the one map from worker name to constructor.
+var constructors = map[string]func(cfg *config.Config, log zerolog.Logger) (built, error){
+	"dns": func(cfg *config.Config, log zerolog.Logger) (built, error) {
+		t, err := dns.New(*cfg.Workers.DNS, log)
+		if err != nil {
+			return built{}, err
+		}
+		return built{target: t, collect: t.Collectors(), close: t.Close}, nil
+	},
+	"lb": func(cfg *config.Config, log zerolog.Logger) (built, error) {
+		t, err := lb.New(*cfg.Workers.LB, log)
+		if err != nil {
+			return built{}, err
+		}
+		return built{target: t, resync: cfg.Workers.LB.ResyncInterval}, nil
+	},
+	"puppet": func(cfg *config.Config, log zerolog.Logger) (built, error) {
+		t, err := puppet.New(*cfg.Workers.Puppet, log)
+		if err != nil {
+			return built{}, err
+		}
+		return built{target: t}, nil
+	},
+}
+
+// RuntimeOptions turns the config's runtime section into worker options.
+func RuntimeOptions(cfg *config.Config) worker.Options {
+	o := worker.Options{
+		Concurrency:     cfg.Runtime.Concurrency,
+		MaxDeliver:      cfg.Runtime.MaxDeliver,
+		ShutdownTimeout: cfg.Runtime.ShutdownTimeout,
+		ResyncInterval:  cfg.Runtime.ResyncInterval,
+	}
+	o.Backoff.Base = cfg.Runtime.BackoffBase
+	o.Backoff.Max = cfg.Runtime.BackoffMax
+	return o
+}
+
 // newRunners builds one runner per configured worker.
-func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Registerer, log zerolog.Logger) ([]runner, error) {
-	return nil, nil
+func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Registerer, log zerolog.Logger) ([]runner, func(), error) {
+	var runners []runner
+	var closers []func() error
+	cleanup := func() {
+		for _, c := range closers {
+			_ = c()
+		}
+	}
+	for _, name := range cfg.Workers.Names() {
+		wlog := log.With().Str("worker", name).Logger()
+		b, err := constructors[name](cfg, wlog)
+		if err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
+		}
+		if b.close != nil {
+			closers = append(closers, b.close)
+		}
+		for _, c := range b.collect {
+			if err := reg.Register(c); err != nil {
+				cleanup()
+				return nil, nil, fmt.Errorf("worker %s: register metrics: %w", name, err)
+			}
+		}
+		o := RuntimeOptions(cfg)
+		if b.resync != 0 && o.ResyncInterval == 0 {
+			o.ResyncInterval = b.resync
+		}
+		r, err := worker.New(js, b.target, o, wlog, reg)
+		if err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
+		}
+		runners = append(runners, r)
+	}
+	return runners, cleanup, nil
 }

@@ -1,4 +1,7 @@
-package eventbus
+// Package natsserver embeds a JetStream-enabled nats-server (what `vmglue
+// serve` runs when no external NATS is configured). It lives apart from
+// eventbus so that the hook binary does not link the server.
+package natsserver
 
 import (
 	"errors"
@@ -8,10 +11,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/vmglue/vmglue/eventbus"
 )
 
-// EmbeddedOptions configure the nats-server that vmglue serve embeds.
-type EmbeddedOptions struct {
+// Options configure the nats-server that vmglue serve embeds.
+type Options struct {
 	// Listen is host:port of the client listener; port 0 picks a free one.
 	Listen string
 	// StoreDir is where JetStream keeps its files.
@@ -21,14 +26,14 @@ type EmbeddedOptions struct {
 }
 
 // DefaultListen is the embedded server's default client address.
-const DefaultListen = "127.0.0.1:4222"
+const DefaultListen = eventbus.DefaultListen
 
 // ErrAddrInUse is returned when the embedded server's port is taken.
 var ErrAddrInUse = errors.New("address already in use")
 
-// StartEmbedded starts a JetStream-enabled nats-server in this process and
+// Start starts a JetStream-enabled nats-server in this process and
 // waits until it accepts clients.
-func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
+func Start(o Options) (*server.Server, error) {
 	if o.Listen == "" {
 		o.Listen = DefaultListen
 	}

@@ -1,0 +1,237 @@
+package serve_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+func resolves(t *testing.T, b *testenv.BIND, name string, qtype uint16, want string) func() bool {
+	return func() bool { return slices.Contains(b.Lookup(t, name, qtype), want) }
+}
+
+func gone(t *testing.T, b *testenv.BIND, name string, qtype uint16) func() bool {
+	return func() bool { return len(b.Lookup(t, name, qtype)) == 0 }
+}
+
+// The whole slice: HEM runs the hook, the event lands in JetStream, the dns
+// worker converges BIND; DONE removes the records.
+func TestDNSHookToRecords(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	in := start(t, dnsConfig(t, b, ""))
+	spool := t.TempDir()
+	v := running(42, "web42", "10.0.0.42", "2001:db8::42", time.Now().Unix())
+
+	hook(t, in.Info.NATSURL, spool, v, "running")
+	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, "web42.cloud.test.", mdns.TypeA, "10.0.0.42"))
+	testenv.WaitFor(t, 5*time.Second, "AAAA record", resolves(t, b, "web42.cloud.test.", mdns.TypeAAAA, "2001:db8::42"))
+	testenv.WaitFor(t, 5*time.Second, "PTR record", resolves(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR, "web42.cloud.test."))
+	testenv.WaitFor(t, 5*time.Second, "IPv6 PTR", func() bool {
+		rev, _ := mdns.ReverseAddr("2001:db8::42")
+		return slices.Contains(b.Lookup(t, rev, mdns.TypePTR), "web42.cloud.test.")
+	})
+
+	// onehook retry of the same template: dropped as a duplicate.
+	if out := hook(t, in.Info.NATSURL, spool, v, "running"); !strings.Contains(out, "duplicate") {
+		t.Errorf("second identical hook run: %q, want duplicate", out)
+	}
+
+	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	testenv.WaitFor(t, 20*time.Second, "A gone", gone(t, b, "web42.cloud.test.", mdns.TypeA))
+	testenv.WaitFor(t, 5*time.Second, "PTR gone", gone(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR))
+	testenv.WaitFor(t, 5*time.Second, "TXT gone", gone(t, b, "web42.cloud.test.", mdns.TypeTXT))
+}
+
+// HEM runs hooks concurrently: DONE may arrive before RUNNING, and an old
+// template may be retried after a newer one. Nothing is left behind.
+func TestDNSOutOfOrder(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	in := start(t, dnsConfig(t, b, ""))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	spool := t.TempDir()
+	t0 := time.Now().Unix()
+
+	v := running(7, "late", "10.0.0.7", "", t0)
+	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	hook(t, in.Info.NATSURL, spool, v, "running")
+	idle(t, js, "dns")
+	if got := b.Lookup(t, "late.cloud.test.", mdns.TypeA); len(got) != 0 {
+		t.Fatalf("deleted VM revived by an older RUNNING: A %v", got)
+	}
+
+	// A renamed VM (newer history) followed by a retry of its old template.
+	old := running(8, "before", "10.0.0.8", "", t0)
+	renamed := old
+	renamed.Name, renamed.Seq, renamed.Time = "after", 1, t0+30
+	hook(t, in.Info.NATSURL, spool, renamed, "running")
+	hook(t, in.Info.NATSURL, spool, old, "running")
+	idle(t, js, "dns")
+	if got := b.Lookup(t, "after.cloud.test.", mdns.TypeA); !slices.Equal(got, []string{"10.0.0.8"}) {
+		t.Fatalf("after.cloud.test. A = %v", got)
+	}
+	if got := b.Lookup(t, "before.cloud.test.", mdns.TypeA); len(got) != 0 {
+		t.Fatalf("stale name from a retried old template: %v", got)
+	}
+}
+
+// A record somebody else made stays untouched; the event is dead-lettered
+// with the reason.
+func TestDNSForeignRecordDeadLettered(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	b.AddForeign(t, "mail.cloud.test. 60 A 10.9.9.9")
+	in := start(t, dnsConfig(t, b, ""))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	hook(t, in.Info.NATSURL, t.TempDir(), running(9, "mail", "10.0.0.9", "", time.Now().Unix()), "running")
+
+	var dl []worker.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
+	if dl[0].Worker != "dns" || dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, "mail.cloud.test") {
+		t.Fatalf("dead letter %+v", dl[0])
+	}
+	if got := b.Lookup(t, "mail.cloud.test.", mdns.TypeA); !slices.Equal(got, []string{"10.9.9.9"}) {
+		t.Fatalf("foreign record changed: %v", got)
+	}
+	if got := b.Lookup(t, "9.0.0.10.in-addr.arpa.", mdns.TypePTR); len(got) != 0 {
+		t.Fatalf("PTR written for a conflicting name: %v", got)
+	}
+}
+
+// BIND down for a while: the worker retries, then converges when it is back.
+func TestDNSServerOutage(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	in := start(t, dnsConfig(t, b, ""))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	b.Stop()
+	hook(t, in.Info.NATSURL, t.TempDir(), running(11, "outage", "10.0.0.11", "", time.Now().Unix()), "running")
+
+	reg, err := worker.OpenRegistry(context.Background(), js, "dns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 20*time.Second, "a failed attempt recorded", func() bool {
+		r, _, err := reg.Get(context.Background(), "one.11")
+		return err == nil && r != nil && r.Error != ""
+	})
+	b.Start(t)
+	testenv.WaitFor(t, 30*time.Second, "A after BIND is back", resolves(t, b, "outage.cloud.test.", mdns.TypeA, "10.0.0.11"))
+	idle(t, js, "dns")
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Fatalf("outage dead-lettered: %+v", dl)
+	}
+}
+
+// A wrong TSIG secret is a configuration error: one dead letter per event,
+// a clear reason, no retry storm, and the secret is never printed.
+func TestDNSWrongSecret(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	wrong := "c2VjcmV0LXRoYXQtaXMtd3Jvbmctc2VjcmV0LXRoYXQtaXMtd3Jvbmc="
+	in := start(t, dnsConfig(t, b, writeFile(t, "wrong.secret", wrong+"\n")))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	hook(t, in.Info.NATSURL, t.TempDir(), running(12, "badkey", "10.0.0.12", "", time.Now().Unix()), "running")
+	var dl []worker.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
+	d := dl[0]
+	if d.Reason != worker.ReasonPermanent || d.Deliveries != 1 || strings.Contains(d.Error, wrong) || strings.Contains(d.Error, b.Secret) {
+		t.Fatalf("dead letter %+v: want permanent after 1 delivery, no secret", d)
+	}
+	if !strings.Contains(strings.ToUpper(d.Error), "TSIG") && !strings.Contains(d.Error, "NOTAUTH") {
+		t.Fatalf("dead letter error %q does not say the key is wrong", d.Error)
+	}
+}
+
+// 200 VMs created and 100 of them deleted, hooks 10 at a time: exactly the
+// expected records at the end.
+func TestDNSBurst(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	in := start(t, dnsConfig(t, b, ""))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	spool := t.TempDir()
+	t0 := time.Now().Unix()
+	var vms, dels []testenv.OneVM
+	for i := 0; i < 200; i++ {
+		v := running(1000+i, fmt.Sprintf("burst%d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250+1), "", t0)
+		vms = append(vms, v)
+		if i%2 == 0 {
+			dels = append(dels, done(v))
+		}
+	}
+	fire(t, in.Info.NATSURL, spool, vms, "running")
+	fire(t, in.Info.NATSURL, spool, dels, "done")
+	idle(t, js, "dns")
+	for i, v := range vms {
+		a := b.Lookup(t, v.Name+".cloud.test.", mdns.TypeA)
+		rev, _ := mdns.ReverseAddr(v.IP)
+		ptr := b.Lookup(t, rev, mdns.TypePTR)
+		if i%2 == 0 && (len(a) != 0 || len(ptr) != 0) {
+			t.Errorf("%s deleted but A %v PTR %v", v.Name, a, ptr)
+		}
+		if i%2 == 1 && (!slices.Equal(a, []string{v.IP}) || !slices.Equal(ptr, []string{v.Name + ".cloud.test."})) {
+			t.Errorf("%s: A %v PTR %v", v.Name, a, ptr)
+		}
+	}
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Fatalf("dead letters: %+v", dl[0])
+	}
+}
+
+// vmglue serve stopped, 20 hooks fired (spooled), serve started again on the
+// same data: nothing is lost.
+func TestServeRestartLosesNothing(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	cfg := dnsConfig(t, b, "")
+	cfg.NATS.Embedded.Listen = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	in := start(t, cfg)
+	spool := t.TempDir()
+	t0 := time.Now().Unix()
+	hook(t, in.Info.NATSURL, spool, running(500, "first", "10.2.0.1", "", t0), "running")
+	testenv.WaitFor(t, 20*time.Second, "first record", resolves(t, b, "first.cloud.test.", mdns.TypeA, "10.2.0.1"))
+	in.stop()
+
+	var vms []testenv.OneVM
+	for i := 0; i < 20; i++ {
+		vms = append(vms, running(501+i, fmt.Sprintf("down%d", i), fmt.Sprintf("10.2.0.%d", i+2), "", t0))
+	}
+	fire(t, in.Info.NATSURL, spool, vms, "running")
+	entries, err := os.ReadDir(spool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countJSON(entries); n != 20 {
+		t.Fatalf("%d events spooled, want 20", n)
+	}
+
+	in2 := start(t, cfg)
+	var out, errb strings.Builder
+	if code := cli.Execute(context.Background(), []string{"spool", "flush", "--dir", spool, "-s", in2.Info.NATSURL}, &out, &errb); code != 0 {
+		t.Fatalf("spool flush: exit %d %s", code, errb.String())
+	}
+	for _, v := range vms {
+		testenv.WaitFor(t, 20*time.Second, v.Name, resolves(t, b, v.Name+".cloud.test.", mdns.TypeA, v.IP))
+	}
+	entries, _ = os.ReadDir(spool)
+	if n := countJSON(entries); n != 0 {
+		t.Fatalf("%d events still spooled", n)
+	}
+}
+
+func countJSON(entries []os.DirEntry) int {
+	n := 0
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) == ".json" {
+			n++
+		}
+	}
+	return n
+}

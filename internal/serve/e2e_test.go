@@ -1,0 +1,219 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/serve"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// hookBin is the real vmglue-hook, built once: the tests run it as HEM does.
+var hookBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vmglue-serve-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	hookBin, err = testenv.BuildBinary("github.com/vmglue/vmglue/cmd/vmglue-hook", dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// instance is one running `vmglue serve`, in process.
+type instance struct {
+	Info   serve.Info
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// baseConfig is an embedded-NATS config on random ports with fast retries.
+func baseConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NATS.Embedded.Listen = "127.0.0.1:0"
+	cfg.NATS.Embedded.DataDir = t.TempDir()
+	cfg.Metrics.Listen = ""
+	cfg.Runtime.BackoffBase = 50 * time.Millisecond
+	cfg.Runtime.BackoffMax = 300 * time.Millisecond
+	return cfg
+}
+
+func start(t *testing.T, cfg *config.Config) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan serve.Info, 1)
+	go func() {
+		in.done <- serve.Run(ctx, serve.Options{Config: cfg, Ready: func(i serve.Info) { ready <- i }}, zerolog.Nop())
+	}()
+	select {
+	case in.Info = <-ready:
+	case err := <-in.done:
+		cancel()
+		t.Fatalf("serve exited: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("serve not ready after 60s")
+	}
+	t.Cleanup(in.stop)
+	return in
+}
+
+func (in *instance) stop() {
+	if in.cancel == nil {
+		return
+	}
+	in.cancel()
+	<-in.done
+	in.cancel = nil
+}
+
+// dnsConfig points the dns worker at a real BIND.
+func dnsConfig(t *testing.T, b *testenv.BIND, secretFile string) *config.Config {
+	t.Helper()
+	cfg := baseConfig(t)
+	if secretFile == "" {
+		secretFile = b.SecretPath
+	}
+	raw := fmt.Sprintf(`servers: [%q]
+tsig: {name: %s, secret_file: %s}
+forward_zones: [cloud.test.]
+reverse_zones: [10.in-addr.arpa., 8.b.d.0.1.0.0.2.ip6.arpa.]
+timeout: 1s
+`, b.Addr, b.KeyName, secretFile)
+	c, err := config.Load(writeFile(t, "vmglue.yaml", "workers:\n  dns:\n"+indent(raw, "    ")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Workers = c.Workers
+	return cfg
+}
+
+func indent(s, p string) string {
+	return p + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+p) + "\n"
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// hook runs vmglue-hook once, as HEM does, and fails the test unless it exits 0.
+func hook(t *testing.T, url, spoolDir string, v testenv.OneVM, word string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, hookBin)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=" + url,
+		"VMGLUE_SPOOL_DIR=" + spoolDir, "VMGLUE_HOOK_TIMEOUT=2s"}
+	cmd.Stdin = bytes.NewReader(testenv.HookStdin(testenv.OneVMXML(v), word))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Errorf("vmglue-hook %d %s: %v: %s", v.ID, word, err, stderr.String())
+	}
+	return stderr.String()
+}
+
+func running(id int, name, ip, ip6 string, t0 int64) testenv.OneVM {
+	return testenv.OneVM{ID: id, Name: name, IP: ip, IP6: ip6, State: 3, LCM: 3, Time: t0}
+}
+
+func done(v testenv.OneVM) testenv.OneVM {
+	v.State, v.LCM, v.Time = 6, 0, v.Time+60
+	return v
+}
+
+// idle waits until the worker's consumer has nothing pending or in flight.
+func idle(t *testing.T, js jetstream.JetStream, workerName string) {
+	t.Helper()
+	testenv.WaitFor(t, 60*time.Second, workerName+" consumer idle", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := js.Consumer(ctx, eventbus.StreamEvents, worker.ConsumerName(workerName))
+		if err != nil {
+			return false
+		}
+		i, err := c.Info(ctx)
+		return err == nil && i.NumPending == 0 && i.NumAckPending == 0
+	})
+}
+
+// deadLetters returns the dead letters stored so far.
+func deadLetters(t *testing.T, js jetstream.JetStream) []worker.DeadLetter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, eventbus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []worker.DeadLetter
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			continue
+		}
+		var d worker.DeadLetter
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			t.Fatalf("dead letter %d: %v", seq, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// fire runs many hooks at HEM's concurrency of 10.
+func fire(t *testing.T, url, spoolDir string, vms []testenv.OneVM, word string) {
+	t.Helper()
+	sem := make(chan struct{}, 10)
+	var wg sync.WaitGroup
+	for _, v := range vms {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			hook(t, url, spoolDir, v, word)
+		}()
+	}
+	wg.Wait()
+}
+
+var _ = natstest.Connect
