@@ -59,7 +59,7 @@ fuzz:
 	done
 
 bench-hook: build
-	$(GO) run ./bench/hook -hook $(BIN)/vmglue-hook $(BENCHARGS)
+	scripts/bench-hook.sh
 
 bench-dns: build
 	$(GO) run ./bench/dns -vmglue $(BIN)/vmglue -hook $(BIN)/vmglue-hook $(BENCHARGS)

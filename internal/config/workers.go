@@ -1,6 +1,8 @@
 package config
 
 import (
+	"strings"
+
 	"github.com/vmglue/vmglue/internal/dns"
 	"github.com/vmglue/vmglue/internal/lb"
 	"github.com/vmglue/vmglue/internal/puppet"
@@ -65,7 +67,10 @@ type prefixed struct {
 	err error
 }
 
-func (e *prefixed) Error() string { return e.p + e.err.Error() }
+// Error is one line: a worker's joined errors are separated by "; ".
+func (e *prefixed) Error() string {
+	return e.p + strings.ReplaceAll(e.err.Error(), "\n", "; "+e.p)
+}
 func (e *prefixed) Unwrap() error { return e.err }
 
 func prefix(p string, err error) error { return &prefixed{p: p, err: err} }
