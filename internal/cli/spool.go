@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -26,23 +25,11 @@ func spoolCmd(g *globals) *cobra.Command {
 		Short: "Send the spooled events, oldest first, removing each after its ack",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			co, err := cfg.ConnOptions("vmglue spool flush", g.clientURL(cfg))
-			if err != nil {
-				return err
-			}
-			nc, err := eventbus.Connect(co, false)
+			nc, js, err := g.jetStream("vmglue spool flush")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return fmt.Errorf("jetstream: %w", err)
-			}
 			sp := spool.New(dir)
 			n, err := sp.Flush(cmd.Context(), func(ctx context.Context, ev *eventbus.Event) error {
 				_, err := eventbus.Publish(ctx, js, ev)

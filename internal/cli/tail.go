@@ -32,23 +32,11 @@ func tailCmd(g *globals) *cobra.Command {
 		Short: "Print events as they arrive (--json: one CloudEvent per line)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.load()
-			if err != nil {
-				return err
-			}
-			co, err := cfg.ConnOptions("vmglue tail", g.clientURL(cfg))
-			if err != nil {
-				return err
-			}
-			nc, err := eventbus.Connect(co, false)
+			nc, js, err := g.jetStream("vmglue tail")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return fmt.Errorf("jetstream: %w", err)
-			}
 			return Tail(cmd.Context(), js, o, g.stdout)
 		},
 	}
