@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +30,12 @@ type globals struct {
 
 // Execute runs the command line and returns the process exit code.
 func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return ExecuteIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// ExecuteIO is Execute with an explicit stdin (vmglue autosign reads the CSR
+// from it).
+func ExecuteIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "vmglue",
@@ -38,23 +45,43 @@ func Execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Version:       Version,
 	}
 	root.SetArgs(args)
+	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("VMGLUE_CONFIG"), "config file (env VMGLUE_CONFIG)")
 	root.PersistentFlags().StringVarP(&g.natsURL, "server", "s", os.Getenv("VMGLUE_NATS_URL"), "NATS URL for the ops commands (env VMGLUE_NATS_URL; default: nats.url of the config, else the embedded server's address)")
 	root.AddCommand(serveCmd(g), tailCmd(g), spoolCmd(g), configCmd(g))
-	for _, c := range extraCommands(g) {
-		root.AddCommand(c)
-	}
+	root.AddCommand(vmCmd(g), statusCmd(g), dlqCmd(g), replayCmd(g), autosignCmd(g))
 	if err := root.ExecuteContext(ctx); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			if ee.err != nil {
+				fmt.Fprintf(stderr, "vmglue: %v\n", ee.err)
+			}
+			return ee.code
+		}
 		fmt.Fprintf(stderr, "vmglue: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-// extraCommands are the commands that need the workers (vm, status, dlq, replay, autosign).
-var extraCommands = func(*globals) []*cobra.Command { return nil }
+// exitError makes Execute return code instead of 1. Its err, when set, is
+// printed as the one error line; a nil err means the command already wrote
+// its own line (autosign, for Puppet Server's log).
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
 
 func (g *globals) load() (*config.Config, error) {
 	return config.Load(g.configPath)
