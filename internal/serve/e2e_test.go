@@ -40,6 +40,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testenv.StopPuppet() // only a stack this binary started itself
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -109,12 +110,20 @@ forward_zones: [cloud.test.]
 reverse_zones: [10.in-addr.arpa., 8.b.d.0.1.0.0.2.ip6.arpa.]
 timeout: 1s
 `, b.Addr, b.KeyName, secretFile)
-	c, err := config.Load(writeFile(t, "vmglue.yaml", "workers:\n  dns:\n"+indent(raw, "    ")))
+	cfg.Workers = loadWorker(t, "dns", raw)
+	return cfg
+}
+
+// loadWorker loads a configuration file holding only the section raw of
+// worker name, under "workers:", the way an operator writes it, and returns
+// its workers (defaults set, validated).
+func loadWorker(t *testing.T, name, raw string) config.Workers {
+	t.Helper()
+	c, err := config.Load(writeFile(t, "vmglue.yaml", "workers:\n  "+name+":\n"+indent(raw, "    ")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Workers = c.Workers
-	return cfg
+	return c.Workers
 }
 
 func indent(s, p string) string {

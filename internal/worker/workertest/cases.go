@@ -7,19 +7,20 @@ import (
 
 // cases of the suite, run in this order.
 var cases = []struct {
-	name string
-	run  func(e *env)
+	name    string
+	run     func(e *env)
+	foreign bool // needs Fixture.PlantForeign (see Fixture.NoForeign)
 }{
-	{"create then converge again changes nothing", convergeTwice},
-	{"update applies the new desired state", update},
-	{"delete removes what was created", createDelete},
-	{"delete of a VM never seen is a no-op", deleteUnknown},
-	{"deleted before running leaves nothing behind", outOfOrder},
-	{"replayed event changes nothing", replay},
-	{"foreign object is a conflict and left alone", foreign},
-	{"context cancelled mid-apply converges on redelivery", cancelled},
-	{"crash before apply converges on redelivery", crashBefore},
-	{"crash after apply converges on redelivery", crashAfter},
+	{name: "create then converge again changes nothing", run: convergeTwice},
+	{name: "update applies the new desired state", run: update},
+	{name: "delete removes what was created", run: createDelete},
+	{name: "delete of a VM never seen is a no-op", run: deleteUnknown},
+	{name: "deleted before running leaves nothing behind", run: outOfOrder},
+	{name: "replayed event changes nothing", run: replay},
+	{name: "foreign object is a conflict and left alone", run: foreign, foreign: true},
+	{name: "context cancelled mid-apply converges on redelivery", run: cancelled},
+	{name: "crash before apply converges on redelivery", run: crashBefore},
+	{name: "crash after apply converges on redelivery", run: crashAfter},
 }
 
 func convergeTwice(e *env) {

@@ -1,0 +1,104 @@
+package serve_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// puppetConfig points the puppet worker at the test stack, in the YAML shape
+// of internal/puppet/README.md.
+func puppetConfig(t *testing.T, s *testenv.PuppetStack) *config.Config {
+	t.Helper()
+	cfg := baseConfig(t)
+	raw := fmt.Sprintf(`ca_url: %s
+puppetdb_url: %s
+tls:
+  ca_file: %s
+  cert_file: %s
+  key_file: %s
+domain: cloud.test
+certname: "{{.Name}}.{{.Domain}}"
+timeout: 5s
+puppetdb_wait: 5s
+on_running:
+  check_access: true
+`, s.CAURL, s.PuppetDBURL, s.CAFile, s.CertFile, s.KeyFile)
+	cfg.Workers = loadWorker(t, "puppet", raw)
+	return cfg
+}
+
+// A VM's agent got its certificate and sent facts; the VM's RUNNING hook
+// makes them the VM's, its DONE hook revokes and cleans the certificate
+// (the CRL lists it) and deactivates the node. A certname that is not a
+// live VM's, also one a deleted VM would have had, stays untouched.
+func TestPuppetHookCleansCertAndNode(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := testenv.NewPuppetAdmin(t, s)
+	stamp := time.Now().UnixNano() % 1e8
+	name, foreign := fmt.Sprintf("e2e%d", stamp), fmt.Sprintf("infra%d", stamp)
+	certname, foreignCert := name+".cloud.test", foreign+".cloud.test"
+	serial := a.SignedCert(certname)
+	a.ReplaceFacts(certname)
+	a.SignedCert(foreignCert)
+	a.ReplaceFacts(foreignCert)
+
+	in := start(t, puppetConfig(t, s))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := t.TempDir()
+	v := running(51, name, "10.0.0.51", "", time.Now().Unix())
+
+	t0 := time.Now()
+	hook(t, in.Info.NATSURL, spool, v, "running")
+	want := worker.Objects{"cert " + certname: "", "node " + certname: ""}
+	testenv.WaitFor(t, 20*time.Second, "certificate and node recorded as the VM's", func() bool {
+		r, _, err := reg.Get(context.Background(), "one.51")
+		return err == nil && r != nil && r.Applied.Equal(want)
+	})
+	t.Logf("RUNNING hook → ownership recorded: %s", time.Since(t0).Round(time.Millisecond))
+	if st := a.CertState(certname); st != "signed" {
+		t.Fatalf("running VM's certificate in state %q, want signed", st)
+	}
+	if _, active := a.Node(certname); !active {
+		t.Fatal("running VM's node deactivated")
+	}
+
+	// A VM vmglue never saw running is deleted; its certname is a host's
+	// that is not a VM of ours.
+	hook(t, in.Info.NATSURL, spool, done(running(52, foreign, "10.0.0.52", "", time.Now().Unix())), "done")
+
+	t0 = time.Now()
+	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	testenv.WaitFor(t, 20*time.Second, "certificate cleaned", func() bool { return a.CertState(certname) == "" })
+	testenv.WaitFor(t, 10*time.Second, "node deactivated", func() bool {
+		known, active := a.Node(certname)
+		return known && !active
+	})
+	t.Logf("DONE hook → certificate cleaned and node deactivated: %s", time.Since(t0).Round(time.Millisecond))
+	if !a.Revoked(serial) {
+		t.Errorf("the CRL does not list serial %s of %s", serial, certname)
+	}
+	idle(t, js, "puppet")
+	if r, _, err := reg.Get(context.Background(), "one.51"); err != nil || (r != nil && len(r.Applied)+len(r.Pending) > 0) {
+		t.Errorf("registry after delete: %+v %v", r, err)
+	}
+	if st := a.CertState(foreignCert); st != "signed" {
+		t.Errorf("foreign certificate %s in state %q, want signed", foreignCert, st)
+	}
+	if _, active := a.Node(foreignCert); !active {
+		t.Errorf("foreign node %s deactivated", foreignCert)
+	}
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
+	}
+}
