@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // The Puppet Server CA HTTP API (puppet-ca/v1), as verified against Puppet
@@ -21,6 +22,32 @@ type certStatus struct {
 	Name         string `json:"name"`
 	State        string `json:"state"` // "requested", "signed", "revoked"
 	SerialNumber int64  `json:"serial_number"`
+	// NotBefore is set for "signed" and "revoked": "2026-11-21T05:29:24UTC".
+	NotBefore string `json:"not_before"`
+}
+
+// caBackdate is how far Puppet Server's CA backdates a certificate: it sets
+// not_before to the signing time minus one day (verified on Puppet Server
+// 7: a certificate signed at 05:29:24 carries not_before 05:29:24 the day
+// before), so that agents with a slow clock accept it.
+const caBackdate = 24 * time.Hour
+
+// notBeforeLayouts are the forms of not_before: Puppet Server 7 writes
+// "2006-01-02T15:04:05UTC"; RFC 3339 is accepted too.
+var notBeforeLayouts = []string{"2006-01-02T15:04:05UTC", time.RFC3339}
+
+// issued returns when the CA signed the certificate: not_before plus the
+// CA's backdating.
+func (s certStatus) issued() (time.Time, error) {
+	if s.NotBefore == "" {
+		return time.Time{}, fmt.Errorf("certificate status of %s in state %q has no not_before", s.Name, s.State)
+	}
+	for _, layout := range notBeforeLayouts {
+		if t, err := time.Parse(layout, s.NotBefore); err == nil {
+			return t.UTC().Add(caBackdate), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("certificate status of %s: not_before %q: unknown time format", s.Name, excerpt([]byte(s.NotBefore)))
 }
 
 // cleanCert revokes and deletes the signed certificate of certname and

@@ -32,6 +32,13 @@ type Config struct {
 	PuppetDBWait time.Duration `yaml:"puppetdb_wait"`
 	// OnRunning is what Apply does when a VM first becomes ours.
 	OnRunning OnRunning `yaml:"on_running"`
+	// VerifyCertAge makes a delete read the certificate's status first and
+	// leave alone (Permanent ErrConflict) a certificate issued before the VM
+	// was created: it is another host's. Default true.
+	VerifyCertAge *bool `yaml:"verify_cert_age"`
+	// OwnershipSkew is the clock skew allowed between the cloud (the VM's
+	// creation time) and the CA (the certificate's issue time). Default 5m.
+	OwnershipSkew time.Duration `yaml:"ownership_skew"`
 	// Autosign is the policy of `vmglue autosign`.
 	Autosign AutosignConfig `yaml:"autosign"`
 }
@@ -79,7 +86,17 @@ func (c *Config) SetDefaults() {
 	if c.Autosign.ChallengeAttribute == "" {
 		c.Autosign.ChallengeAttribute = "PUPPET_CHALLENGE"
 	}
+	if c.VerifyCertAge == nil {
+		verify := true
+		c.VerifyCertAge = &verify
+	}
+	if c.OwnershipSkew == 0 {
+		c.OwnershipSkew = DefaultOwnershipSkew
+	}
 }
+
+// DefaultOwnershipSkew is the default ownership_skew.
+const DefaultOwnershipSkew = 5 * time.Minute
 
 // Validate checks the configuration (after SetDefaults); errors name the key.
 func (c *Config) Validate() error {
@@ -105,6 +122,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout < 0 || c.PuppetDBWait < time.Second {
 		return errors.New("puppet.timeout / puppet.puppetdb_wait: must be positive (puppetdb_wait at least 1s)")
+	}
+	if c.OwnershipSkew < 0 {
+		return errors.New("puppet.ownership_skew: must not be negative")
 	}
 	if c.Autosign.RequireChallenge && c.Autosign.ChallengeAttribute == "" {
 		return errors.New("puppet.autosign.challenge_attribute: required with require_challenge")

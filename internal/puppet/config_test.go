@@ -3,6 +3,7 @@ package puppet
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
@@ -42,6 +43,7 @@ func TestConfigValidate(t *testing.T) {
 		{"template needs domain", func(c *Config) { c.Domain = "" }, "puppet.domain"},
 		{"template without domain", func(c *Config) { c.Domain, c.Certname = "", "{{.ID}}.{{.Cloud}}.vm" }, ""},
 		{"bad template", func(c *Config) { c.Certname = "{{.Name" }, "puppet.certname"},
+		{"negative skew", func(c *Config) { c.OwnershipSkew = -time.Minute }, "puppet.ownership_skew"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,6 +55,29 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), "secret") {
 				t.Fatalf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	off := false
+	tests := []struct {
+		name       string
+		in         Config
+		wantVerify bool
+		wantSkew   time.Duration
+	}{
+		{"unset", Config{}, true, DefaultOwnershipSkew},
+		{"disabled", Config{VerifyCertAge: &off}, false, DefaultOwnershipSkew},
+		{"skew set", Config{OwnershipSkew: time.Minute}, true, time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.in
+			c.SetDefaults()
+			if *c.VerifyCertAge != tc.wantVerify || c.OwnershipSkew != tc.wantSkew {
+				t.Fatalf("verify_cert_age %v, ownership_skew %s; want %v, %s", *c.VerifyCertAge, c.OwnershipSkew, tc.wantVerify, tc.wantSkew)
 			}
 		})
 	}

@@ -36,10 +36,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fakeVM is a running VM whose default certname is <name>.cloud.test.
+// fakeVM is a VM whose default certname is <name>.cloud.test, created now:
+// before the certificates the test signs for it.
 func fakeVM(name, kind string, attrs map[string]string) *eventbus.VM {
+	created := time.Now().UTC()
 	return &eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: "id-" + name, Name: name,
-		Kind: kind, Attributes: attrs}
+		Kind: kind, Attributes: attrs, Times: eventbus.Times{Created: &created}}
 }
 
 // uniq returns a fresh VM name: the stack is shared by test runs.

@@ -8,7 +8,17 @@
 // and "node <certname>"; Apply does not call Puppet for them (unless
 // on_running.check_access). Only objects in have, recorded for a live VM of
 // ours, are ever cleaned: a certname vmglue never saw for a live VM is never
-// touched. See README.md.
+// touched.
+//
+// A name is not proof of ownership: an infrastructure host, or an unrelated
+// earlier machine, may hold a signed certificate with the certname a new VM
+// gets. So before cleaning, the worker reads the certificate's status from
+// the CA (verify_cert_age, on by default): a certificate the CA issued
+// before the VM was created (not_before plus the CA's one-day backdating,
+// earlier than Times.Created minus ownership_skew) is another host's. It is
+// neither revoked nor cleaned, the node of that certname is not
+// deactivated, and Apply returns a Permanent ErrConflict (dead letter
+// "conflict"). See README.md.
 package puppet
 
 import (
@@ -98,8 +108,10 @@ func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
 
 // Apply records creates (checking CA access first with
 // on_running.check_access) and, for each object of have absent from want,
-// cleans the certificate or deactivates the node. It tries every delete:
-// the error is permanent only when every failure is.
+// cleans the certificate or deactivates the node. A certificate that
+// predates the VM is left alone with its node (Permanent ErrConflict, see
+// verifyCertOwner). It tries every delete: the error is permanent only when
+// every failure is.
 func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
 	out := have.Clone()
 	plan := worker.Diff(have, want)
@@ -122,11 +134,20 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 	sort.SliceStable(dels, func(i, j int) bool {
 		return strings.HasPrefix(dels[i].Key, prefixCert) && !strings.HasPrefix(dels[j].Key, prefixCert)
 	})
+	// Certnames whose certificate is another host's: their node is too.
+	foreign := map[string]bool{}
 	for _, c := range dels {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
+		if name, ok := strings.CutPrefix(c.Key, prefixNode); ok && foreign[name] {
+			log.Warn().Str("certname", name).Msg("node left active: its certificate predates the vm")
+			continue
+		}
 		if err := t.delete(ctx, log, vm, c.Key); err != nil {
+			if name, ok := strings.CutPrefix(c.Key, prefixCert); ok && errors.Is(err, worker.ErrConflict) {
+				foreign[name] = true
+			}
 			if worker.IsPermanent(err) {
 				permanent = append(permanent, err)
 			} else {
@@ -155,6 +176,14 @@ func (t *Target) delete(ctx context.Context, log zerolog.Logger, vm *eventbus.VM
 	start := t.now()
 	switch kind {
 	case prefixCert:
+		gone, err := t.verifyCertOwner(ctx, log, vm, name)
+		if err != nil {
+			return err
+		}
+		if gone {
+			log.Info().Str("certname", name).Dur("took", time.Since(start)).Msg("certificate already gone")
+			return nil
+		}
 		what, err := t.ca.cleanCert(ctx, name)
 		if err != nil {
 			return err
@@ -167,6 +196,46 @@ func (t *Target) delete(ctx context.Context, log zerolog.Logger, vm *eventbus.VM
 		log.Info().Str("certname", name).Dur("took", time.Since(start)).Msg("node deactivated")
 	}
 	return nil
+}
+
+// verifyCertOwner makes sure the certificate of certname may be cleaned
+// for the deleted vm (verify_cert_age): it reads the certificate's status
+// from the CA and refuses, with a Permanent ErrConflict, a certificate the
+// CA issued before vm was created (minus ownership_skew): that one was
+// another host's before the VM existed. A pending CSR is the VM's agent's.
+// gone reports that the CA knows nothing of certname. Without a creation
+// time (the source gave none) it checks nothing and logs a warning.
+func (t *Target) verifyCertOwner(ctx context.Context, log zerolog.Logger, vm *eventbus.VM, certname string) (gone bool, err error) {
+	if !*t.cfg.VerifyCertAge {
+		return false, nil
+	}
+	created := vm.Times.Created
+	if created == nil || created.IsZero() {
+		log.Warn().Str("certname", certname).Msg("vm creation time unknown: cleaning the certificate without checking that it is the vm's")
+		return false, nil
+	}
+	st, found, err := t.ca.certStatus(ctx, certname)
+	switch {
+	case err != nil:
+		return false, err
+	case !found:
+		return true, nil
+	case st.State == "requested":
+		return false, nil
+	}
+	issued, err := st.issued()
+	if err != nil {
+		return false, worker.Permanent(fmt.Errorf("verify owner of certificate %s: %w", certname, err))
+	}
+	if issued.Before(created.Add(-t.cfg.OwnershipSkew)) {
+		return false, worker.Permanent(fmt.Errorf(
+			"certificate %s (%s, serial %d) was issued at %s, before vm %s was created at %s (ownership_skew %s): "+
+				"it is another host's, not revoked, its node not deactivated: %w",
+			certname, st.State, st.SerialNumber, issued.Format(time.RFC3339), vm.Key(),
+			created.UTC().Format(time.RFC3339), t.cfg.OwnershipSkew, worker.ErrConflict))
+	}
+	log.Debug().Str("certname", certname).Time("issued", issued).Time("vm_created", *created).Msg("certificate is the vm's")
+	return false, nil
 }
 
 // deletedAt is the producer_timestamp of the deactivation: when the source

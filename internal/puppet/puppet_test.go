@@ -2,6 +2,7 @@ package puppet
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +185,129 @@ func TestApplyRejectsForeignKeys(t *testing.T) {
 		if !worker.IsPermanent(err) {
 			t.Errorf("key %q: want permanent error, got %v", key, err)
 		}
+	}
+}
+
+// A certificate the CA issued before the VM existed is another host's (an
+// infrastructure host, an earlier machine with the same name): the VM's
+// delete leaves it signed and its node active, and is a Permanent
+// ErrConflict naming the certname and both times. Everything the VM can
+// have caused (a certificate signed after it was created, within the skew,
+// its agent's pending CSR) is cleaned as before.
+func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	off := false
+	later := func(d time.Duration) *time.Time { c := time.Now().UTC().Add(d); return &c }
+	tests := []struct {
+		name     string
+		created  *time.Time // the VM's creation time, taken after the certificate is signed
+		verify   *bool
+		arrange  func(certname string)
+		conflict bool
+	}{
+		{"vm created an hour after the certificate", later(time.Hour), nil, signed(a), true},
+		{"vm created after the certificate, beyond the skew", later(DefaultOwnershipSkew + time.Minute), nil, signed(a), true},
+		{"vm created after the certificate, within the skew", later(DefaultOwnershipSkew - time.Minute), nil, signed(a), false},
+		{"vm created before the certificate", later(-time.Minute), nil, signed(a), false},
+		{"creation time unknown", nil, nil, signed(a), false},
+		{"check disabled", later(time.Hour), &off, signed(a), false},
+		{"pending request of the vm's agent", later(time.Hour), nil, func(n string) { a.submitCSR(n) }, false},
+		{"certificate already gone", later(time.Hour), nil, func(string) {}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAdmin(t, s)
+			vm := fakeVM(uniq("age"), eventbus.KindDeleted, nil)
+			name := vm.Name + ".cloud.test"
+			tc.arrange(name)
+			a.replaceFacts(name)
+			vm.Times.Created = tc.created
+			before := a.state(name)
+			cfg := testConfig(s)
+			cfg.VerifyCertAge = tc.verify
+			have := worker.Objects{"cert " + name: "", "node " + name: ""}
+			out, err := converge(t, newTarget(t, cfg), vm, have)
+			if !tc.conflict {
+				if err != nil || len(out) != 0 {
+					t.Fatalf("delete: %v %v", out, err)
+				}
+				if st := a.state(name); st != "" {
+					t.Errorf("certificate %s still in state %q", name, st)
+				}
+				if a.node(name) == nil {
+					t.Errorf("node %s not deactivated", name)
+				}
+				return
+			}
+			if !worker.IsPermanent(err) || !errors.Is(err, worker.ErrConflict) {
+				t.Fatalf("want a permanent conflict, got %v", err)
+			}
+			for _, want := range []string{name, tc.created.Format(time.RFC3339), "issued at " + time.Now().UTC().Format("2006-01-02T")} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q: %v", want, err)
+				}
+			}
+			if !out.Equal(have) {
+				t.Errorf("have became %v, want it unchanged", out)
+			}
+			if st := a.state(name); st != before || st != "signed" {
+				t.Errorf("certificate %s in state %q, want signed", name, st)
+			}
+			if a.revoked(a.certSerial(name)) {
+				t.Errorf("certificate %s revoked", name)
+			}
+			if d := a.node(name); d != nil {
+				t.Errorf("node %s deactivated at %v", name, d)
+			}
+		})
+	}
+}
+
+// signed arranges a certificate signed now.
+func signed(a *admin) func(string) {
+	return func(certname string) { a.signedCert(certname) }
+}
+
+// The CA's not_before is the signing time minus one day (caBackdate):
+// issued() gives back the signing time.
+func TestCertStatusIssuedIsSigningTime(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := newAdmin(t, s)
+	name := uniq("issued") + ".cloud.test"
+	t0 := time.Now().Truncate(time.Second)
+	a.signedCert(name)
+	t1 := time.Now()
+	st, found, err := newTarget(t, testConfig(s)).ca.certStatus(context.Background(), name)
+	if err != nil || !found {
+		t.Fatalf("certificate status: %v found=%v", err, found)
+	}
+	issued, err := st.issued()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("not_before %s → issued %s (signed between %s and %s)", st.NotBefore, issued, t0.UTC(), t1.UTC())
+	if issued.Before(t0.Add(-2*time.Second)) || issued.After(t1.Add(2*time.Second)) {
+		t.Errorf("issued %s, want between %s and %s", issued, t0, t1)
+	}
+}
+
+func TestCertStatusIssued(t *testing.T) {
+	tests := []struct {
+		notBefore string
+		want      time.Time // zero: an error
+	}{
+		{"2026-11-21T05:29:24UTC", time.Date(2026, 11, 22, 5, 29, 24, 0, time.UTC)},
+		{"2026-11-21T06:29:24+01:00", time.Date(2026, 11, 22, 5, 29, 24, 0, time.UTC)},
+		{"", time.Time{}},
+		{"yesterday", time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.notBefore, func(t *testing.T) {
+			got, err := certStatus{Name: "web1.cloud.test", State: "signed", NotBefore: tc.notBefore}.issued()
+			if (err != nil) != tc.want.IsZero() || !got.Equal(tc.want) {
+				t.Fatalf("issued() = %s, %v; want %s", got, err, tc.want)
+			}
+		})
 	}
 }

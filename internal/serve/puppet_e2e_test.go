@@ -3,6 +3,7 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,54 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 	}
 	if dl := deadLetters(t, js); len(dl) != 0 {
 		t.Errorf("dead letters: %+v", dl)
+	}
+}
+
+// A new VM gets the certname of a host whose certificate the CA issued
+// before the VM existed (its STIME is an hour ahead): the VM's DONE hook
+// leaves that certificate signed and its node active, and the event is
+// dead-lettered as a conflict naming the certname.
+func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := testenv.NewPuppetAdmin(t, s)
+	name := fmt.Sprintf("older%d", time.Now().UnixNano()%1e8)
+	certname := name + ".cloud.test"
+	serial := a.SignedCert(certname)
+	a.ReplaceFacts(certname)
+
+	in := start(t, puppetConfig(t, s))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := t.TempDir()
+	// running() puts STIME 100 s before the transition time.
+	v := running(53, name, "10.0.0.53", "", time.Now().Add(time.Hour).Unix()+100)
+	hook(t, in.Info.NATSURL, spool, v, "running")
+	want := worker.Objects{"cert " + certname: "", "node " + certname: ""}
+	testenv.WaitFor(t, 20*time.Second, "certificate and node recorded as the VM's", func() bool {
+		r, _, err := reg.Get(context.Background(), "one.53")
+		return err == nil && r != nil && r.Applied.Equal(want)
+	})
+
+	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	var dl []worker.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "conflict dead-lettered", func() bool {
+		dl = deadLetters(t, js)
+		return len(dl) > 0
+	})
+	if len(dl) != 1 || dl[0].Worker != "puppet" || dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, certname) {
+		t.Fatalf("dead letters: %+v", dl)
+	}
+	t.Logf("dead letter: %s", dl[0].Error)
+	if st := a.CertState(certname); st != "signed" {
+		t.Errorf("older certificate %s in state %q, want signed", certname, st)
+	}
+	if a.Revoked(serial) {
+		t.Errorf("the CRL lists serial %s of %s", serial, certname)
+	}
+	if _, active := a.Node(certname); !active {
+		t.Errorf("node %s deactivated", certname)
 	}
 }

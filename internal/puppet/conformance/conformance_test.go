@@ -53,10 +53,14 @@ func TestConformance(t *testing.T) {
 			target = tg
 			return &agent{Target: tg, t: t, admin: testenv.NewPuppetAdmin(t, s)}
 		},
+		// Created now: before the agent's certificate, as for a real VM
+		// (the worker leaves a certificate that predates the VM alone).
 		VM: func(t *testing.T, id string) eventbus.VM {
+			created := time.Now().UTC()
 			return eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: id, Name: fmt.Sprintf("conf%d-%s", run, id),
 				Kind: eventbus.KindRunning, State: "ACTIVE", LCMState: "RUNNING",
-				NICs: []eventbus.NIC{{ID: "0", Network: "public", IP: "10.0.0.42"}}}
+				NICs:  []eventbus.NIC{{ID: "0", Network: "public", IP: "10.0.0.42"}},
+				Times: eventbus.Times{Created: &created}}
 		},
 		// A renamed VM has another certname: the old certificate and node
 		// are cleaned, the new ones are the VM's.
@@ -75,8 +79,8 @@ func TestConformance(t *testing.T) {
 		},
 		NoForeign: "the puppet worker creates no object for a live VM, it records the certificate and node " +
 			"the VM's agent gets through the autosign policy as the VM's: there is nothing of its own that a " +
-			"foreign certificate could be in the way of, and a signed certificate found when a VM boots is " +
-			"normally the VM's own (see internal/puppet/README.md, \"What it never touches\")",
+			"foreign certificate could be in the way of; a certificate that predates the VM is refused as a " +
+			"conflict at delete time instead (see internal/puppet/README.md, \"What it never touches\")",
 	})
 }
 
