@@ -22,12 +22,20 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/vmglue/vmglue/internal/hookcmd"
 )
 
 func main() {
+	// A hook lives for a few milliseconds, once per VM state change, many at
+	// once: one P spins less, and with at most a few MB of live heap a
+	// collection is pure cost. The memory limit still bounds a huge input.
+	runtime.GOMAXPROCS(1)
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(256 << 20)
 	opts, err := hookcmd.OptionsFromEnv(os.Getenv)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vmglue-hook: usage: %v\n", err)
