@@ -44,11 +44,18 @@ alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
 # envval KEY: the value of KEY in DIR/env.
 envval() { sed -n "s/^$1=//p" "$DIR/env" 2>/dev/null | head -n1; }
 
-# free_port VAR: set VAR to a TCP port on 127.0.0.1 nobody listens on.
+# free_port VAR: set VAR to a TCP port on 127.0.0.1 nobody listens on. The
+# ports come from below the kernel's ephemeral range (32768-60999 here): a
+# port in that range can be taken at any moment by an outgoing connection of
+# a test running at the same time, which makes a later bind fail.
 free_port() {
-  local p
+  local p lo=20000 hi=32767
+  if read -r eph _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && [ "$eph" -gt 12000 ]; then
+    hi=$((eph - 1))
+    lo=$((hi - 12000))
+  fi
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 40000))
+    p=$((lo + RANDOM % (hi - lo)))
     case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       USED_PORTS="${USED_PORTS:-} $p"

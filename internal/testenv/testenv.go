@@ -8,36 +8,65 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. It
+// is taken from below the kernel's ephemeral range: a port in that range can
+// be grabbed by any outgoing connection of a test running at the same time
+// before the server under test binds it.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return freePort(t, false)
 }
 
 // FreeUDPTCPPort returns a port free for both TCP and UDP on 127.0.0.1 (DNS).
 func FreeUDPTCPPort(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 50; i++ {
-		p := FreePort(t)
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err == nil {
+	return freePort(t, true)
+}
+
+func freePort(t testing.TB, udp bool) int {
+	t.Helper()
+	lo, hi := portRange()
+	for i := 0; i < 500; i++ {
+		p := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		if udp {
+			u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				continue
+			}
 			u.Close()
-			return p
+		}
+		return p
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return 0
+}
+
+// portRange is [lo, hi) just below the ephemeral port range.
+func portRange() (int, int) {
+	hi := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 12000 {
+				hi = n
+			}
 		}
 	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
+	return hi - 12000, hi
 }
 
 // Need fails the test when a program is missing, naming the install step.
