@@ -8,7 +8,7 @@
 //	TYPE            = state
 //	RESOURCE        = VM
 //	ON              = RUNNING
-//	COMMAND         = /usr/bin/vmglue-hook
+//	COMMAND         = /usr/local/bin/vmglue-hook
 //	ARGUMENTS       = "$TEMPLATE running"
 //	ARGUMENTS_STDIN = yes
 //	TIMEOUT         = 15
