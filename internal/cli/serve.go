@@ -27,7 +27,12 @@ func serveCmd(g *globals) *cobra.Command {
 				cfg.Metrics.Listen = metrics
 			}
 			log := newLogger(cfg.Log, g.stderr)
-			return serve.Run(cmd.Context(), serve.Options{Config: cfg}, log)
+			ready := func(serve.Info) {
+				if err := sdNotify("READY=1"); err != nil {
+					log.Warn().Err(err).Msg("sd_notify")
+				}
+			}
+			return serve.Run(cmd.Context(), serve.Options{Config: cfg, Ready: ready}, log)
 		},
 	}
 	c.Flags().StringVar(&listen, "nats-listen", "", "address of the embedded NATS server (default 127.0.0.1:4222)")
