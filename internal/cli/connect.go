@@ -31,3 +31,14 @@ func (g *globals) jetStream(name string) (*nats.Conn, jetstream.JetStream, error
 	}
 	return nc, js, nil
 }
+
+// withJetStream connects the ops command name to NATS (as jetStream does),
+// runs fn and closes the connection.
+func (g *globals) withJetStream(name string, fn func(js jetstream.JetStream) error) error {
+	nc, js, err := g.jetStream(name)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return fn(js)
+}

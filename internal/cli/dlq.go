@@ -31,19 +31,13 @@ func dlqCmd(g *globals) *cobra.Command {
 		Short: "List the dead letters, oldest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := g.jetStream("vmglue dlq list")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			dls, err := worker.ListDeadLetters(cmd.Context(), js, workerName)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(g.stdout, dls)
-			}
-			return printDeadLetters(g.stdout, dls)
+			return g.withJetStream("vmglue dlq list", func(js jetstream.JetStream) error {
+				dls, err := worker.ListDeadLetters(cmd.Context(), js, workerName)
+				if err != nil {
+					return err
+				}
+				return writeJSONOr(g.stdout, asJSON, dls, printDeadLetters)
+			})
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print one JSON array")
@@ -78,29 +72,26 @@ func settleCmd(g *globals, workerName *string, verb, done string, fn func(contex
 			if err != nil {
 				return fmt.Errorf("dlq %s: %w", verb, err)
 			}
-			nc, js, err := g.jetStream("vmglue dlq " + verb)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			ctx := cmd.Context()
-			var dls []worker.StoredDeadLetter
-			if all {
-				dls, err = worker.ListDeadLetters(ctx, js, *workerName)
-			} else {
-				dls, err = getDeadLetters(ctx, js, seqs, *workerName)
-			}
-			if err != nil {
-				return err
-			}
-			for i, dl := range dls {
-				if err := fn(ctx, js, dl.Seq); err != nil {
-					return fmt.Errorf("%w (%d of %d %s before)", err, i, len(dls), done)
+			return g.withJetStream("vmglue dlq "+verb, func(js jetstream.JetStream) error {
+				ctx := cmd.Context()
+				var dls []worker.StoredDeadLetter
+				if all {
+					dls, err = worker.ListDeadLetters(ctx, js, *workerName)
+				} else {
+					dls, err = getDeadLetters(ctx, js, seqs, *workerName)
 				}
-				fmt.Fprintf(g.stdout, "%s #%d %s %s\n", done, dl.Seq, dl.Worker, dlVM(dl))
-			}
-			fmt.Fprintf(g.stdout, "%s %d dead letter(s)\n", done, len(dls))
-			return nil
+				if err != nil {
+					return err
+				}
+				for i, dl := range dls {
+					if err := fn(ctx, js, dl.Seq); err != nil {
+						return fmt.Errorf("%w (%d of %d %s before)", err, i, len(dls), done)
+					}
+					fmt.Fprintf(g.stdout, "%s #%d %s %s\n", done, dl.Seq, dl.Worker, dlVM(dl))
+				}
+				fmt.Fprintf(g.stdout, "%s %d dead letter(s)\n", done, len(dls))
+				return nil
+			})
 		},
 	}
 	c.Flags().BoolVar(&all, "all", false, "every dead letter (of --worker)")
@@ -166,6 +157,14 @@ func printDeadLetters(w io.Writer, dls []worker.StoredDeadLetter) error {
 
 // oneLine keeps an error message on one table row.
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// writeJSONOr prints v with writeJSON when asJSON, else as text.
+func writeJSONOr[T any](w io.Writer, asJSON bool, v T, text func(io.Writer, T) error) error {
+	if asJSON {
+		return writeJSON(w, v)
+	}
+	return text(w, v)
+}
 
 // writeJSON prints v as one indented JSON document.
 func writeJSON(w io.Writer, v any) error {

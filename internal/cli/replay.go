@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -50,12 +49,9 @@ would be republished and the count, and publishes nothing.`,
 			if err := o.check(); err != nil {
 				return err
 			}
-			nc, js, err := g.jetStream("vmglue replay")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			return Replay(cmd.Context(), js, o, g.stdout)
+			return g.withJetStream("vmglue replay", func(js jetstream.JetStream) error {
+				return Replay(cmd.Context(), js, o, g.stdout)
+			})
 		},
 	}
 	c.Flags().StringVar(&o.Since, "since", "", "events stored since a duration ago (1h) or a time (2026-11-22T10:00:00Z)")
@@ -94,16 +90,11 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, w io.W
 	if err != nil {
 		return err
 	}
-	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverAllPolicy}
-	switch {
-	case o.Since != "":
-		t, err := ParseSince(o.Since, time.Now())
-		if err != nil {
-			return err
-		}
-		cc.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		cc.OptStartTime = &t
-	case o.StartSequence != 0:
+	cc, err := orderedConfig(filter, o.Since, jetstream.DeliverAllPolicy)
+	if err != nil {
+		return err
+	}
+	if o.StartSequence != 0 { // check: not with Since
 		cc.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cc.OptStartSeq = o.StartSequence
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -25,21 +26,18 @@ func spoolCmd(g *globals) *cobra.Command {
 		Short: "Send the spooled events, oldest first, removing each after its ack",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := g.jetStream("vmglue spool flush")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			sp := spool.New(dir)
-			n, err := sp.Flush(cmd.Context(), func(ctx context.Context, ev *eventbus.Event) error {
-				_, err := eventbus.Publish(ctx, js, ev)
-				return err
+			return g.withJetStream("vmglue spool flush", func(js jetstream.JetStream) error {
+				sp := spool.New(dir)
+				n, err := sp.Flush(cmd.Context(), func(ctx context.Context, ev *eventbus.Event) error {
+					_, err := eventbus.Publish(ctx, js, ev)
+					return err
+				})
+				fmt.Fprintf(g.stdout, "sent %d spooled event(s) from %s\n", n, dir)
+				if err != nil {
+					return fmt.Errorf("flush %s: %w", dir, err)
+				}
+				return nil
 			})
-			fmt.Fprintf(g.stdout, "sent %d spooled event(s) from %s\n", n, dir)
-			if err != nil {
-				return fmt.Errorf("flush %s: %w", dir, err)
-			}
-			return nil
 		},
 	}
 	list := &cobra.Command{

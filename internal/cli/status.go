@@ -61,19 +61,13 @@ func statusCmd(g *globals) *cobra.Command {
 		Short: "Streams, worker consumers, registries and dead letters at a glance",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := g.jetStream("vmglue status")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			st, err := GetStatus(cmd.Context(), js)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(g.stdout, st)
-			}
-			return printStatus(g.stdout, st)
+			return g.withJetStream("vmglue status", func(js jetstream.JetStream) error {
+				st, err := GetStatus(cmd.Context(), js)
+				if err != nil {
+					return err
+				}
+				return writeJSONOr(g.stdout, asJSON, st, printStatus)
+			})
 		},
 	}
 	c.Flags().BoolVar(&asJSON, "json", false, "print one JSON document")

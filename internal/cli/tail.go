@@ -32,12 +32,9 @@ func tailCmd(g *globals) *cobra.Command {
 		Short: "Print events as they arrive (--json: one CloudEvent per line)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, js, err := g.jetStream("vmglue tail")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			return Tail(cmd.Context(), js, o, g.stdout)
+			return g.withJetStream("vmglue tail", func(js jetstream.JetStream) error {
+				return Tail(cmd.Context(), js, o, g.stdout)
+			})
 		},
 	}
 	c.Flags().StringVar(&o.Since, "since", "", "start with events stored since a duration ago (1h) or a time (2026-11-22T10:00:00Z)")
@@ -64,6 +61,21 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("--since %q: want a duration (1h) or a time (2026-11-22T10:00:00Z)", s)
+}
+
+// orderedConfig is the ordered consumer config of the events matching filter,
+// from since (a ParseSince start, if given) or else by policy.
+func orderedConfig(filter, since string, policy jetstream.DeliverPolicy) (jetstream.OrderedConsumerConfig, error) {
+	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: policy}
+	if since != "" {
+		t, err := ParseSince(since, time.Now())
+		if err != nil {
+			return cc, err
+		}
+		cc.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cc.OptStartTime = &t
+	}
+	return cc, nil
 }
 
 // TailFilter returns the subject filter of the options.
@@ -109,17 +121,13 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, w io.Write
 	if err != nil {
 		return err
 	}
-	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverNewPolicy}
-	switch {
-	case o.Since != "":
-		t, err := ParseSince(o.Since, time.Now())
-		if err != nil {
-			return err
-		}
-		cc.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		cc.OptStartTime = &t
-	case o.All || o.NoFollow:
-		cc.DeliverPolicy = jetstream.DeliverAllPolicy
+	policy := jetstream.DeliverNewPolicy
+	if o.All || o.NoFollow {
+		policy = jetstream.DeliverAllPolicy
+	}
+	cc, err := orderedConfig(filter, o.Since, policy)
+	if err != nil {
+		return err
 	}
 	cons, err := js.OrderedConsumer(ctx, eventbus.StreamEvents, cc)
 	if err != nil {

@@ -56,22 +56,13 @@ is shown.`,
 			if err != nil {
 				return err
 			}
-			nc, js, err := g.jetStream("vmglue vm")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			reps, err := VMReports(cmd.Context(), js, cloud, args[0], cfg.Workers.Names())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return writeJSON(g.stdout, reps)
-			}
-			for _, r := range reps {
-				printVMReport(g.stdout, &r)
-			}
-			return nil
+			return g.withJetStream("vmglue vm", func(js jetstream.JetStream) error {
+				reps, err := VMReports(cmd.Context(), js, cloud, args[0], cfg.Workers.Names())
+				if err != nil {
+					return err
+				}
+				return writeJSONOr(g.stdout, asJSON, reps, printVMReports)
+			})
 		},
 	}
 	c.Flags().StringVar(&cloud, "cloud", "", "only this cloud")
@@ -206,6 +197,13 @@ func subjectToken(s string, i int) string {
 		return "?"
 	}
 	return t[i]
+}
+
+func printVMReports(w io.Writer, reps []VMReport) error {
+	for _, r := range reps {
+		printVMReport(w, &r)
+	}
+	return nil
 }
 
 func printVMReport(w io.Writer, r *VMReport) {
