@@ -3,6 +3,8 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,7 +32,9 @@ func gone(t *testing.T, b *testenv.BIND, name string, qtype uint16) func() bool 
 // worker converges BIND; DONE removes the records.
 func TestDNSHookToRecords(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
-	in := start(t, dnsConfig(t, b, ""))
+	cfg := dnsConfig(t, b, "")
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	in := start(t, cfg)
 	spool := t.TempDir()
 	v := running(42, "web42", "10.0.0.42", "2001:db8::42", time.Now().Unix())
 
@@ -52,6 +56,25 @@ func TestDNSHookToRecords(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "A gone", gone(t, b, "web42.cloud.test.", mdns.TypeA))
 	testenv.WaitFor(t, 5*time.Second, "PTR gone", gone(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR))
 	testenv.WaitFor(t, 5*time.Second, "TXT gone", gone(t, b, "web42.cloud.test.", mdns.TypeTXT))
+
+	// The runner counts an event once it has settled it, just after BIND
+	// changed: wait for the counters rather than read them once.
+	want := []string{`vmglue_worker_events_total{result="ok",worker="dns"} 2`,
+		`vmglue_worker_converge_seconds_count{worker="dns"}`, `vmglue_dns_update_messages_total{`}
+	testenv.WaitFor(t, 10*time.Second, "worker metrics", func() bool {
+		resp, err := http.Get("http://" + in.Info.MetricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range want {
+			if !strings.Contains(string(body), m) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // HEM runs hooks concurrently: DONE may arrive before RUNNING, and an old
