@@ -182,7 +182,7 @@ func TestMainExitCodes(t *testing.T) {
 // autosign policy and boots real agents against it.
 func TestAutosignEndToEnd(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	name := uniq("boot")
 	certname, evil := name+".cloud.test", uniq("evil")+".cloud.test"
 	dir, err := os.MkdirTemp(s.AgentsDir, "autosign-")
@@ -227,9 +227,9 @@ func TestAutosignEndToEnd(t *testing.T) {
 	if signed, _ := bootstrap(t, s, certname, "boot-secret"); !signed {
 		t.Fatalf("%s not signed by the policy (see %s)", certname, s.ServerLog)
 	}
-	serial := a.certSerial(certname)
-	if signed, _ := bootstrap(t, s, evil, "wrong"); signed || a.state(evil) != "requested" {
-		t.Fatalf("%s: wrong challenge signed=%v state=%q, want a pending request", evil, signed, a.state(evil))
+	serial := a.CertSerial(certname)
+	if signed, _ := bootstrap(t, s, evil, "wrong"); signed || a.CertState(evil) != "requested" {
+		t.Fatalf("%s: wrong challenge signed=%v state=%q, want a pending request", evil, signed, a.CertState(evil))
 	}
 
 	// The VM is deleted, a new one with the same name boots.
@@ -240,8 +240,8 @@ func TestAutosignEndToEnd(t *testing.T) {
 			t.Fatalf("delete %s: %v %v", n, out, err)
 		}
 	}
-	if !a.revoked(serial) || a.state(evil) != "" {
-		t.Fatalf("after delete: serial revoked %v, %s state %q", a.revoked(serial), evil, a.state(evil))
+	if !a.Revoked(serial) || a.CertState(evil) != "" {
+		t.Fatalf("after delete: serial revoked %v, %s state %q", a.Revoked(serial), evil, a.CertState(evil))
 	}
 	if signed, _ := bootstrap(t, s, certname, "boot-secret"); !signed {
 		t.Fatalf("the successor of %s was not signed", certname)

@@ -27,14 +27,14 @@ func converge(t *testing.T, tg *Target, vm *eventbus.VM, have worker.Objects) (w
 
 func TestApplyDeleteCleansCertificateAndDeactivatesNode(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	vm := fakeVM(uniq("web"), eventbus.KindRunning, nil)
 	name := vm.Name + ".cloud.test"
 	foreign := uniq("foreign") + ".cloud.test"
-	serial := a.signedCert(name)
-	a.signedCert(foreign)
-	a.replaceFacts(name)
-	a.replaceFacts(foreign)
+	serial := a.SignedCert(name)
+	a.SignedCert(foreign)
+	a.ReplaceFacts(name)
+	a.ReplaceFacts(foreign)
 
 	// Creates only record ownership: with both servers "down" Apply works.
 	cfg := testConfig(s)
@@ -54,24 +54,24 @@ func TestApplyDeleteCleansCertificateAndDeactivatesNode(t *testing.T) {
 	if err != nil || len(out) != 0 {
 		t.Fatalf("delete: %v %v", out, err)
 	}
-	if st := a.state(name); st != "" {
+	if st := a.CertState(name); st != "" {
 		t.Errorf("certificate %s still in state %q", name, st)
 	}
-	if !a.revoked(serial) {
+	if !a.Revoked(serial) {
 		t.Errorf("crl does not list serial %s of %s", serial, name)
 	}
-	if a.node(name) == nil {
+	if a.NodeDeactivated(name) == nil {
 		t.Errorf("node %s not deactivated in puppetdb", name)
 	}
 	// Foreign objects (not in have) are untouched.
-	if st := a.state(foreign); st != "signed" {
+	if st := a.CertState(foreign); st != "signed" {
 		t.Errorf("foreign certificate %s: state %q, want signed", foreign, st)
 	}
-	if d := a.node(foreign); d != nil {
+	if d := a.NodeDeactivated(foreign); d != nil {
 		t.Errorf("foreign node %s deactivated at %v", foreign, d)
 	}
 	// The name is free again: a new VM's CSR is accepted and signed.
-	if newSerial := a.signedCert(name); newSerial.Cmp(serial) == 0 {
+	if newSerial := a.SignedCert(name); newSerial.Cmp(serial) == 0 {
 		t.Errorf("re-signed %s with the old serial", name)
 	}
 	// Replay of the delete: nothing in have, nothing to do, no calls.
@@ -82,11 +82,11 @@ func TestApplyDeleteCleansCertificateAndDeactivatesNode(t *testing.T) {
 
 func TestApplyDeleteCADownIsTransientThenConverges(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	vm := fakeVM(uniq("db"), eventbus.KindDeleted, nil)
 	name := vm.Name + ".cloud.test"
-	serial := a.signedCert(name)
-	a.replaceFacts(name)
+	serial := a.SignedCert(name)
+	a.ReplaceFacts(name)
 	have := worker.Objects{"cert " + name: "", "node " + name: ""}
 
 	cfg := testConfig(s)
@@ -102,24 +102,24 @@ func TestApplyDeleteCADownIsTransientThenConverges(t *testing.T) {
 	if !out.Equal(worker.Objects{"cert " + name: ""}) {
 		t.Fatalf("partial result: %v", out)
 	}
-	if a.state(name) != "signed" || a.node(name) == nil {
-		t.Fatalf("after partial delete: cert %q, node deactivated %v", a.state(name), a.node(name))
+	if a.CertState(name) != "signed" || a.NodeDeactivated(name) == nil {
+		t.Fatalf("after partial delete: cert %q, node deactivated %v", a.CertState(name), a.NodeDeactivated(name))
 	}
 	out, err = converge(t, newTarget(t, testConfig(s)), vm, out)
 	if err != nil || len(out) != 0 {
 		t.Fatalf("retry: %v %v", out, err)
 	}
-	if a.state(name) != "" || !a.revoked(serial) {
+	if a.CertState(name) != "" || !a.Revoked(serial) {
 		t.Errorf("certificate %s not cleaned after retry", name)
 	}
 }
 
 func TestApplyDeleteForbiddenIsPermanent(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	vm := fakeVM(uniq("app"), eventbus.KindDeleted, nil)
 	name := vm.Name + ".cloud.test"
-	a.signedCert(name)
+	a.SignedCert(name)
 	cfg := testConfig(s)
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = s.IntruderCertFile, s.IntruderKeyFile
 	have := worker.Objects{"cert " + name: "", "node " + name: ""}
@@ -135,25 +135,25 @@ func TestApplyDeleteForbiddenIsPermanent(t *testing.T) {
 	if !out.Equal(have) {
 		t.Errorf("nothing was done, yet have became %v", out)
 	}
-	if a.state(name) != "signed" {
+	if a.CertState(name) != "signed" {
 		t.Errorf("certificate %s changed by a forbidden client", name)
 	}
 }
 
 func TestApplyDeleteDiscardsPendingRequest(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	vm := fakeVM(uniq("pending"), eventbus.KindDeleted, nil)
 	name := vm.Name + ".cloud.test"
-	a.submitCSR(name) // the default autosign policy refuses: it stays pending
-	if st := a.state(name); st != "requested" {
+	a.SubmitCSR(name) // the default autosign policy refuses: it stays pending
+	if st := a.CertState(name); st != "requested" {
 		t.Fatalf("csr state %q, want requested", st)
 	}
 	out, err := converge(t, newTarget(t, testConfig(s)), vm, worker.Objects{"cert " + name: ""})
 	if err != nil || len(out) != 0 {
 		t.Fatalf("delete: %v %v", out, err)
 	}
-	if st := a.state(name); st != "" {
+	if st := a.CertState(name); st != "" {
 		t.Errorf("pending request still in state %q", st)
 	}
 	// Never signed, never requested: cleaning again is a no-op.
@@ -196,7 +196,7 @@ func TestApplyRejectsForeignKeys(t *testing.T) {
 // its agent's pending CSR) is cleaned as before.
 func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	off := false
 	later := func(d time.Duration) *time.Time { c := time.Now().UTC().Add(d); return &c }
 	tests := []struct {
@@ -212,18 +212,18 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 		{"vm created before the certificate", later(-time.Minute), nil, signed(a), false},
 		{"creation time unknown", nil, nil, signed(a), false},
 		{"check disabled", later(time.Hour), &off, signed(a), false},
-		{"pending request of the vm's agent", later(time.Hour), nil, func(n string) { a.submitCSR(n) }, false},
+		{"pending request of the vm's agent", later(time.Hour), nil, func(n string) { a.SubmitCSR(n) }, false},
 		{"certificate already gone", later(time.Hour), nil, func(string) {}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newAdmin(t, s)
+			a := testenv.NewPuppetAdmin(t, s)
 			vm := fakeVM(uniq("age"), eventbus.KindDeleted, nil)
 			name := vm.Name + ".cloud.test"
 			tc.arrange(name)
-			a.replaceFacts(name)
+			a.ReplaceFacts(name)
 			vm.Times.Created = tc.created
-			before := a.state(name)
+			before := a.CertState(name)
 			cfg := testConfig(s)
 			cfg.VerifyCertAge = tc.verify
 			have := worker.Objects{"cert " + name: "", "node " + name: ""}
@@ -232,10 +232,10 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 				if err != nil || len(out) != 0 {
 					t.Fatalf("delete: %v %v", out, err)
 				}
-				if st := a.state(name); st != "" {
+				if st := a.CertState(name); st != "" {
 					t.Errorf("certificate %s still in state %q", name, st)
 				}
-				if a.node(name) == nil {
+				if a.NodeDeactivated(name) == nil {
 					t.Errorf("node %s not deactivated", name)
 				}
 				return
@@ -251,13 +251,13 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 			if !out.Equal(have) {
 				t.Errorf("have became %v, want it unchanged", out)
 			}
-			if st := a.state(name); st != before || st != "signed" {
+			if st := a.CertState(name); st != before || st != "signed" {
 				t.Errorf("certificate %s in state %q, want signed", name, st)
 			}
-			if a.revoked(a.certSerial(name)) {
+			if a.Revoked(a.CertSerial(name)) {
 				t.Errorf("certificate %s revoked", name)
 			}
-			if d := a.node(name); d != nil {
+			if d := a.NodeDeactivated(name); d != nil {
 				t.Errorf("node %s deactivated at %v", name, d)
 			}
 		})
@@ -265,18 +265,18 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 }
 
 // signed arranges a certificate signed now.
-func signed(a *admin) func(string) {
-	return func(certname string) { a.signedCert(certname) }
+func signed(a *testenv.PuppetAdmin) func(string) {
+	return func(certname string) { a.SignedCert(certname) }
 }
 
 // The CA's not_before is the signing time minus one day (caBackdate):
 // issued() gives back the signing time.
 func TestCertStatusIssuedIsSigningTime(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := newAdmin(t, s)
+	a := testenv.NewPuppetAdmin(t, s)
 	name := uniq("issued") + ".cloud.test"
 	t0 := time.Now().Truncate(time.Second)
-	a.signedCert(name)
+	a.SignedCert(name)
 	t1 := time.Now()
 	st, found, err := newTarget(t, testConfig(s)).ca.certStatus(context.Background(), name)
 	if err != nil || !found {

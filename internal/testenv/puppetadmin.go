@@ -75,9 +75,10 @@ func (a *PuppetAdmin) call(c *http.Client, method, u, ctype string, body []byte)
 
 const caStatus = "/puppet-ca/v1/certificate_status/"
 
-// SignedCert does what an agent and a signing CA do for certname: it sends
-// a CSR, signs it through the CA API and returns the certificate's serial.
-func (a *PuppetAdmin) SignedCert(certname string) *big.Int {
+// SubmitCSR does what an agent does for certname before it has a
+// certificate: it generates a key and sends a CSR for certname to the CA,
+// where it stays pending unless the autosign policy signs it.
+func (a *PuppetAdmin) SubmitCSR(certname string) {
 	a.t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -92,7 +93,14 @@ func (a *PuppetAdmin) SignedCert(certname string) *big.Int {
 	if code != http.StatusOK {
 		a.t.Fatalf("submit csr %s: %d %s", certname, code, body)
 	}
-	code, body = a.call(a.admin, http.MethodPut, a.s.CAURL+caStatus+certname, "application/json", []byte(`{"desired_state":"signed"}`))
+}
+
+// SignedCert does what an agent and a signing CA do for certname: it sends
+// a CSR, signs it through the CA API and returns the certificate's serial.
+func (a *PuppetAdmin) SignedCert(certname string) *big.Int {
+	a.t.Helper()
+	a.SubmitCSR(certname)
+	code, body := a.call(a.admin, http.MethodPut, a.s.CAURL+caStatus+certname, "application/json", []byte(`{"desired_state":"signed"}`))
 	if code != http.StatusNoContent {
 		a.t.Fatalf("sign %s: %d %s", certname, code, body)
 	}
@@ -186,17 +194,36 @@ func (a *PuppetAdmin) ReplaceFacts(certname string) {
 // (not deactivated, not expired).
 func (a *PuppetAdmin) Node(certname string) (known, active bool) {
 	a.t.Helper()
+	n, known := a.node(certname)
+	return known, known && n.Deactivated == nil && n.Expired == nil
+}
+
+// NodeDeactivated returns PuppetDB's "deactivated" of certname: nil while
+// the node is active. PuppetDB must know certname.
+func (a *PuppetAdmin) NodeDeactivated(certname string) (deactivated any) {
+	a.t.Helper()
+	n, known := a.node(certname)
+	if !known {
+		a.t.Fatalf("query node %s: unknown to puppetdb", certname)
+	}
+	return n.Deactivated
+}
+
+type puppetNode struct {
+	Certname    string `json:"certname"`
+	Deactivated any    `json:"deactivated"`
+	Expired     any    `json:"expired"`
+}
+
+// node is PuppetDB's record of certname, known false when it has none.
+func (a *PuppetAdmin) node(certname string) (n puppetNode, known bool) {
+	a.t.Helper()
 	code, body := a.call(a.plain, http.MethodGet, a.s.PDBHTTPURL+"/pdb/query/v4/nodes/"+url.PathEscape(certname), "", nil)
 	if code == http.StatusNotFound {
-		return false, false
-	}
-	var n struct {
-		Certname    string `json:"certname"`
-		Deactivated any    `json:"deactivated"`
-		Expired     any    `json:"expired"`
+		return n, false
 	}
 	if code != http.StatusOK || json.Unmarshal(body, &n) != nil || n.Certname != certname {
 		a.t.Fatalf("query node %s: %d %s", certname, code, body)
 	}
-	return true, n.Deactivated == nil && n.Expired == nil
+	return n, true
 }
