@@ -10,6 +10,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/vmglue/vmglue/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME  ?= 10s
+# The shared sample corpus beside the checkout, when there is one: the corpus
+# tests parse every real OpenNebula document in it.
+VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
+export VMGLUE_CORPUS
 
 .PHONY: all build run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns clean
 

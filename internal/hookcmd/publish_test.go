@@ -83,6 +83,9 @@ func TestHookDuplicate(t *testing.T) {
 func TestHookCorpus(t *testing.T) {
 	root := os.Getenv("VMGLUE_CORPUS")
 	if root == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("VMGLUE_CORPUS is not set in CI: point it at the shared corpus folder")
+		}
 		t.Skip("SKIPPED: VMGLUE_CORPUS is not set; set it to the shared corpus (e.g. /work/shared/corpus) to run the hook on real VM documents")
 	}
 	files, err := filepath.Glob(filepath.Join(root, "opennebula", "vm-*.xml"))
