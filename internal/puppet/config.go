@@ -34,7 +34,8 @@ type Config struct {
 	OnRunning OnRunning `yaml:"on_running"`
 	// VerifyCertAge makes a delete read the certificate's status first and
 	// leave alone (Permanent ErrConflict) a certificate issued before the VM
-	// was created: it is another host's. Default true.
+	// was created (another host's) or after it ended (a successor's).
+	// Default true.
 	VerifyCertAge *bool `yaml:"verify_cert_age"`
 	// OwnershipSkew is the clock skew allowed between the cloud (the VM's
 	// creation time) and the CA (the certificate's issue time). Default 5m.

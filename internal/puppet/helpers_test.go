@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,9 +87,28 @@ func bootstrap(t *testing.T, s *testenv.PuppetStack, certname, challenge string)
 		t.Fatalf("puppet ssl bootstrap: %v", err)
 	}
 	t.Logf("puppet ssl bootstrap %s: signed=%v in %s", certname, signed, time.Since(start).Round(time.Millisecond))
+	if !signed {
+		t.Logf("agent output:\n%s\nserver log on %s:\n%s", out, certname, serverLogLines(s, certname))
+	}
 	csr, err := os.ReadFile(filepath.Join(dir, "ssl", "certificate_requests", certname+".pem"))
 	if err != nil && !signed {
 		t.Fatalf("agent csr: %v\n%s", err, out)
 	}
 	return signed, csr
+}
+
+// serverLogLines returns Puppet Server's log lines that mention certname,
+// for failure messages (the log is gone once the stack restarts).
+func serverLogLines(s *testenv.PuppetStack, certname string) string {
+	data, err := os.ReadFile(s.ServerLog)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, certname) {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
 }

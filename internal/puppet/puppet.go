@@ -15,7 +15,10 @@
 // gets. So before cleaning, the worker reads the certificate's status from
 // the CA (verify_cert_age, on by default): a certificate the CA issued
 // before the VM was created (not_before plus the CA's one-day backdating,
-// earlier than Times.Created minus ownership_skew) is another host's. It is
+// earlier than Times.Created minus ownership_skew) is another host's, and
+// one issued after the VM ended (later than Times.Ended plus ownership_skew)
+// is a successor's: a VM with the same name that booted while the delete
+// was retried or replayed. Either is
 // neither revoked nor cleaned, the node of that certname is not
 // deactivated, and Apply returns a Permanent ErrConflict (dead letter
 // "conflict"). See README.md.
@@ -202,16 +205,19 @@ func (t *Target) delete(ctx context.Context, log zerolog.Logger, vm *eventbus.VM
 // for the deleted vm (verify_cert_age): it reads the certificate's status
 // from the CA and refuses, with a Permanent ErrConflict, a certificate the
 // CA issued before vm was created (minus ownership_skew): that one was
-// another host's before the VM existed. A pending CSR is the VM's agent's.
+// another host's before the VM existed; and one issued after vm ended (plus
+// ownership_skew): that one is a successor's. A pending CSR is the VM's agent's.
 // gone reports that the CA knows nothing of certname. Without a creation
-// time (the source gave none) it checks nothing and logs a warning.
+// or end time (the source gave neither) it checks nothing and logs a
+// warning.
 func (t *Target) verifyCertOwner(ctx context.Context, log zerolog.Logger, vm *eventbus.VM, certname string) (gone bool, err error) {
 	if !*t.cfg.VerifyCertAge {
 		return false, nil
 	}
-	created := vm.Times.Created
-	if created == nil || created.IsZero() {
-		log.Warn().Str("certname", certname).Msg("vm creation time unknown: cleaning the certificate without checking that it is the vm's")
+	known := func(t *time.Time) bool { return t != nil && !t.IsZero() }
+	created, ended := vm.Times.Created, vm.Times.Ended
+	if !known(created) && !known(ended) {
+		log.Warn().Str("certname", certname).Msg("vm creation and end times unknown: cleaning the certificate without checking that it is the vm's")
 		return false, nil
 	}
 	st, found, err := t.ca.certStatus(ctx, certname)
@@ -227,14 +233,23 @@ func (t *Target) verifyCertOwner(ctx context.Context, log zerolog.Logger, vm *ev
 	if err != nil {
 		return false, worker.Permanent(fmt.Errorf("verify owner of certificate %s: %w", certname, err))
 	}
-	if issued.Before(created.Add(-t.cfg.OwnershipSkew)) {
+	if known(created) && issued.Before(created.Add(-t.cfg.OwnershipSkew)) {
 		return false, worker.Permanent(fmt.Errorf(
 			"certificate %s (%s, serial %d) was issued at %s, before vm %s was created at %s (ownership_skew %s): "+
 				"it is another host's, not revoked, its node not deactivated: %w",
 			certname, st.State, st.SerialNumber, issued.Format(time.RFC3339), vm.Key(),
 			created.UTC().Format(time.RFC3339), t.cfg.OwnershipSkew, worker.ErrConflict))
 	}
-	log.Debug().Str("certname", certname).Time("issued", issued).Time("vm_created", *created).Msg("certificate is the vm's")
+	// A certificate issued after the VM ended is a successor's: a new VM
+	// with the same name booted while this delete was retried or replayed.
+	if known(ended) && issued.After(ended.Add(t.cfg.OwnershipSkew)) {
+		return false, worker.Permanent(fmt.Errorf(
+			"certificate %s (%s, serial %d) was issued at %s, after vm %s ended at %s (ownership_skew %s): "+
+				"it is a successor's, not revoked, its node not deactivated: %w",
+			certname, st.State, st.SerialNumber, issued.Format(time.RFC3339), vm.Key(),
+			ended.UTC().Format(time.RFC3339), t.cfg.OwnershipSkew, worker.ErrConflict))
+	}
+	log.Debug().Str("certname", certname).Time("issued", issued).Msg("certificate is the vm's")
 	return false, nil
 }
 

@@ -202,18 +202,25 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 	tests := []struct {
 		name     string
 		created  *time.Time // the VM's creation time, taken after the certificate is signed
+		ended    *time.Time // the VM's end time (nil: unknown)
 		verify   *bool
 		arrange  func(certname string)
 		conflict bool
 	}{
-		{"vm created an hour after the certificate", later(time.Hour), nil, signed(a), true},
-		{"vm created after the certificate, beyond the skew", later(DefaultOwnershipSkew + time.Minute), nil, signed(a), true},
-		{"vm created after the certificate, within the skew", later(DefaultOwnershipSkew - time.Minute), nil, signed(a), false},
-		{"vm created before the certificate", later(-time.Minute), nil, signed(a), false},
-		{"creation time unknown", nil, nil, signed(a), false},
-		{"check disabled", later(time.Hour), &off, signed(a), false},
-		{"pending request of the vm's agent", later(time.Hour), nil, func(n string) { a.SubmitCSR(n) }, false},
-		{"certificate already gone", later(time.Hour), nil, func(string) {}, false},
+		{"vm created an hour after the certificate", later(time.Hour), nil, nil, signed(a), true},
+		{"vm created after the certificate, beyond the skew", later(DefaultOwnershipSkew + time.Minute), nil, nil, signed(a), true},
+		{"vm created after the certificate, within the skew", later(DefaultOwnershipSkew - time.Minute), nil, nil, signed(a), false},
+		{"vm created before the certificate", later(-time.Minute), nil, nil, signed(a), false},
+		{"creation time unknown", nil, nil, nil, signed(a), false},
+		{"check disabled", later(time.Hour), nil, &off, signed(a), false},
+		{"pending request of the vm's agent", later(time.Hour), nil, nil, func(n string) { a.SubmitCSR(n) }, false},
+		{"certificate already gone", later(time.Hour), nil, nil, func(string) {}, false},
+		{"vm ended an hour before the certificate (a successor's)", later(-2 * time.Hour), later(-time.Hour), nil, signed(a), true},
+		{"vm ended before the certificate, beyond the skew", later(-time.Hour), later(-DefaultOwnershipSkew - time.Minute), nil, signed(a), true},
+		{"vm ended before the certificate, within the skew", later(-time.Hour), later(-DefaultOwnershipSkew + time.Minute), nil, signed(a), false},
+		{"vm ended after the certificate", later(-time.Hour), later(time.Minute), nil, signed(a), false},
+		{"creation time unknown, ended before the certificate", nil, later(-time.Hour), nil, signed(a), true},
+		{"successor check disabled", later(-2 * time.Hour), later(-time.Hour), &off, signed(a), false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -222,7 +229,7 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 			name := vm.Name + ".cloud.test"
 			tc.arrange(name)
 			a.ReplaceFacts(name)
-			vm.Times.Created = tc.created
+			vm.Times.Created, vm.Times.Ended = tc.created, tc.ended
 			before := a.CertState(name)
 			cfg := testConfig(s)
 			cfg.VerifyCertAge = tc.verify
@@ -235,15 +242,22 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 				if st := a.CertState(name); st != "" {
 					t.Errorf("certificate %s still in state %q", name, st)
 				}
-				if a.NodeDeactivated(name) == nil {
-					t.Errorf("node %s not deactivated", name)
+				// The deactivation carries the VM's end time: PuppetDB keeps
+				// a node whose facts came later (a successor's run).
+				factsLater := tc.ended != nil && tc.ended.Before(time.Now())
+				if d := a.NodeDeactivated(name); (d == nil) != factsLater {
+					t.Errorf("node %s deactivated at %v, want deactivated=%v", name, d, !factsLater)
 				}
 				return
 			}
 			if !worker.IsPermanent(err) || !errors.Is(err, worker.ErrConflict) {
 				t.Fatalf("want a permanent conflict, got %v", err)
 			}
-			for _, want := range []string{name, tc.created.Format(time.RFC3339), "issued at " + time.Now().UTC().Format("2006-01-02T")} {
+			bound := tc.created // the time the conflict is measured against
+			if tc.ended != nil {
+				bound = tc.ended
+			}
+			for _, want := range []string{name, bound.Format(time.RFC3339), "issued at " + time.Now().UTC().Format("2006-01-02T")} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error lacks %q: %v", want, err)
 				}
