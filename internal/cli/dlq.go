@@ -36,6 +36,11 @@ func dlqCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
+				if !g.showSecrets {
+					for i := range dls {
+						dls[i].Event = eventbus.RedactEventJSON(dls[i].Event)
+					}
+				}
 				return writeJSONOr(g.stdout, asJSON, dls, printDeadLetters)
 			})
 		},

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/config"
 )
 
@@ -24,8 +25,11 @@ var Version = "dev"
 type globals struct {
 	configPath string
 	natsURL    string
-	stdout     io.Writer
-	stderr     io.Writer
+	// showSecrets prints secret VM attributes (eventbus.SecretAttribute)
+	// in JSON output instead of eventbus.RedactedValue.
+	showSecrets bool
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 // Execute runs the command line and returns the process exit code.
@@ -49,6 +53,7 @@ func ExecuteIO(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.configPath, "config", "c", os.Getenv("VMGLUE_CONFIG"), "config file (env VMGLUE_CONFIG)")
+	root.PersistentFlags().BoolVar(&g.showSecrets, "show-secrets", false, "print secret VM attributes (PUPPET_CHALLENGE, *PASSWORD*, *TOKEN*, ...) in JSON output instead of "+eventbus.RedactedValue)
 	root.PersistentFlags().StringVarP(&g.natsURL, "server", "s", os.Getenv("VMGLUE_NATS_URL"), "NATS URL for the ops commands (env VMGLUE_NATS_URL; default: nats.url of the config, else the embedded server's address)")
 	root.AddCommand(serveCmd(g), tailCmd(g), spoolCmd(g), configCmd(g))
 	root.AddCommand(vmCmd(g), statusCmd(g), dlqCmd(g), replayCmd(g), autosignCmd(g))

@@ -23,6 +23,9 @@ type TailOptions struct {
 	Kind     string
 	JSON     bool
 	NoFollow bool
+	// ShowSecrets prints secret VM attributes in JSON output; by default
+	// their values are eventbus.RedactedValue.
+	ShowSecrets bool
 }
 
 func tailCmd(g *globals) *cobra.Command {
@@ -33,6 +36,7 @@ func tailCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withJetStream("vmglue tail", func(js jetstream.JetStream) error {
+				o.ShowSecrets = g.showSecrets
 				return Tail(cmd.Context(), js, o, g.stdout)
 			})
 		},
@@ -158,7 +162,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, w io.Write
 			}
 			return fmt.Errorf("tail: %w", err)
 		}
-		if err := printEvent(w, m.Data(), o.JSON); err != nil {
+		if err := printEvent(w, m.Data(), o.JSON, o.ShowSecrets); err != nil {
 			return err
 		}
 		if o.NoFollow {
@@ -171,8 +175,11 @@ func Tail(ctx context.Context, js jetstream.JetStream, o TailOptions, w io.Write
 	}
 }
 
-func printEvent(w io.Writer, data []byte, asJSON bool) error {
+func printEvent(w io.Writer, data []byte, asJSON, showSecrets bool) error {
 	if asJSON {
+		if !showSecrets {
+			data = eventbus.RedactEventJSON(data)
+		}
 		_, err := fmt.Fprintf(w, "%s\n", strings.TrimSpace(string(data)))
 		return err
 	}

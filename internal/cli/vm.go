@@ -61,6 +61,9 @@ is shown.`,
 				if err != nil {
 					return err
 				}
+				if !g.showSecrets {
+					redactReports(reps)
+				}
 				return writeJSONOr(g.stdout, asJSON, reps, printVMReports)
 			})
 		},
@@ -267,5 +270,25 @@ func printRecord(w io.Writer, name string, rec *worker.Record) {
 	}
 	if rec.Error != "" {
 		fmt.Fprintf(w, "    last error: %s\n", oneLine(rec.Error))
+	}
+}
+
+// redactReports replaces the secret VM attributes in reps (events,
+// snapshots, dead letters) with eventbus.RedactedValue.
+func redactReports(reps []VMReport) {
+	for i := range reps {
+		r := &reps[i]
+		for _, e := range r.Timeline {
+			if e.Event != nil {
+				vm, _ := e.Event.Data.Redacted()
+				e.Event.Data = *vm
+			}
+		}
+		if r.Snapshot != nil {
+			r.Snapshot, _ = r.Snapshot.Redacted()
+		}
+		for j := range r.DeadLetters {
+			r.DeadLetters[j].Event = eventbus.RedactEventJSON(r.DeadLetters[j].Event)
+		}
 	}
 }
