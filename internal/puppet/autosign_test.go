@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -215,6 +216,16 @@ func TestAutosignEndToEnd(t *testing.T) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The target file is the stack's, shared by every test process using
+	// it: hold it for the whole test.
+	lock, err := os.OpenFile(s.AutosignTargetFile+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatalf("lock the autosign target: %v", err)
+	}
+	t.Cleanup(func() { lock.Close() }) // closing releases the lock
 	old, err := os.ReadFile(s.AutosignTargetFile)
 	if err != nil {
 		t.Fatal(err)

@@ -111,10 +111,11 @@ func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
 
 // Apply records creates (checking CA access first with
 // on_running.check_access) and, for each object of have absent from want,
-// cleans the certificate or deactivates the node. A certificate that
-// predates the VM is left alone with its node (Permanent ErrConflict, see
-// verifyCertOwner). It tries every delete: the error is permanent only when
-// every failure is.
+// cleans the certificate or deactivates the node. A certificate that is not
+// the VM's is left alone with its node (Permanent ErrConflict, see
+// verifyCertOwner); while the certificate cannot be checked (CA down) its
+// node waits too. It tries every other delete: the error is permanent only
+// when every failure is.
 func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
 	out := have.Clone()
 	plan := worker.Diff(have, want)
@@ -138,18 +139,29 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		return strings.HasPrefix(dels[i].Key, prefixCert) && !strings.HasPrefix(dels[j].Key, prefixCert)
 	})
 	// Certnames whose certificate is another host's: their node is too.
-	foreign := map[string]bool{}
+	// Certnames whose certificate could not be checked: their node waits
+	// for the verdict (a retry), it may be another host's as well.
+	foreign, unchecked := map[string]bool{}, map[string]bool{}
 	for _, c := range dels {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
 		if name, ok := strings.CutPrefix(c.Key, prefixNode); ok && foreign[name] {
-			log.Warn().Str("certname", name).Msg("node left active: its certificate predates the vm")
+			log.Warn().Str("certname", name).Msg("node left active: its certificate is not the vm's")
+			continue
+		} else if ok && unchecked[name] {
+			log.Info().Str("certname", name).Msg("node deactivation waits until its certificate can be checked")
 			continue
 		}
 		if err := t.delete(ctx, log, vm, c.Key); err != nil {
-			if name, ok := strings.CutPrefix(c.Key, prefixCert); ok && errors.Is(err, worker.ErrConflict) {
-				foreign[name] = true
+			if name, ok := strings.CutPrefix(c.Key, prefixCert); ok {
+				var u *uncheckedError
+				switch {
+				case errors.Is(err, worker.ErrConflict):
+					foreign[name] = true
+				case errors.As(err, &u):
+					unchecked[name] = true
+				}
 			}
 			if worker.IsPermanent(err) {
 				permanent = append(permanent, err)
@@ -181,6 +193,9 @@ func (t *Target) delete(ctx context.Context, log zerolog.Logger, vm *eventbus.VM
 	case prefixCert:
 		gone, err := t.verifyCertOwner(ctx, log, vm, name)
 		if err != nil {
+			if !errors.Is(err, worker.ErrConflict) {
+				err = &uncheckedError{err}
+			}
 			return err
 		}
 		if gone {
@@ -252,6 +267,14 @@ func (t *Target) verifyCertOwner(ctx context.Context, log zerolog.Logger, vm *ev
 	log.Debug().Str("certname", certname).Time("issued", issued).Msg("certificate is the vm's")
 	return false, nil
 }
+
+// uncheckedError is a failure to check whose certificate a certname holds
+// (the CA unreachable, an unreadable status): the certificate and its node
+// are left for a retry. Its message is the cause's.
+type uncheckedError struct{ err error }
+
+func (e *uncheckedError) Error() string { return e.err.Error() }
+func (e *uncheckedError) Unwrap() error { return e.err }
 
 // deletedAt is the producer_timestamp of the deactivation: when the source
 // says the VM ended, else its newest transition, else now.

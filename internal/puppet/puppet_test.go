@@ -80,63 +80,105 @@ func TestApplyDeleteCleansCertificateAndDeactivatesNode(t *testing.T) {
 	}
 }
 
+// With the CA down the certificate waits for a retry. Its node waits too
+// while verify_cert_age is on (the certificate, and so the certname, might
+// be another host's); without the check the node is deactivated at once.
 func TestApplyDeleteCADownIsTransientThenConverges(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := testenv.NewPuppetAdmin(t, s)
-	vm := fakeVM(uniq("db"), eventbus.KindDeleted, nil)
-	name := vm.Name + ".cloud.test"
-	serial := a.SignedCert(name)
-	a.ReplaceFacts(name)
-	have := worker.Objects{"cert " + name: "", "node " + name: ""}
+	off := false
+	for _, tc := range []struct {
+		name      string
+		verify    *bool
+		nodeWaits bool
+		firstLeft func(certname string) worker.Objects
+	}{
+		{"certificate checked (default)", nil, true, func(n string) worker.Objects {
+			return worker.Objects{"cert " + n: "", "node " + n: ""}
+		}},
+		{"verify_cert_age off", &off, false, func(n string) worker.Objects { return worker.Objects{"cert " + n: ""} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := testenv.NewPuppetAdmin(t, s)
+			vm := fakeVM(uniq("db"), eventbus.KindDeleted, nil)
+			name := vm.Name + ".cloud.test"
+			serial := a.SignedCert(name)
+			a.ReplaceFacts(name)
+			have := worker.Objects{"cert " + name: "", "node " + name: ""}
 
-	cfg := testConfig(s)
-	cfg.CAURL = closedURL(t)
-	out, err := converge(t, newTarget(t, cfg), vm, have)
-	if err == nil || worker.IsPermanent(err) {
-		t.Fatalf("ca down: want a transient error, got %v", err)
-	}
-	if !strings.Contains(err.Error(), "ca 127.0.0.1:") || !strings.Contains(err.Error(), "unreachable") {
-		t.Errorf("error does not say the ca is unreachable: %v", err)
-	}
-	// PuppetDB was up: the node part is done and recorded, the cert is not.
-	if !out.Equal(worker.Objects{"cert " + name: ""}) {
-		t.Fatalf("partial result: %v", out)
-	}
-	if a.CertState(name) != "signed" || a.NodeDeactivated(name) == nil {
-		t.Fatalf("after partial delete: cert %q, node deactivated %v", a.CertState(name), a.NodeDeactivated(name))
-	}
-	out, err = converge(t, newTarget(t, testConfig(s)), vm, out)
-	if err != nil || len(out) != 0 {
-		t.Fatalf("retry: %v %v", out, err)
-	}
-	if a.CertState(name) != "" || !a.Revoked(serial) {
-		t.Errorf("certificate %s not cleaned after retry", name)
+			cfg := testConfig(s)
+			cfg.CAURL = closedURL(t)
+			cfg.VerifyCertAge = tc.verify
+			out, err := converge(t, newTarget(t, cfg), vm, have)
+			if err == nil || worker.IsPermanent(err) {
+				t.Fatalf("ca down: want a transient error, got %v", err)
+			}
+			if !strings.Contains(err.Error(), "ca 127.0.0.1:") || !strings.Contains(err.Error(), "unreachable") {
+				t.Errorf("error does not say the ca is unreachable: %v", err)
+			}
+			if want := tc.firstLeft(name); !out.Equal(want) {
+				t.Fatalf("partial result: %v, want %v", out, want)
+			}
+			if st, d := a.CertState(name), a.NodeDeactivated(name); st != "signed" || (d == nil) != tc.nodeWaits {
+				t.Fatalf("after the first try: cert %q, node deactivated at %v, want deactivated=%v", st, d, !tc.nodeWaits)
+			}
+			cfg.CAURL = s.CAURL
+			out, err = converge(t, newTarget(t, cfg), vm, out)
+			if err != nil || len(out) != 0 {
+				t.Fatalf("retry: %v %v", out, err)
+			}
+			if a.CertState(name) != "" || !a.Revoked(serial) || a.NodeDeactivated(name) == nil {
+				t.Errorf("after retry: cert %q, revoked %v, node deactivated %v", a.CertState(name), a.Revoked(serial), a.NodeDeactivated(name))
+			}
+		})
 	}
 }
 
+// A worker certificate that auth.conf and the PuppetDB allowlist refuse is
+// a permanent failure with a hint. With verify_cert_age on, the refused
+// certificate check also keeps PuppetDB from being asked.
 func TestApplyDeleteForbiddenIsPermanent(t *testing.T) {
 	s := testenv.Puppet(t)
-	a := testenv.NewPuppetAdmin(t, s)
-	vm := fakeVM(uniq("app"), eventbus.KindDeleted, nil)
-	name := vm.Name + ".cloud.test"
-	a.SignedCert(name)
-	cfg := testConfig(s)
-	cfg.TLS.CertFile, cfg.TLS.KeyFile = s.IntruderCertFile, s.IntruderKeyFile
-	have := worker.Objects{"cert " + name: "", "node " + name: ""}
-	out, err := converge(t, newTarget(t, cfg), vm, have)
-	if err == nil || !worker.IsPermanent(err) {
-		t.Fatalf("cert not allowed: want a permanent error, got %v", err)
-	}
-	for _, want := range []string{"ca 127.0.0.1", "403", "puppetdb 127.0.0.1"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
-		}
-	}
-	if !out.Equal(have) {
-		t.Errorf("nothing was done, yet have became %v", out)
-	}
-	if a.CertState(name) != "signed" {
-		t.Errorf("certificate %s changed by a forbidden client", name)
+	off := false
+	for _, tc := range []struct {
+		name   string
+		verify *bool
+		want   []string
+		not    []string
+	}{
+		{"certificate checked (default)", nil, []string{"ca 127.0.0.1", "403", "auth.conf"}, []string{"puppetdb"}},
+		{"verify_cert_age off", &off, []string{"ca 127.0.0.1", "403", "puppetdb 127.0.0.1"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := testenv.NewPuppetAdmin(t, s)
+			vm := fakeVM(uniq("app"), eventbus.KindDeleted, nil)
+			name := vm.Name + ".cloud.test"
+			a.SignedCert(name)
+			a.ReplaceFacts(name)
+			cfg := testConfig(s)
+			cfg.TLS.CertFile, cfg.TLS.KeyFile = s.IntruderCertFile, s.IntruderKeyFile
+			cfg.VerifyCertAge = tc.verify
+			have := worker.Objects{"cert " + name: "", "node " + name: ""}
+			out, err := converge(t, newTarget(t, cfg), vm, have)
+			if err == nil || !worker.IsPermanent(err) {
+				t.Fatalf("cert not allowed: want a permanent error, got %v", err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q: %v", want, err)
+				}
+			}
+			for _, not := range tc.not {
+				if strings.Contains(err.Error(), not) {
+					t.Errorf("error has %q: %v", not, err)
+				}
+			}
+			if !out.Equal(have) {
+				t.Errorf("nothing was done, yet have became %v", out)
+			}
+			if a.CertState(name) != "signed" || a.NodeDeactivated(name) != nil {
+				t.Errorf("changed by a forbidden client: certificate %q, node deactivated at %v", a.CertState(name), a.NodeDeactivated(name))
+			}
+		})
 	}
 }
 
