@@ -10,6 +10,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X github.com/vmglue/vmglue/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
 FUZZTIME  ?= 10s
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # The shared sample corpus beside the checkout, when there is one: the corpus
 # tests parse every real OpenNebula document in it.
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
@@ -40,6 +41,7 @@ test-deps:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 # The Puppet JVMs take about a minute to start: they start in the background
 # first, while the rest builds and runs, and stop at the end whatever happens.

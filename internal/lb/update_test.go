@@ -57,7 +57,9 @@ func TestUpdateMovesServer(t *testing.T) {
 	h.Command("del server web/one-70")
 	h.Command("add server web/one-70 127.0.0.1:" + port(old))
 	h.Command("enable server web/one-70")
-	have = mustConverge(t, tgt, vm, have)
+	if have = mustConverge(t, tgt, vm, have); have["lb1/web/one-70"] != "127.0.0.1:"+port(moved) {
+		t.Fatalf("applied after the repair %v", have)
+	}
 	if s := servers(t, h)["web/one-70"]; s.addrPort() != moved.Addr() || s.Admin != 0 {
 		t.Fatalf("server %+v, want enabled at %s", s, moved.Addr())
 	}
