@@ -4,8 +4,9 @@
 GO        ?= go
 BIN       := bin
 # The Puppet test stack lives here: the puppet user must reach it, so /tmp,
-# not the checkout (whose parents may not be world-searchable).
-TESTDIR   ?= /tmp/vmglue-test
+# not the checkout (whose parents may not be world-searchable). One per
+# checkout, so that test runs of two checkouts never stop each other's stack.
+TESTDIR   ?= /tmp/vmglue-test-$(shell printf %s '$(CURDIR)' | cksum | cut -d' ' -f1)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/vmglue/vmglue/internal/cli.Version=$(VERSION)
 GOFLAGS_B := -trimpath -ldflags '$(LDFLAGS)'
