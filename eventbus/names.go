@@ -20,6 +20,9 @@ const (
 	BucketApplied = "VMGLUE_APPLIED"
 	// BucketLocks is the KV bucket of per-VM leases, key "<worker>.<cloud>.<vmid>".
 	BucketLocks = "VMGLUE_LOCKS"
+	// BucketCertnames is the puppet worker's index of certnames, key the
+	// certname, value the JSON array of the VM keys it was recorded for.
+	BucketCertnames = "VMGLUE_CERTNAMES"
 )
 
 // VMSubject returns the subject filter of every event of one VM.

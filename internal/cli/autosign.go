@@ -98,6 +98,11 @@ func runAutosign(ctx context.Context, g *globals, args []string, stdin io.Reader
 	if err != nil {
 		return fail(err)
 	}
+	// The index is an accelerator: without it (a serve older than it),
+	// every lookup is a pass over the snapshots.
+	if idx, err := puppet.OpenCertIndex(ctx, js); err == nil {
+		lookup.UseIndex(idx)
+	}
 	return puppet.Main(ctx, args, stdin, g.stderr, lookup, pc.Autosign)
 }
 

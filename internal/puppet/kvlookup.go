@@ -15,18 +15,20 @@ import (
 // KVLookup is the reference Lookup: it reads every snapshot of the
 // eventbus.BucketVMs bucket and renders the certname template for each.
 //
-// Scaling: one autosign costs one pass over the bucket (a single
-// WatchAll, not one Get per key), deleted VMs' snapshots included:
-// ≈130–140 ms per 10,000 snapshots on the 2-core test machine (make
-// bench-autosign), linear. That is fine for thousands of VMs; for more,
-// the runtime should keep a certname → VM key index (a KV bucket written
-// when the puppet worker records "cert <certname>"), and a Lookup over it
-// costs two Gets.
+// Scaling: the pass over the bucket (a single WatchAll, not one Get per
+// key) reads deleted VMs' snapshots too: ≈130–140 ms per 10,000 snapshots
+// on the 2-core test machine, linear. With UseIndex a certname the puppet
+// worker recorded costs two reads instead (make bench-autosign has both);
+// the pass remains for certnames the index has no live VM for.
 type KVLookup struct {
 	kv       jetstream.KeyValue
 	certname *template.Template
 	domain   string
+	index    *CertIndex
 }
+
+// UseIndex makes VMByCertname look in idx first.
+func (l *KVLookup) UseIndex(idx *CertIndex) { l.index = idx }
 
 // NewKVLookup returns a Lookup over kv (the eventbus.BucketVMs bucket)
 // with cfg's certname template (SetDefaults is applied to a copy).
@@ -47,6 +49,57 @@ var ErrAmbiguous = errors.New("several live VMs have this certname")
 // Snapshots that do not decode, or whose certname does not render, are
 // skipped: they cannot be the VM asking.
 func (l *KVLookup) VMByCertname(ctx context.Context, certname string) (*eventbus.VM, error) {
+	if l.index != nil {
+		vm, err := l.fromIndex(ctx, certname)
+		if vm != nil || err != nil {
+			return vm, err
+		}
+	}
+	return l.scan(ctx, certname)
+}
+
+// fromIndex returns the live VM the index records for certname, checked
+// against its snapshot; nil when the index has none (absent, stale, or
+// only deleted VMs): the caller then scans.
+func (l *KVLookup) fromIndex(ctx context.Context, certname string) (*eventbus.VM, error) {
+	keys, _, err := l.index.Get(ctx, certname)
+	if err != nil {
+		return nil, err
+	}
+	var live *eventbus.VM
+	for _, key := range keys {
+		e, err := l.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("get snapshot %s: %w", key, err)
+		}
+		vm, ok := l.matches(e.Value(), certname)
+		switch {
+		case !ok || vm.Deleted():
+		case live != nil:
+			return nil, fmt.Errorf("%w: %s and %s", ErrAmbiguous, live.Key(), vm.Key())
+		default:
+			live = vm
+		}
+	}
+	return live, nil
+}
+
+// matches decodes a stored snapshot and reports whether it renders
+// certname.
+func (l *KVLookup) matches(b []byte, certname string) (*eventbus.VM, bool) {
+	vm, err := decodeVM(b)
+	if err != nil {
+		return nil, false
+	}
+	name, err := renderCertname(l.certname, l.domain, vm)
+	return vm, err == nil && name == certname
+}
+
+// scan is one pass over every snapshot.
+func (l *KVLookup) scan(ctx context.Context, certname string) (*eventbus.VM, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w, err := l.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
@@ -68,12 +121,8 @@ func (l *KVLookup) VMByCertname(ctx context.Context, certname string) (*eventbus
 		if e == nil { // initial values done
 			break
 		}
-		vm, err := decodeVM(e.Value())
-		if err != nil {
-			continue
-		}
-		name, err := renderCertname(l.certname, l.domain, vm)
-		if err != nil || name != certname {
+		vm, ok := l.matches(e.Value(), certname)
+		if !ok {
 			continue
 		}
 		switch {

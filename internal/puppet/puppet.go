@@ -53,6 +53,8 @@ type Target struct {
 	pdb      *client
 	log      zerolog.Logger
 	now      func() time.Time
+	// index, when set, is kept in step with the recorded certificates.
+	index *CertIndex
 }
 
 var _ worker.Target = (*Target)(nil)
@@ -83,6 +85,11 @@ func New(cfg Config, log zerolog.Logger) (*Target, error) {
 	return &Target{cfg: cfg, certname: tmpl, ca: ca, pdb: pdb, now: time.Now,
 		log: log.With().Str("worker", "puppet").Logger()}, nil
 }
+
+// SetIndex makes the target keep idx, the certname index `vmglue autosign`
+// reads, in step with the certificates it records. Call it before the
+// runtime starts.
+func (t *Target) SetIndex(idx *CertIndex) { t.index = idx }
 
 // Name is "puppet".
 func (t *Target) Name() string { return "puppet" }
@@ -129,6 +136,11 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 				return out, fmt.Errorf("check ca access: %w", err)
 			}
 		}
+		if name, ok := strings.CutPrefix(c.Key, prefixCert); ok && t.index != nil {
+			if err := t.index.Add(ctx, name, vm.Key()); err != nil {
+				return out, err
+			}
+		}
 		out[c.Key] = c.New
 		log.Debug().Str("object", c.Key).Msg("recorded")
 	}
@@ -171,6 +183,13 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 			continue
 		}
 		delete(out, c.Key)
+		if name, ok := strings.CutPrefix(c.Key, prefixCert); ok && t.index != nil {
+			// A stale entry only costs autosign a check of this VM's
+			// snapshot: log, do not fail the delete for it.
+			if err := t.index.Remove(ctx, name, vm.Key()); err != nil {
+				log.Warn().Err(err).Str("certname", name).Msg("certname index not updated")
+			}
+		}
 	}
 	switch {
 	case len(transient) > 0:

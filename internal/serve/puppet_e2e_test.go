@@ -3,12 +3,14 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/puppet"
 	"github.com/vmglue/vmglue/internal/testenv"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -56,6 +58,17 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idx, err := puppet.OpenCertIndex(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexed := func() []string {
+		keys, _, err := idx.Get(context.Background(), certname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
 	spool := t.TempDir()
 	v := running(51, name, "10.0.0.51", "", time.Now().Unix())
 
@@ -67,6 +80,9 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 		return err == nil && r != nil && r.Applied.Equal(want)
 	})
 	t.Logf("RUNNING hook → ownership recorded: %s", time.Since(t0).Round(time.Millisecond))
+	if keys := indexed(); !slices.Equal(keys, []string{"one.51"}) {
+		t.Errorf("certname index of %s: %v, want [one.51]", certname, keys)
+	}
 	if st := a.CertState(certname); st != "signed" {
 		t.Fatalf("running VM's certificate in state %q, want signed", st)
 	}
@@ -92,6 +108,9 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 	idle(t, js, "puppet")
 	if r, _, err := reg.Get(context.Background(), "one.51"); err != nil || (r != nil && len(r.Applied)+len(r.Pending) > 0) {
 		t.Errorf("registry after delete: %+v %v", r, err)
+	}
+	if keys := indexed(); keys != nil {
+		t.Errorf("certname index of %s after delete: %v", certname, keys)
 	}
 	if st := a.CertState(foreignCert); st != "signed" {
 		t.Errorf("foreign certificate %s in state %q, want signed", foreignCert, st)

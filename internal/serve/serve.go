@@ -117,7 +117,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	if o.Ready != nil {
 		o.Ready(info)
 	}
-	log.Info().Int("workers", len(runners)).Msg("vmglue serve ready")
+	log.Info().Int("workers", len(cfg.Workers.Names())).Msg("vmglue serve ready")
 	<-ctx.Done()
 	log.Info().Msg("shutting down")
 	wg.Wait()

@@ -20,36 +20,63 @@ type runner interface {
 	Run(ctx context.Context) error
 }
 
+// runFunc is a runner made of a function.
+type runFunc func(ctx context.Context) error
+
+func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
+
 // built is one worker's target plus what the runtime needs to know of it.
 type built struct {
 	target  worker.Target
 	resync  time.Duration // the worker's own resync interval, 0 = runtime default
 	collect []prometheus.Collector
 	close   func() error
+	// background, if set, runs beside the worker's runner until ctx ends.
+	background func(ctx context.Context)
 }
 
 // constructors is the one map from worker name to constructor.
-var constructors = map[string]func(cfg *config.Config, log zerolog.Logger) (built, error){
-	"dns": func(cfg *config.Config, log zerolog.Logger) (built, error) {
+var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, log zerolog.Logger) (built, error){
+	"dns": func(cfg *config.Config, _ jetstream.JetStream, log zerolog.Logger) (built, error) {
 		t, err := dns.New(*cfg.Workers.DNS, log)
 		if err != nil {
 			return built{}, err
 		}
 		return built{target: t, collect: t.Collectors(), close: t.Close}, nil
 	},
-	"lb": func(cfg *config.Config, log zerolog.Logger) (built, error) {
+	"lb": func(cfg *config.Config, _ jetstream.JetStream, log zerolog.Logger) (built, error) {
 		t, err := lb.New(*cfg.Workers.LB, log)
 		if err != nil {
 			return built{}, err
 		}
 		return built{target: t, resync: cfg.Workers.LB.ResyncInterval}, nil
 	},
-	"puppet": func(cfg *config.Config, log zerolog.Logger) (built, error) {
+	"puppet": func(cfg *config.Config, js jetstream.JetStream, log zerolog.Logger) (built, error) {
 		t, err := puppet.New(*cfg.Workers.Puppet, log)
 		if err != nil {
 			return built{}, err
 		}
-		return built{target: t}, nil
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		idx, err := puppet.OpenCertIndex(ctx, js)
+		if err != nil {
+			return built{}, err
+		}
+		reg, err := worker.OpenRegistry(ctx, js, t.Name())
+		if err != nil {
+			return built{}, err
+		}
+		t.SetIndex(idx)
+		// Certificates recorded before the index existed (an upgrade).
+		backfill := func(ctx context.Context) {
+			n, err := idx.Backfill(ctx, reg)
+			if err != nil && ctx.Err() == nil {
+				log.Error().Err(err).Msg("certname index backfill")
+				return
+			}
+			log.Info().Int("certnames", n).Msg("certname index backfilled")
+		}
+		return built{target: t, background: backfill}, nil
 	},
 }
 
@@ -77,7 +104,7 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 	}
 	for _, name := range cfg.Workers.Names() {
 		wlog := log.With().Str("worker", name).Logger()
-		b, err := constructors[name](cfg, wlog)
+		b, err := constructors[name](cfg, js, wlog)
 		if err != nil {
 			cleanup()
 			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
@@ -101,6 +128,9 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
 		}
 		runners = append(runners, r)
+		if bg := b.background; bg != nil {
+			runners = append(runners, runFunc(func(ctx context.Context) error { bg(ctx); return nil }))
+		}
 	}
 	return runners, cleanup, nil
 }

@@ -40,7 +40,7 @@ func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 	if err == nil {
 		return &lease{l: l, key: key, rev: rev}, nil
 	}
-	if !isCASConflict(err) {
+	if !IsCASConflict(err) {
 		return nil, fmt.Errorf("take lease %s: %w", key, err)
 	}
 	e, err := l.kv.Get(ctx, key)
@@ -54,7 +54,7 @@ func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 		return nil, fmt.Errorf("%w: %s", errLeaseHeld, e.Value())
 	}
 	rev, err = l.kv.Update(ctx, key, []byte(l.instance), e.Revision())
-	if isCASConflict(err) {
+	if IsCASConflict(err) {
 		return nil, errLeaseHeld
 	}
 	if err != nil {
@@ -76,7 +76,7 @@ func (s *lease) renew(ctx context.Context) error {
 
 // release frees the lease, unless someone else holds it by now.
 func (s *lease) release(ctx context.Context) error {
-	if err := s.l.kv.Delete(ctx, s.key, jetstream.LastRevision(s.rev)); err != nil && !isCASConflict(err) {
+	if err := s.l.kv.Delete(ctx, s.key, jetstream.LastRevision(s.rev)); err != nil && !IsCASConflict(err) {
 		return fmt.Errorf("release lease %s: %w", s.key, err)
 	}
 	return nil
@@ -100,7 +100,7 @@ func (s *lease) keep(ctx context.Context, lost func(error)) {
 				renewed = time.Now()
 			case ctx.Err() != nil:
 				return
-			case isCASConflict(err) || time.Since(renewed) >= eventbus.LockTTL:
+			case IsCASConflict(err) || time.Since(renewed) >= eventbus.LockTTL:
 				lost(err)
 				return
 			}

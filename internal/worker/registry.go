@@ -145,7 +145,7 @@ func (r *Registry) put(ctx context.Context, vmKey string, rec *Record, rev uint6
 	} else {
 		rev, err = r.kv.Update(ctx, r.Key(vmKey), b, rev)
 	}
-	if isCASConflict(err) {
+	if IsCASConflict(err) {
 		return 0, fmt.Errorf("write %s record of %s: %w", r.worker, vmKey, errRegistryRace)
 	}
 	if err != nil {

@@ -85,7 +85,7 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 			out := *vm
 			return &out, nil
 		}
-		if !isCASConflict(err) {
+		if !IsCASConflict(err) {
 			return nil, fmt.Errorf("store snapshot %s: %w", key, err)
 		}
 		// Someone stored another snapshot meanwhile: compare again.
@@ -156,8 +156,9 @@ func listKeys(ctx context.Context, kv jetstream.KeyValue, filters []string, fn f
 	return nil
 }
 
-// isCASConflict reports whether a KV Create or Update lost a race.
-func isCASConflict(err error) bool {
+// IsCASConflict reports whether a KV Create, Update or Delete with an
+// expected revision lost a race.
+func IsCASConflict(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 		return true
