@@ -52,7 +52,8 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	// DrainPoll is the delay of the Requeue while a server drains. Default 2s.
 	DrainPoll time.Duration `yaml:"drain_poll"`
-	// ResyncInterval is how often Resync should run (see ResyncLoop). Default 30s.
+	// ResyncInterval is how often Resync runs besides the reloads that
+	// WatchReloads notices. Default 30s.
 	ResyncInterval time.Duration `yaml:"resync_interval"`
 	// CommandTimeout bounds one runtime API command. Default 5s.
 	CommandTimeout time.Duration `yaml:"command_timeout"`

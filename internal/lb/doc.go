@@ -10,5 +10,5 @@
 // deleted only once its sessions are done or the drain timeout passed. A
 // server vmglue did not add is never changed: a name clash is a permanent
 // conflict. HAProxy forgets dynamic servers on reload; Resync puts them back
-// from the registry. See README.md for configuration and failure modes.
+// from the registry, periodically and as soon as WatchReloads sees a reload. See README.md for configuration and failure modes.
 package lb

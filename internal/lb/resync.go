@@ -103,44 +103,41 @@ func (t *Target) resyncVM(ctx context.Context, vmKey string, objs worker.Objects
 	return n, errors.Join(errs...)
 }
 
-// ResyncLoop runs Resync with the registry that load returns every
-// ResyncInterval, and at once when an instance was reloaded or restarted
-// (its worker Pid in "show info" changed, checked every second), until ctx
-// ends. Errors are logged, not returned: the next round tries again.
-func (t *Target) ResyncLoop(ctx context.Context, load func(context.Context) (map[string]worker.Objects, error)) error {
+// WatchReloads calls onReload with the instance's name when it first
+// answers and whenever it was reloaded or restarted since (the worker Pid
+// in "show info" changed; checked every ReloadCheck), until ctx ends:
+// HAProxy forgot the dynamic servers then, and the caller runs Resync
+// (vmglue serve: worker.Runner.TriggerResync, so that Resync never races a
+// converge). An instance that cannot be asked is skipped until it answers;
+// its first answer after an outage with another Pid counts as a reload.
+func (t *Target) WatchReloads(ctx context.Context, onReload func(instance string)) {
 	pids := map[string]int{}
-	next := time.Now()
-	tick := time.NewTicker(min(time.Second, t.cfg.ResyncInterval))
+	tick := time.NewTicker(ReloadCheck)
 	defer tick.Stop()
 	for {
-		due := !time.Now().Before(next)
 		for _, in := range t.cfg.Instances {
 			pid, err := t.workerPid(ctx, t.clients[in.Name])
-			if err == nil && pid != pids[in.Name] {
-				if pids[in.Name] != 0 {
-					t.log.Info().Str("instance", in.Name).Int("pid", pid).Msg("haproxy reloaded, resyncing")
-				}
-				pids[in.Name] = pid
-				due = true
+			if err != nil || pid == pids[in.Name] {
+				continue
 			}
-		}
-		if due {
-			next = time.Now().Add(t.cfg.ResyncInterval)
-			applied, err := load(ctx)
-			if err == nil {
-				err = t.Resync(ctx, applied)
+			if pids[in.Name] != 0 {
+				t.log.Info().Str("instance", in.Name).Int("pid", pid).Msg("haproxy reloaded, resyncing")
+			} else {
+				t.log.Debug().Str("instance", in.Name).Int("pid", pid).Msg("haproxy answers, resyncing")
 			}
-			if err != nil && ctx.Err() == nil {
-				t.log.Error().Err(err).Msg("lb resync")
-			}
+			pids[in.Name] = pid
+			onReload(in.Name)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-tick.C:
 		}
 	}
 }
+
+// ReloadCheck is how often WatchReloads asks each instance for its Pid.
+const ReloadCheck = time.Second
 
 // workerPid returns the Pid of the HAProxy process serving the runtime API.
 func (t *Target) workerPid(ctx context.Context, c *Client) (int, error) {

@@ -188,9 +188,9 @@ func TestTwoInstancesOneDown(t *testing.T) {
 	awaitBody(t, h2.Frontend["web"], "vm50")
 }
 
-// ResyncLoop notices the reload by itself (worker Pid change), long before
-// the resync interval.
-func TestResyncLoopDetectsReload(t *testing.T) {
+// WatchReloads reports each instance when it first answers, and again
+// after a reload (worker Pid change), long before any resync interval.
+func TestWatchReloadsDetectsReload(t *testing.T) {
 	be := testenv.StartHTTPBackend(t, "vm21")
 	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
 	cfg := testConfig("lb1", h.Admin())
@@ -199,18 +199,30 @@ func TestResyncLoopDetectsReload(t *testing.T) {
 	vm := testVM("21", "web:"+port(be))
 	have := mustConverge(t, tgt, vm, nil)
 
+	reloads := make(chan string, 4)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		done <- tgt.ResyncLoop(ctx, func(context.Context) (map[string]worker.Objects, error) {
-			return map[string]worker.Objects{vm.Key(): have}, nil
-		})
+		defer close(done)
+		tgt.WatchReloads(ctx, func(instance string) { reloads <- instance })
 	}()
 	defer func() { cancel(); <-done }()
+	next := func(what string) {
+		t.Helper()
+		select {
+		case in := <-reloads:
+			if in != "lb1" {
+				t.Fatalf("%s: instance %q", what, in)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: not reported", what)
+		}
+	}
+	next("first answer")
 	h.Reload()
-	testenv.WaitFor(t, 10*time.Second, "server back after the reload", func() bool {
-		_, ok := servers(t, h)["web/one-21"]
-		return ok
-	})
+	next("reload")
+	if err := tgt.Resync(context.Background(), map[string]worker.Objects{vm.Key(): have}); err != nil {
+		t.Fatal(err)
+	}
 	awaitBody(t, h.Frontend["web"], "vm21")
 }

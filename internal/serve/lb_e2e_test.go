@@ -14,8 +14,9 @@ import (
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
-// lbResync is the resync interval of the lb worker in these tests.
-const lbResync = time.Second
+// lbResync is the resync interval of the lb worker in these tests: long,
+// so that a server back after a reload proves the reload watcher.
+const lbResync = time.Hour
 
 // lbSetup is a real HAProxy with backend "web" behind its own frontend, a
 // real HTTP service on loopback standing in for the VM's, and `vmglue
@@ -118,8 +119,8 @@ func (s *lbSetup) boot(t *testing.T) time.Duration {
 
 // A VM boots with LB_BACKENDS: its RUNNING hook puts it into the pool and
 // traffic through HAProxy reaches it within a second. HAProxy reloaded
-// forgets the dynamic server: the resync brings it back within the
-// interval.
+// forgets the dynamic server: serve notices the reload (worker Pid) and
+// resyncs at once, long before the resync interval (an hour here).
 func TestLBHookToTraffic(t *testing.T) {
 	s := startLB(t, 42)
 	if s.serves() {
@@ -137,12 +138,8 @@ func TestLBHookToTraffic(t *testing.T) {
 	if st := s.state(t); st != "" {
 		t.Fatalf("server survived the reload (%q): the test proves nothing", st)
 	}
-	testenv.WaitFor(t, 3*lbResync+5*time.Second, "server re-added after the reload", s.serves)
-	d := time.Since(reloaded)
-	t.Logf("HAProxy reload → server back and serving: %s (resync interval %s)", d.Round(time.Millisecond), lbResync)
-	if d > lbResync+time.Second {
-		t.Errorf("server back %s after the reload, want within the resync interval %s (+1s)", d, lbResync)
-	}
+	testenv.WaitFor(t, 10*time.Second, "server re-added after the reload", s.serves)
+	t.Logf("HAProxy reload → server back and serving: %s (resync interval %s)", time.Since(reloaded).Round(time.Millisecond), lbResync)
 }
 
 // A slow request in flight when the VM's DONE hook runs completes with 200:

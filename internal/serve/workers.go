@@ -31,8 +31,8 @@ type built struct {
 	resync  time.Duration // the worker's own resync interval, 0 = runtime default
 	collect []prometheus.Collector
 	close   func() error
-	// background, if set, runs beside the worker's runner until ctx ends.
-	background func(ctx context.Context)
+	// background, if set, runs beside the worker's runner r until ctx ends.
+	background func(ctx context.Context, r *worker.Runner)
 }
 
 // constructors is the one map from worker name to constructor.
@@ -49,7 +49,12 @@ var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, l
 		if err != nil {
 			return built{}, err
 		}
-		return built{target: t, resync: cfg.Workers.LB.ResyncInterval}, nil
+		// A reloaded HAProxy forgot our servers: resync at once, through
+		// the runner so that Resync never races a converge.
+		watch := func(ctx context.Context, r *worker.Runner) {
+			t.WatchReloads(ctx, func(string) { r.TriggerResync() })
+		}
+		return built{target: t, resync: cfg.Workers.LB.ResyncInterval, background: watch}, nil
 	},
 	"puppet": func(cfg *config.Config, js jetstream.JetStream, log zerolog.Logger) (built, error) {
 		t, err := puppet.New(*cfg.Workers.Puppet, log)
@@ -68,7 +73,7 @@ var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, l
 		}
 		t.SetIndex(idx)
 		// Certificates recorded before the index existed (an upgrade).
-		backfill := func(ctx context.Context) {
+		backfill := func(ctx context.Context, _ *worker.Runner) {
 			n, err := idx.Backfill(ctx, reg)
 			if err != nil && ctx.Err() == nil {
 				log.Error().Err(err).Msg("certname index backfill")
@@ -129,7 +134,7 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 		}
 		runners = append(runners, r)
 		if bg := b.background; bg != nil {
-			runners = append(runners, runFunc(func(ctx context.Context) error { bg(ctx); return nil }))
+			runners = append(runners, runFunc(func(ctx context.Context) error { bg(ctx, r); return nil }))
 		}
 	}
 	return runners, cleanup, nil

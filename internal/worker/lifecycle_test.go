@@ -130,6 +130,35 @@ func TestResyncGetsAppliedRecords(t *testing.T) {
 	})
 }
 
+// TriggerResync runs a Resync at once, with the periodic one disabled;
+// triggers while one is pending merge into it.
+func TestTriggerResync(t *testing.T) {
+	m := newMemTarget("mem")
+	h := workertest.NewHarness(t, m.Name())
+	o := workertest.TestOptions()
+	o.ResyncInterval = -1
+	r := h.StartRunner(m, o)
+	vm := testVM("tr")
+	h.Publish(vm)
+	h.WaitIdle()
+	resyncs := func() int { m.mu.Lock(); defer m.mu.Unlock(); return len(m.resyncs) }
+	if n := resyncs(); n != 0 {
+		t.Fatalf("%d resyncs without a trigger, periodic resync disabled", n)
+	}
+	for range 3 {
+		r.TriggerResync()
+	}
+	h.Eventually("resync after the trigger", func() bool { return resyncs() >= 1 })
+	m.mu.Lock()
+	got := m.resyncs[0]["one.tr"]
+	m.mu.Unlock()
+	if got["A webtr"] != "10.0.0.1" {
+		t.Fatalf("resync got %v", got)
+	}
+	r.TriggerResync()
+	h.Eventually("a later trigger resyncs again", func() bool { return resyncs() >= 2 })
+}
+
 func TestSecondRunIsRefused(t *testing.T) {
 	m := newMemTarget("mem")
 	h := workertest.NewHarness(t, m.Name())

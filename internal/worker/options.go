@@ -32,7 +32,8 @@ type Options struct {
 	// among the instances of a worker (default host-pid-random).
 	InstanceID string
 	// ResyncInterval is how often a Target that implements Resyncer is
-	// called (default 5m; negative disables).
+	// called (default 5m; negative disables it, Runner.TriggerResync still
+	// asks for one).
 	ResyncInterval time.Duration
 	// LockRetry is how long an event waits before it tries again for a VM
 	// whose lease another instance holds (default 1s).

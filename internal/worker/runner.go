@@ -38,7 +38,8 @@ type Runner struct {
 	reg      *Registry
 	leases   *leases
 	resyncer Resyncer
-	resyncMu sync.RWMutex // converges read-lock, Resync write-locks
+	resyncMu sync.RWMutex  // converges read-lock, Resync write-locks
+	resyncCh chan struct{} // TriggerResync: a resync is wanted now
 	sem      chan struct{}
 
 	mu       sync.Mutex
@@ -96,7 +97,7 @@ func New(js jetstream.JetStream, t Target, opts Options, log zerolog.Logger, reg
 		leases: &leases{kv: locks, worker: name, instance: opts.InstanceID},
 		sem:    make(chan struct{}, opts.Concurrency),
 		held:   map[uint64]*job{}, queues: map[string][]*job{}, active: map[string]bool{},
-		stopCh: make(chan struct{}),
+		stopCh: make(chan struct{}), resyncCh: make(chan struct{}, 1),
 	}
 	r.resyncer, _ = t.(Resyncer)
 	return r, nil
@@ -224,18 +225,35 @@ func (r *Runner) keepAlive() {
 	}
 }
 
-// resyncLoop calls the target's Resync every ResyncInterval.
+// TriggerResync asks for a Resync of the target as soon as possible (its
+// objects were lost: an HAProxy reload), without waiting for the next
+// ResyncInterval. It does not block; triggers while one is pending merge.
+// It does nothing for a target without Resync.
+func (r *Runner) TriggerResync() {
+	select {
+	case r.resyncCh <- struct{}{}:
+	default:
+	}
+}
+
+// resyncLoop calls the target's Resync every ResyncInterval (when
+// positive) and whenever TriggerResync asks for it.
 func (r *Runner) resyncLoop(ctx context.Context) {
-	if r.resyncer == nil || r.opts.ResyncInterval <= 0 {
+	if r.resyncer == nil {
 		return
 	}
-	t := time.NewTicker(r.opts.ResyncInterval)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if r.opts.ResyncInterval > 0 {
+		t := time.NewTicker(r.opts.ResyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-tick:
+		case <-r.resyncCh:
 		}
 		if err := r.resync(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error().Err(err).Msg("resync")
