@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -84,6 +85,11 @@ func TestDLQRetryDrop(t *testing.T) {
 	if n := events(); n != before+1 {
 		t.Fatalf("events after retry: %d, want %d (republished without its msg id)", n, before+1)
 	}
+	// Addressed to the dead letter's worker only: lb, failing or not, is
+	// not asked again.
+	if h := lastHeader(t, e, worker.HeaderForWorker); h != "dns" {
+		t.Fatalf("retried event addressed to %q, want dns", h)
+	}
 	e.idle(t)
 	var ev eventbus.Event
 	if err := json.Unmarshal(dns[0].Event, &ev); err != nil {
@@ -132,4 +138,20 @@ func TestDLQRetryDrop(t *testing.T) {
 	if n := e.deadLetters(t); n != 0 {
 		t.Fatalf("%d dead letters after retrying with working targets, want 0", n)
 	}
+}
+
+// lastHeader returns a header of the newest message of VMGLUE_EVENTS.
+func lastHeader(t *testing.T, e *opsEnv, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := e.JS.Stream(ctx, eventbus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, eventbus.SubjectAll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Header.Get(name)
 }

@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // HeaderReplay marks an event that `vmglue replay` republished.
@@ -37,10 +40,11 @@ func replayCmd(g *globals) *cobra.Command {
 without its Nats-Msg-Id (the stream's duplicate window would drop it) and with
 the header ` + HeaderReplay + `: 1.
 
-Every worker sees a replayed event. That is safe: a worker converges a VM to
-its newest known snapshot, never to an older event, and changes nothing when
-its target is already right. So replay repairs targets that drifted or lost
-state; it cannot roll a VM back.
+Every worker sees a replayed event, or with --worker only that worker (the
+header ` + worker.HeaderForWorker + `; the others ack it unseen). That is safe:
+a worker converges a VM to its newest known snapshot, never to an older event,
+and changes nothing when its target is already right. So replay repairs
+targets that drifted or lost state; it cannot roll a VM back.
 
 At least one filter or --all is required. --dry-run prints each event that
 would be republished and the count, and publishes nothing.`,
@@ -48,6 +52,17 @@ would be republished and the count, and publishes nothing.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.check(); err != nil {
 				return err
+			}
+			if o.Worker != "" {
+				cfg, err := g.load()
+				if err != nil {
+					return err
+				}
+				// Without a config the names are unknown here: a name no
+				// worker has makes every worker skip the events.
+				if names := cfg.Workers.Names(); len(names) > 0 && !slices.Contains(names, o.Worker) {
+					return fmt.Errorf("--worker %s: not a configured worker (configured: %s)", o.Worker, strings.Join(names, ", "))
+				}
 			}
 			return g.withJetStream("vmglue replay", func(js jetstream.JetStream) error {
 				return Replay(cmd.Context(), js, o, g.stdout)
@@ -60,7 +75,7 @@ would be republished and the count, and publishes nothing.`,
 	c.Flags().StringVar(&o.Cloud, "cloud", "", "only this cloud")
 	c.Flags().StringVar(&o.VM, "vm", "", "only this VM id")
 	c.Flags().StringVar(&o.Kind, "type", "", "only this kind (running, deleted, ... or vm.running)")
-	c.Flags().StringVar(&o.Worker, "worker", "", "only this worker: not supported yet")
+	c.Flags().StringVar(&o.Worker, "worker", "", "only this worker (dns, lb, puppet) converges the replayed events")
 	c.Flags().BoolVar(&o.DryRun, "dry-run", false, "print the events that would be republished and exit")
 	return c
 }
@@ -69,8 +84,8 @@ would be republished and the count, and publishes nothing.`,
 // by accident.
 func (o *ReplayOptions) check() error {
 	switch {
-	case o.Worker != "":
-		return errors.New("--worker: not supported yet; replay reaches every worker, which is safe (converge)")
+	case o.Worker != "" && !eventbus.ValidToken(o.Worker):
+		return fmt.Errorf("--worker %q: use letters, digits, '-' and '_'", o.Worker)
 	case o.Since != "" && o.StartSequence != 0:
 		return errors.New("--since and --start-sequence: use one of them")
 	case o.Since == "" && o.StartSequence == 0 && o.Cloud == "" && o.VM == "" && o.Kind == "" && !o.All:
@@ -108,6 +123,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, o ReplayOptions, w io.W
 		pm := nats.NewMsg(m.Subject())
 		pm.Data = m.Data()
 		pm.Header.Set(HeaderReplay, "1")
+		if o.Worker != "" {
+			pm.Header.Set(worker.HeaderForWorker, o.Worker)
+		}
 		if _, err := js.PublishMsg(ctx, pm, jetstream.WithExpectStream(eventbus.StreamEvents)); err != nil {
 			return fmt.Errorf("replay #%d: %w (%d event(s) replayed before)", seq, err, n-1)
 		}

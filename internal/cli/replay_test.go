@@ -3,12 +3,14 @@ package cli_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 func TestReplay(t *testing.T) {
@@ -27,7 +29,7 @@ func TestReplay(t *testing.T) {
 		out, not  []string
 	}{
 		{"no filter is refused", []string{"replay"}, 1, 0, nil, nil},
-		{"--worker is not supported", []string{"replay", "--all", "--worker", "dns"}, 1, 0, nil, nil},
+		{"--worker with a bad name", []string{"replay", "--all", "--worker", "d.n.s"}, 1, 0, nil, nil},
 		{"--since with --start-sequence", []string{"replay", "--since", "1h", "--start-sequence", "2"}, 1, 0, nil, nil},
 		{"bad type", []string{"replay", "--type", "nope"}, 1, 0, nil, nil},
 		{"dry run all", []string{"replay", "--all", "--dry-run"}, 0, 0,
@@ -113,4 +115,45 @@ func replayHeaders(t *testing.T, e *opsEnv) string {
 		}
 	}
 	return ""
+}
+
+// replay --worker reaches one worker: the other acks the events unseen.
+func TestReplayToOneWorker(t *testing.T) {
+	e := newOpsEnv(t, "dns", "lb")
+	e.Publish(vm("1", eventbus.KindRunning))
+	e.idle(t)
+	// Both workers lost their record (what a replay repairs) and their
+	// targets fail from now on: a worker that converges the replayed event
+	// calls Apply and dead-letters it, one that skips it leaves no trace.
+	applied, err := e.JS.KeyValue(context.Background(), eventbus.BucketApplied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"dns", "lb"} {
+		if err := applied.Delete(context.Background(), w+".one.1"); err != nil {
+			t.Fatal(err)
+		}
+		e.targets[w].fail.Store(true)
+	}
+	for _, tc := range []struct {
+		worker string
+		dead   []string // workers with a dead letter afterwards
+	}{{"dns", []string{"dns"}}, {"lb", []string{"dns", "lb"}}} {
+		code, out, errs := e.run(t, "replay", "--vm", "1", "--worker", tc.worker)
+		if code != 0 || !strings.Contains(out, "replayed ") {
+			t.Fatalf("replay --worker %s: exit %d %q %q", tc.worker, code, out, errs)
+		}
+		e.idle(t)
+		var got []string
+		for _, w := range []string{"dns", "lb"} {
+			if dls, err := worker.ListDeadLetters(context.Background(), e.JS, w); err != nil {
+				t.Fatal(err)
+			} else if len(dls) > 0 {
+				got = append(got, w)
+			}
+		}
+		if !slices.Equal(got, tc.dead) {
+			t.Fatalf("after replay --worker %s: dead letters of %v, want %v", tc.worker, got, tc.dead)
+		}
+	}
 }

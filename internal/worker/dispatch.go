@@ -21,6 +21,14 @@ func (r *Runner) receive(msg jetstream.Msg) {
 		r.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without jetstream metadata")
 		return
 	}
+	if w := msg.Headers().Get(HeaderForWorker); w != "" && w != r.name {
+		if err := msg.Ack(); err != nil {
+			r.log.Warn().Err(err).Uint64("seq", meta.Sequence.Stream).Msg("ack of an event for another worker")
+			return // redelivered, skipped again
+		}
+		r.m.events.WithLabelValues(ResultSkipped).Inc()
+		return
+	}
 	ev, err := eventbus.Unmarshal(msg.Data())
 	if err != nil {
 		j := &job{msg: msg, seq: meta.Sequence.Stream}

@@ -18,6 +18,11 @@ import (
 // value is the sequence of the dead letter in VMGLUE_DLQ.
 const HeaderRetry = "Vmglue-Retry"
 
+// HeaderForWorker addresses a republished event to one worker (`vmglue dlq
+// retry` to the dead letter's worker, `vmglue replay --worker`): every
+// other worker acks it without converging (result "skipped").
+const HeaderForWorker = "Vmglue-For-Worker"
+
 // StoredDeadLetter is a dead letter with its sequence in VMGLUE_DLQ, the
 // number `vmglue dlq retry` and `drop` take.
 type StoredDeadLetter struct {
@@ -131,6 +136,7 @@ func RetryDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) er
 	m := nats.NewMsg(dl.Subject)
 	m.Data = dl.Event
 	m.Header.Set(HeaderRetry, strconv.FormatUint(seq, 10))
+	m.Header.Set(HeaderForWorker, dl.Worker)
 	if _, err := js.PublishMsg(ctx, m, jetstream.WithExpectStream(eventbus.StreamEvents)); err != nil {
 		return fmt.Errorf("retry dead letter %d: publish to %s: %w", seq, dl.Subject, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -193,5 +194,39 @@ func TestTwoCrashesKeepUnverified(t *testing.T) {
 	}
 	if rec := h.Record(&vm); rec == nil || len(rec.Pending) != 0 || !rec.Applied.Equal(want) || rec.Error != "" {
 		t.Fatalf("record %+v", rec)
+	}
+}
+
+// An event republished for one worker (HeaderForWorker) is acked unseen by
+// the others.
+func TestEventForAnotherWorkerIsSkipped(t *testing.T) {
+	h, m := start(t, nil)
+	publishFor := func(vm eventbus.VM, to string) {
+		t.Helper()
+		ev, err := eventbus.NewEvent(vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := nats.NewMsg(ev.NATSSubject())
+		if msg.Data, err = ev.Marshal(); err != nil {
+			t.Fatal(err)
+		}
+		msg.Header.Set(worker.HeaderForWorker, to)
+		if _, err := h.JS.PublishMsg(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other, mine := testVM("fo"), testVM("fm")
+	publishFor(other, "dns")
+	publishFor(mine, "mem")
+	h.WaitIdle()
+	if got := m.observe(&other); len(got) != 0 {
+		t.Errorf("event for another worker converged: %v", got)
+	}
+	if rec := h.Record(&other); rec != nil {
+		t.Errorf("event for another worker recorded: %+v", rec)
+	}
+	if got := m.observe(&mine); len(got) != 2 {
+		t.Errorf("event for this worker not converged: %v", got)
 	}
 }

@@ -15,6 +15,7 @@ const (
 	ResultRetry      = "retry"       // transient failure, redelivered with backoff
 	ResultRequeue    = "requeue"     // the target asked to converge again later
 	ResultDeadLetter = "dead_letter" // permanent failure or max deliveries
+	ResultSkipped    = "skipped"     // republished for another worker (HeaderForWorker)
 )
 
 // metrics are the collectors of one worker, curried with its name.
