@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -143,15 +145,23 @@ func TestDLQRetryDrop(t *testing.T) {
 // lastHeader returns a header of the newest message of VMGLUE_EVENTS.
 func lastHeader(t *testing.T, e *opsEnv, name string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := e.JS.Stream(ctx, eventbus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, st := e.eventStream(t)
 	m, err := st.GetLastMsgForSubject(ctx, eventbus.SubjectAll)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m.Header.Get(name)
+}
+
+// eventStream returns VMGLUE_EVENTS and a context for the calls on it,
+// cancelled at the end of the test.
+func (e *opsEnv) eventStream(t *testing.T) (context.Context, jetstream.Stream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	st, err := e.JS.Stream(ctx, eventbus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, st
 }

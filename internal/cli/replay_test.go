@@ -95,12 +95,7 @@ func hasEvent(evs []eventbus.Event, id string) bool {
 // every later one does; it returns what is wrong.
 func replayHeaders(t *testing.T, e *opsEnv) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := e.JS.Stream(ctx, eventbus.StreamEvents)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, st := e.eventStream(t)
 	info, err := st.Info(ctx)
 	if err != nil {
 		t.Fatal(err)
