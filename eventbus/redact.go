@@ -1,6 +1,9 @@
 package eventbus
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"encoding/json"
 	"maps"
 	"strings"
@@ -69,4 +72,46 @@ func RedactEventJSON(b []byte) []byte {
 		return b
 	}
 	return out
+}
+
+// SealedPrefix starts the value of a sealed secret attribute.
+const SealedPrefix = "sha256:"
+
+// Seal returns what a secret attribute's value travels as: "sha256:" and
+// the hex SHA-256 of a domain tag, the VM's cloud and id, and the value.
+// The bus, the KV buckets and the dead letters then never hold the secret,
+// yet a candidate (the challengePassword of a CSR) can be checked with
+// MatchSecret. The VM in the hash keeps equal secrets of two VMs apart.
+func Seal(cloud, id, value string) string {
+	h := sha256.New()
+	for _, s := range []string{"vmglue-secret-v1", cloud, id, value} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return SealedPrefix + hex.EncodeToString(h.Sum(nil))
+}
+
+// SealSecrets replaces, in place, the value of every secret attribute (see
+// SecretAttribute) that is not empty and not sealed yet with its Seal.
+// Sources call it before building the event.
+func (vm *VM) SealSecrets() {
+	for k, v := range vm.Attributes {
+		if v != "" && SecretAttribute(k) && !strings.HasPrefix(v, SealedPrefix) {
+			vm.Attributes[k] = Seal(vm.Cloud, vm.ID, v)
+		}
+	}
+}
+
+// MatchSecret reports, in constant time, whether candidate is the secret
+// that stored (an attribute value of vm) holds: sealed, or in clear text as
+// events from before sealing carry it. An empty stored value matches
+// nothing.
+func MatchSecret(vm *VM, stored, candidate string) bool {
+	if stored == "" {
+		return false
+	}
+	if strings.HasPrefix(stored, SealedPrefix) {
+		candidate = Seal(vm.Cloud, vm.ID, candidate)
+	}
+	return subtle.ConstantTimeCompare([]byte(stored), []byte(candidate)) == 1
 }

@@ -3,6 +3,7 @@ package eventbus
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -83,4 +84,36 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestSealAndMatchSecret(t *testing.T) {
+	vm := &VM{Cloud: "one", ID: "7", Attributes: map[string]string{
+		"PUPPET_CHALLENGE": "s3cret", "DB_PASSWORD": "", "ROLE": "web", "API_TOKEN": Seal("one", "7", "t0ken")}}
+	vm.SealSecrets()
+	sealed := vm.Attributes["PUPPET_CHALLENGE"]
+	if sealed != Seal("one", "7", "s3cret") || !strings.HasPrefix(sealed, SealedPrefix) || strings.Contains(sealed, "s3cret") {
+		t.Fatalf("PUPPET_CHALLENGE = %q", sealed)
+	}
+	if vm.Attributes["ROLE"] != "web" || vm.Attributes["DB_PASSWORD"] != "" || vm.Attributes["API_TOKEN"] != Seal("one", "7", "t0ken") {
+		t.Fatalf("attributes %v: only non-empty, unsealed secrets are sealed, once", vm.Attributes)
+	}
+	if Seal("one", "8", "s3cret") == sealed || Seal("two", "7", "s3cret") == sealed {
+		t.Fatal("the seal does not depend on the VM")
+	}
+	tests := []struct {
+		name, stored, candidate string
+		match                   bool
+	}{
+		{"sealed, right", sealed, "s3cret", true},
+		{"sealed, wrong", sealed, "s3cre", false},
+		{"sealed, the seal itself", sealed, sealed, false},
+		{"clear text (older events), right", "s3cret", "s3cret", true},
+		{"clear text, wrong", "s3cret", "S3cret", false},
+		{"nothing stored", "", "", false},
+	}
+	for _, tc := range tests {
+		if got := MatchSecret(vm, tc.stored, tc.candidate); got != tc.match {
+			t.Errorf("%s: MatchSecret = %v, want %v", tc.name, got, tc.match)
+		}
+	}
 }

@@ -36,7 +36,9 @@
 //	NICs               TEMPLATE/NIC, TEMPLATE/PCI with TYPE=NIC, TEMPLATE/NIC_ALIAS
 //	Labels             USER_TEMPLATE/LABELS split on ",", trimmed, empty and repeated ones dropped
 //	Attributes         every scalar child of USER_TEMPLATE (LABELS and HOSTNAME included);
-//	                   vectors (elements with children) are skipped; a repeated name keeps its first value
+//	                   vectors (elements with children) are skipped; a repeated name keeps its first value;
+//	                   a secret one (eventbus.SecretAttribute: PUPPET_CHALLENGE, *PASSWORD*, ...) is
+//	                   sealed: "sha256:<hex>" (eventbus.Seal), never in clear text
 //	Times.Created      /VM/STIME
 //	Times.Ended        /VM/ETIME
 //	Times.Changed      the newest of the last HISTORY's STIME, ETIME, PSTIME, PETIME, RSTIME,

@@ -86,6 +86,7 @@ func mapVM(n *node, cloud string) (eventbus.VM, error) {
 			Observed: nanos(poll),
 		},
 	}
+	vm.SealSecrets()
 	return vm, nil
 }
 

@@ -2,13 +2,16 @@ package hookcmd_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/testenv"
 )
 
 var publishedRE = regexp.MustCompile(`^vmglue-hook: published (\S+) seq (\d+)\n$`)
@@ -124,5 +127,34 @@ func TestHookCorpus(t *testing.T) {
 	}
 	if ran == 0 {
 		t.Fatalf("VMGLUE_CORPUS=%s: only VM_POOL documents, no VM", root)
+	}
+}
+
+// A secret user attribute (the autosign challenge) leaves the hook sealed:
+// the stored event, and so every bucket and dead letter after it, never
+// holds it in clear text; nor does the hook's output.
+func TestHookSealsSecrets(t *testing.T) {
+	srv := natstest.Start(t)
+	const secret = "hunter2-challenge"
+	doc := testenv.OneVMXML(testenv.OneVM{ID: 61, Name: "web61", State: 3, LCM: 3, IP: "10.0.0.61", Time: 1763790000,
+		UserAttr: map[string]string{"PUPPET_CHALLENGE": secret, "ROLE": "web"}})
+	res := hookRun{stdin: []byte(b64(string(doc)) + " running"), env: env(srv.URL, t.TempDir())}.run(t)
+	if res.code != 0 || strings.Contains(res.stderr, secret) {
+		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	evs := stored(t, srv.URL)
+	if len(evs) != 1 {
+		t.Fatalf("%d events stored, want 1", len(evs))
+	}
+	vm := evs[0].Data
+	raw, _ := json.Marshal(evs[0])
+	if bytes.Contains(raw, []byte(secret)) {
+		t.Fatalf("stored event holds the secret: %s", raw)
+	}
+	if got := vm.Attributes["PUPPET_CHALLENGE"]; got != eventbus.Seal("one", "61", secret) || !eventbus.MatchSecret(&vm, got, secret) {
+		t.Fatalf("PUPPET_CHALLENGE stored as %q, want the seal of the secret", got)
+	}
+	if vm.Attributes["ROLE"] != "web" {
+		t.Fatalf("ROLE %q, want it in clear text", vm.Attributes["ROLE"])
 	}
 }

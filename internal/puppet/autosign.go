@@ -2,7 +2,6 @@ package puppet
 
 import (
 	"context"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
@@ -39,8 +38,9 @@ var oidChallengePassword = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7}
 // Autosign decides whether Puppet Server may sign the CSR certname sent:
 // the CSR must parse, carry a valid self-signature and the certname as its
 // subject CN; a VM with that certname must be known, not deleted and in one
-// of SignKinds; with require_challenge its challengePassword must equal
-// the VM's challenge attribute. Every refusal carries one reason. An error
+// of SignKinds; with require_challenge its challengePassword must match
+// the VM's challenge attribute (sealed by the hook, or in clear text from
+// older events: eventbus.MatchSecret). Every refusal carries one reason. An error
 // (the lookup failed) is a refusal too, never a signature.
 func Autosign(ctx context.Context, certname string, csrPEM []byte, lookup Lookup, cfg AutosignConfig) (Decision, error) {
 	refuse := func(format string, a ...any) (Decision, error) {
@@ -86,7 +86,7 @@ func Autosign(ctx context.Context, certname string, csrPEM []byte, lookup Lookup
 		case err != nil:
 			d.Reason = fmt.Sprintf("refused %s: %v", certname, err)
 			return d, nil
-		case subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1:
+		case !eventbus.MatchSecret(vm, want, got):
 			d.Reason = fmt.Sprintf("refused %s: challengePassword does not match vm %s's %s", certname, vm.Key(), cfg.ChallengeAttribute)
 			return d, nil
 		}

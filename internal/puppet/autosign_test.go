@@ -78,6 +78,15 @@ func TestAutosign(t *testing.T) {
 		return mapLookup{certname: fakeVM(strings.TrimSuffix(certname, ".cloud.test"), kind,
 			map[string]string{"PUPPET_CHALLENGE": challenge})}
 	}
+	// sealed is the VM as a hook publishes it: the challenge sealed.
+	sealed := func(kind, challenge string) mapLookup {
+		l := vm(kind, challenge)
+		l[certname].SealSecrets()
+		if strings.Contains(l[certname].Attributes["PUPPET_CHALLENGE"], challenge) {
+			t.Fatalf("challenge not sealed: %v", l[certname].Attributes)
+		}
+		return l
+	}
 	strict := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
 	tests := []struct {
 		name     string
@@ -92,6 +101,8 @@ func TestAutosign(t *testing.T) {
 		{"running vm, right challenge", certname, csr, vm(eventbus.KindRunning, "s3cret"), strict, true, "signed", false},
 		{"starting vm, no challenge required", certname, csr, vm(eventbus.KindStarting, ""), AutosignConfig{}, true, "signed", false},
 		{"wrong challenge", certname, csr, vm(eventbus.KindRunning, "other"), strict, false, "challengePassword does not match", false},
+		{"sealed challenge, right", certname, csr, sealed(eventbus.KindRunning, "s3cret"), strict, true, "signed", false},
+		{"sealed challenge, wrong", certname, csr, sealed(eventbus.KindRunning, "other"), strict, false, "challengePassword does not match", false},
 		{"vm without challenge attribute", certname, csr, vm(eventbus.KindRunning, ""), strict, false, "has no PUPPET_CHALLENGE", false},
 		{"unknown certname", certname, csr, mapLookup{}, strict, false, "no VM known", false},
 		{"deleted vm", certname, csr, vm(eventbus.KindDeleted, "s3cret"), strict, false, "is deleted", false},
