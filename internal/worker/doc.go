@@ -76,8 +76,9 @@
 // # Resync
 //
 // A Target that also implements Resyncer gets every applied record of the
-// worker every Options.ResyncInterval, with no converge of this instance
-// running meanwhile (it is not serialised with other instances).
+// worker every Options.ResyncInterval and when Runner.TriggerResync asks,
+// with no converge of this instance running meanwhile (it is not
+// serialised with other instances).
 //
 // # Metrics and logs
 //
