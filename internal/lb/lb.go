@@ -22,7 +22,20 @@ type Target struct {
 
 	mu  sync.Mutex
 	vms map[string]*vmState // by VM key
+
+	// guard, when set, runs each repair of a Resync under the VM's lease
+	// with its current registry record (worker.Runner.Guard).
+	guard Guard
 }
+
+// Guard runs fn for one VM under its lease with the objects applied for it
+// now; worker.Runner.Guard is one.
+type Guard func(ctx context.Context, vmKey string, fn func(applied worker.Objects) error) error
+
+// SetGuard makes Resync check every repair with g, so that a Resync in one
+// vmglue process never re-adds a server a converge in another process has
+// just removed. Call it before the runtime starts.
+func (t *Target) SetGuard(g Guard) { t.guard = g }
 
 // vmState serialises Apply and Resync for one VM and remembers what Apply
 // last returned, so a Resync working from an older copy of the registry

@@ -91,16 +91,48 @@ func (t *Target) resyncVM(ctx context.Context, vmKey string, objs worker.Objects
 		if exists && srv.Admin&adminForcedMaint == 0 && (!s.checks() || srv.Check&checkEnabled != 0) {
 			continue
 		}
-		n++
 		s.Added = false
-		if _, err := t.ensure(ctx, t.clients[key.Instance], key, s, srv, exists, false); err != nil {
+		err = t.repair(ctx, vmKey, k, objs[k], func() error {
+			_, err := t.ensure(ctx, t.clients[key.Instance], key, s, srv, exists, false)
+			return err
+		})
+		switch {
+		case errors.Is(err, errNotOurs):
+			t.log.Debug().Str("vm", vmKey).Str("object", k).Err(err).Msg("resync: left to the converge")
+		case err != nil:
+			n++
 			errs = append(errs, fmt.Errorf("vm %s: %s: %w", vmKey, k, err))
 			if unreachable(err) {
 				delete(states, key.Instance)
 			}
+		default:
+			n++
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// errNotOurs says a repair was skipped: another vmglue process converges
+// the VM now, or changed the object since the Resync read the registry.
+var errNotOurs = errors.New("changed or being converged by another instance")
+
+// repair runs fix for object k (value v in the Resync's copy of the
+// registry) of a VM, through the guard when one is set: under the VM's
+// lease and only if the registry still holds k with value v.
+func (t *Target) repair(ctx context.Context, vmKey, k, v string, fix func() error) error {
+	if t.guard == nil {
+		return fix()
+	}
+	err := t.guard(ctx, vmKey, func(applied worker.Objects) error {
+		if cur, ok := applied[k]; !ok || cur != v {
+			return errNotOurs
+		}
+		return fix()
+	})
+	if errors.Is(err, worker.ErrLeaseHeld) {
+		return fmt.Errorf("%w: %w", errNotOurs, err)
+	}
+	return err
 }
 
 // WatchReloads calls onReload with the instance's name when it first

@@ -31,6 +31,8 @@ type built struct {
 	resync  time.Duration // the worker's own resync interval, 0 = runtime default
 	collect []prometheus.Collector
 	close   func() error
+	// attach, if set, is called with the worker's runner before it runs.
+	attach func(r *worker.Runner)
 	// background, if set, runs beside the worker's runner r until ctx ends.
 	background func(ctx context.Context, r *worker.Runner)
 }
@@ -54,7 +56,10 @@ var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, l
 		watch := func(ctx context.Context, r *worker.Runner) {
 			t.WatchReloads(ctx, func(string) { r.TriggerResync() })
 		}
-		return built{target: t, resync: cfg.Workers.LB.ResyncInterval, background: watch}, nil
+		// Resync repairs only under the VM's lease, with its current record:
+		// safe beside the converges of another vmglue process.
+		attach := func(r *worker.Runner) { t.SetGuard(r.Guard) }
+		return built{target: t, resync: cfg.Workers.LB.ResyncInterval, attach: attach, background: watch}, nil
 	},
 	"puppet": func(cfg *config.Config, js jetstream.JetStream, log zerolog.Logger) (built, error) {
 		t, err := puppet.New(*cfg.Workers.Puppet, log)
@@ -131,6 +136,9 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 		if err != nil {
 			cleanup()
 			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
+		}
+		if b.attach != nil {
+			b.attach(r)
 		}
 		runners = append(runners, r)
 		if bg := b.background; bg != nil {

@@ -50,7 +50,7 @@ func (r *Runner) settle(j *job, n uint64, res string, err error, log zerolog.Log
 		_ = r.release(j, jetstream.Msg.Ack)
 		r.m.events.WithLabelValues(res).Inc()
 		log.Debug().Str("result", res).Msg("converged")
-	case errors.Is(err, errLeaseHeld):
+	case errors.Is(err, ErrLeaseHeld):
 		log.Debug().Err(err).Msg("vm busy in another instance, waiting")
 		r.park(j, r.opts.LockRetry)
 	case errors.As(err, &rq):

@@ -77,8 +77,9 @@
 //
 // A Target that also implements Resyncer gets every applied record of the
 // worker every Options.ResyncInterval and when Runner.TriggerResync asks,
-// with no converge of this instance running meanwhile (it is not
-// serialised with other instances).
+// with no converge of this instance running meanwhile. Other instances may
+// converge meanwhile: a target that repairs objects in Resync checks each
+// repair with Runner.Guard (the VM's lease and its current record).
 //
 // # Metrics and logs
 //

@@ -11,8 +11,9 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 )
 
-// errLeaseHeld is returned by acquire when another instance converges the VM.
-var errLeaseHeld = errors.New("lease held by another instance")
+// ErrLeaseHeld is returned when another instance converges the VM (acquire,
+// Runner.Guard).
+var ErrLeaseHeld = errors.New("lease held by another instance")
 
 // leases hands out the per-VM leases of one worker in the KV bucket
 // VMGLUE_LOCKS, key "<worker>.<cloud>.<vmid>", value the instance id. The
@@ -30,7 +31,7 @@ type lease struct {
 	rev uint64
 }
 
-// acquire takes the lease of a VM. It returns errLeaseHeld when another
+// acquire takes the lease of a VM. It returns ErrLeaseHeld when another
 // instance holds it. A lease left by this same instance id (a crash before
 // release, with a fixed InstanceID) is taken over: in-process the runtime
 // never converges a VM twice at once, so it cannot be in use.
@@ -45,17 +46,17 @@ func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 	}
 	e, err := l.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return nil, errLeaseHeld // released meanwhile; the caller retries shortly
+		return nil, ErrLeaseHeld // released meanwhile; the caller retries shortly
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read lease %s: %w", key, err)
 	}
 	if string(e.Value()) != l.instance {
-		return nil, fmt.Errorf("%w: %s", errLeaseHeld, e.Value())
+		return nil, fmt.Errorf("%w: %s", ErrLeaseHeld, e.Value())
 	}
 	rev, err = l.kv.Update(ctx, key, []byte(l.instance), e.Revision())
 	if IsCASConflict(err) {
-		return nil, errLeaseHeld
+		return nil, ErrLeaseHeld
 	}
 	if err != nil {
 		return nil, fmt.Errorf("take over lease %s: %w", key, err)
@@ -106,4 +107,35 @@ func (s *lease) keep(ctx context.Context, lost func(error)) {
 			}
 		}
 	}
+}
+
+// Guard runs fn for one VM ("<cloud>.<vmid>") the way a converge runs:
+// under the VM's lease, so no instance converges it meanwhile, with the
+// objects applied for it read afresh from the registry. It returns
+// ErrLeaseHeld without calling fn when another instance holds the lease
+// (that instance is converging the VM and records the outcome).
+//
+// A Resync works from a copy of the registry taken before it started;
+// another instance may have changed a VM since. A target that repairs
+// objects in a Resync (re-adds what a server lost) checks each repair with
+// Guard, so it never brings back an object another instance just removed.
+// Within one process no converge runs during a Resync anyway. fn must be
+// short: the lease is not renewed while it runs (TTL eventbus.LockTTL).
+func (r *Runner) Guard(ctx context.Context, vmKey string, fn func(applied Objects) error) error {
+	ls, err := r.leases.acquire(ctx, vmKey)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		bctx, cancel := bookkeeping(ctx)
+		defer cancel()
+		if err := ls.release(bctx); err != nil {
+			r.log.Warn().Err(err).Str("vm", vmKey).Msg("release lease")
+		}
+	}()
+	rec, _, err := r.reg.Get(ctx, vmKey)
+	if err != nil {
+		return err
+	}
+	return fn(rec.applied())
 }
