@@ -96,9 +96,14 @@ func Provision(ctx context.Context, js jetstream.JetStream, o ProvisionOptions) 
 	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
 		return fmt.Errorf("provision stream %s: %w", StreamDLQ, err)
 	}
+	// History 1: a key is one message. These buckets grow with every VM
+	// ever seen (a deleted VM's snapshot stays as its tombstone), so older
+	// revisions would multiply that by the number of state changes; the
+	// event stream keeps the timeline (`vmglue vm`). An existing bucket with
+	// more history is updated and pruned.
 	buckets := []jetstream.KeyValueConfig{
-		{Bucket: BucketVMs, Description: "newest snapshot of each VM", History: 5, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketApplied, Description: "what each worker applied per VM", History: 5, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Bucket: BucketVMs, Description: "newest snapshot of each VM", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Bucket: BucketApplied, Description: "what each worker applied per VM", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		{Bucket: BucketLocks, Description: "per-VM leases of the workers", History: 1, TTL: LockTTL, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		{Bucket: BucketCertnames, Description: "certname -> VM keys index of the puppet worker", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
@@ -57,6 +59,43 @@ func TestProvisionIdempotent(t *testing.T) {
 	}
 	if d := st.CachedInfo().Config.Duplicates; d != eventbus.DefaultDuplicateWindow {
 		t.Fatalf("duplicate window %s", d)
+	}
+}
+
+// A deployment from before History 1 (buckets with 5 revisions per key)
+// is updated in place: the newest revision of every key stays.
+func TestProvisionPrunesHistory(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, bucket := range []string{eventbus.BucketVMs, eventbus.BucketApplied} {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, History: 5, Storage: jetstream.FileStorage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if _, err := kv.Put(ctx, "one.1", []byte{byte('a' + i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := eventbus.Provision(ctx, js, eventbus.ProvisionOptions{}); err != nil {
+		t.Fatalf("provision over history 5: %v", err)
+	}
+	for _, bucket := range []string{eventbus.BucketVMs, eventbus.BucketApplied} {
+		kv, err := js.KeyValue(ctx, bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := kv.Get(ctx, "one.1")
+		if err != nil || st.History() != 1 || st.Values() != 1 || string(e.Value()) != "e" {
+			t.Fatalf("%s: history %d, %d values, newest %v %v; want 1, 1, \"e\"", bucket, st.History(), st.Values(), e, err)
+		}
 	}
 }
 
