@@ -67,7 +67,20 @@ type Runtime struct {
 	BackoffMax      time.Duration `yaml:"backoff_max"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	ResyncInterval  time.Duration `yaml:"resync_interval"`
+	// CompactAfter is how long a deleted VM's full snapshot and its empty
+	// registry records are kept before they shrink to a tombstone
+	// (worker.Compact). Default 168h.
+	CompactAfter time.Duration `yaml:"compact_after"`
+	// CompactInterval is how often serve compacts. Default 1h; negative
+	// disables compaction.
+	CompactInterval time.Duration `yaml:"compact_interval"`
 }
+
+// Defaults of Runtime's compaction.
+const (
+	DefaultCompactAfter    = 7 * 24 * time.Hour
+	DefaultCompactInterval = time.Hour
+)
 
 // DefaultMetricsListen is the default address of /metrics and /healthz.
 const DefaultMetricsListen = "127.0.0.1:9464"
@@ -108,6 +121,12 @@ func (c *Config) SetDefaults() {
 	if c.Metrics.Listen == "" {
 		c.Metrics.Listen = DefaultMetricsListen
 	}
+	if c.Runtime.CompactAfter == 0 {
+		c.Runtime.CompactAfter = DefaultCompactAfter
+	}
+	if c.Runtime.CompactInterval == 0 {
+		c.Runtime.CompactInterval = DefaultCompactInterval
+	}
 	c.Workers.setDefaults()
 }
 
@@ -131,6 +150,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.Concurrency < 0 || c.Runtime.MaxDeliver < 0 {
 		return errors.New("runtime: concurrency and max_deliver must not be negative")
+	}
+	if c.Runtime.CompactAfter < 0 {
+		return errors.New("runtime.compact_after: must not be negative")
 	}
 	return c.Workers.validate()
 }

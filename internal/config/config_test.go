@@ -19,6 +19,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if got := strings.Join(cfg.Workers.Names(), ","); got != "dns,lb,puppet" {
 		t.Fatalf("workers %q", got)
 	}
+	if cfg.Runtime.CompactAfter != config.DefaultCompactAfter || cfg.Runtime.CompactInterval != config.DefaultCompactInterval {
+		t.Fatalf("compaction %s every %s", cfg.Runtime.CompactAfter, cfg.Runtime.CompactInterval)
+	}
 }
 
 func TestLoadErrorsNameTheKey(t *testing.T) {
@@ -31,6 +34,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"password without user", "nats:\n  password_file: /x\n", "nats.password_file"},
 		{"dns without servers", "workers:\n  dns:\n    forward_zones: [a.test.]\n", "dns."},
 		{"lb without instances", "workers:\n  lb: {}\n", "instances"},
+		{"negative compact_after", "runtime:\n  compact_after: -1h\n", "runtime.compact_after"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // Options are what the command line adds to the config file.
@@ -85,6 +86,12 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		return err
 	}
 	defer closeWorkers()
+	if cfg.Runtime.CompactInterval > 0 {
+		runners = append(runners, runFunc(func(ctx context.Context) error {
+			compactLoop(ctx, js, cfg.Runtime.CompactAfter, cfg.Runtime.CompactInterval, log)
+			return nil
+		}))
+	}
 
 	info := Info{NATSURL: url}
 	var srv *http.Server
@@ -150,4 +157,21 @@ func handler(reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream) ht
 		fmt.Fprintln(w, "ok")
 	})
 	return mux
+}
+
+// compactLoop runs worker.Compact every interval (the first time one
+// interval after start) for the VMs deleted more than after ago.
+func compactLoop(ctx context.Context, js jetstream.JetStream, after, interval time.Duration, log zerolog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := worker.Compact(ctx, js, time.Now().Add(-after), log); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("compact deleted vms")
+		}
+	}
 }

@@ -1,0 +1,145 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// A deleted VM's snapshot stays in VMGLUE_VMS for good: it is the tombstone
+// that keeps a late or replayed event from bringing the VM back. Its full
+// content (NICs, attributes) and the workers' empty records in
+// VMGLUE_APPLIED are only useful for a while (`vmglue vm`). Compact keeps
+// the tombstone and drops the rest, so what stays per deleted VM is a few
+// hundred bytes.
+
+// CompactStats counts what one Compact changed.
+type CompactStats struct {
+	Tombstones int // deleted snapshots shrunk to their tombstone
+	Records    int // empty registry records of deleted VMs removed
+	Kept       int // deleted VMs left as they are: a worker still records objects
+}
+
+// Compact shrinks every VM deleted before cutoff (its snapshot stored
+// before cutoff) whose workers all record nothing any more: their empty
+// registry records are removed and the snapshot becomes its tombstone (see
+// Tombstone). A VM whose delete has not been applied everywhere (a record
+// with applied or pending objects: a retry, a dead letter) is left whole,
+// since a worker may still need its snapshot. Every change is a
+// compare-and-set, so Compact may run beside converges, and in several
+// processes at once.
+func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log zerolog.Logger) (CompactStats, error) {
+	var st CompactStats
+	vms, err := js.KeyValue(ctx, eventbus.BucketVMs)
+	if err != nil {
+		return st, fmt.Errorf("open bucket %s: %w", eventbus.BucketVMs, err)
+	}
+	applied, err := js.KeyValue(ctx, eventbus.BucketApplied)
+	if err != nil {
+		return st, fmt.Errorf("open bucket %s: %w", eventbus.BucketApplied, err)
+	}
+	err = listKeys(ctx, vms, nil, func(key string) error {
+		e, err := vms.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get snapshot %s: %w", key, err)
+		}
+		var vm eventbus.VM
+		if json.Unmarshal(e.Value(), &vm) != nil || !isDeleted(&vm) || !e.Created().Before(cutoff) {
+			return nil
+		}
+		settled, removed, err := dropEmptyRecords(ctx, applied, key)
+		st.Records += removed
+		if err != nil {
+			return err
+		}
+		if !settled {
+			st.Kept++
+			return nil
+		}
+		tomb, err := json.Marshal(Tombstone(&vm))
+		if err != nil {
+			return fmt.Errorf("encode tombstone %s: %w", key, err)
+		}
+		if bytes.Equal(tomb, e.Value()) {
+			return nil
+		}
+		if _, err := vms.Update(ctx, key, tomb, e.Revision()); err != nil {
+			if IsCASConflict(err) {
+				return nil // changed meanwhile: the next run looks again
+			}
+			return fmt.Errorf("store tombstone %s: %w", key, err)
+		}
+		st.Tombstones++
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("compact: %w", err)
+	}
+	if st.Records > 0 {
+		// The removed records' delete markers: older than the default
+		// 30 minutes, from an earlier run.
+		if err := applied.PurgeDeletes(ctx); err != nil {
+			return st, fmt.Errorf("compact: purge delete markers of %s: %w", eventbus.BucketApplied, err)
+		}
+	}
+	log.Info().Int("tombstones", st.Tombstones).Int("records", st.Records).Int("kept", st.Kept).Msg("compacted deleted vms")
+	return st, nil
+}
+
+// dropEmptyRecords removes the registry records of a VM, of every worker,
+// when all are empty. settled is false, and nothing is removed, when a
+// record still has objects.
+func dropEmptyRecords(ctx context.Context, applied jetstream.KeyValue, vmKey string) (settled bool, removed int, err error) {
+	revs := map[string]uint64{}
+	settled = true
+	err = listKeys(ctx, applied, []string{"*." + vmKey}, func(key string) error {
+		e, err := applied.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get record %s: %w", key, err)
+		}
+		var rec Record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil || len(rec.Applied) > 0 || len(rec.Pending) > 0 {
+			settled = false
+		}
+		revs[key] = e.Revision()
+		return nil
+	})
+	if err != nil || !settled {
+		return settled, 0, err
+	}
+	for key, rev := range revs {
+		if err := applied.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
+			if IsCASConflict(err) {
+				return false, removed, nil // written meanwhile: the next run looks again
+			}
+			return false, removed, fmt.Errorf("remove record %s: %w", key, err)
+		}
+		removed++
+	}
+	return true, removed, nil
+}
+
+// Tombstone is what stays of a deleted VM: what identifies it, its state,
+// its times (the puppet worker's ownership checks read them) and its
+// Version; no NICs, labels or attributes.
+func Tombstone(vm *eventbus.VM) *eventbus.VM {
+	return &eventbus.VM{
+		Cloud: vm.Cloud, CloudType: vm.CloudType, ID: vm.ID, Name: vm.Name,
+		State: vm.State, LCMState: vm.LCMState, Kind: vm.Kind,
+		NICs: []eventbus.NIC{}, Times: vm.Times, Version: vm.Version,
+	}
+}
