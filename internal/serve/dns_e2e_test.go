@@ -34,6 +34,8 @@ func TestDNSHookToRecords(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	cfg := dnsConfig(t, b, "")
 	cfg.Metrics.Listen = "127.0.0.1:0"
+	// Compact a deleted VM as soon as the delete is applied everywhere.
+	cfg.Runtime.CompactAfter, cfg.Runtime.CompactInterval = time.Millisecond, 50*time.Millisecond
 	in := start(t, cfg)
 	spool := t.TempDir()
 	v := running(42, "web42", "10.0.0.42", "2001:db8::42", time.Now().Unix())
@@ -56,6 +58,22 @@ func TestDNSHookToRecords(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "A gone", gone(t, b, "web42.cloud.test.", mdns.TypeA))
 	testenv.WaitFor(t, 5*time.Second, "PTR gone", gone(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR))
 	testenv.WaitFor(t, 5*time.Second, "TXT gone", gone(t, b, "web42.cloud.test.", mdns.TypeTXT))
+
+	// serve compacts the deleted VM: tombstone kept, empty record removed.
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	snaps, err := worker.OpenSnapshots(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := worker.OpenRegistry(context.Background(), js, "dns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 10*time.Second, "deleted VM compacted", func() bool {
+		snap, _, err := snaps.Get(context.Background(), "one.42")
+		rec, _, rerr := reg.Get(context.Background(), "one.42")
+		return err == nil && rerr == nil && snap != nil && snap.Deleted() && len(snap.NICs) == 0 && rec == nil
+	})
 
 	// The runner counts an event once it has settled it, just after BIND
 	// changed: wait for the counters rather than read them once.
