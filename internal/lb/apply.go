@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
@@ -122,6 +123,16 @@ func (t *Target) step(ctx context.Context, c *Client, state map[string]server, k
 	case exists && from.Addr != to.Addr && srv.addrPort() == to.Addr.String() && srv.Admin&adminForcedDrain == 0:
 		// Already moved to the new address (a crash after the change).
 		return t.ensure(ctx, c, k, to, srv, exists, true)
+	case exists && from.Addr == to.Addr && from.Since.IsZero() && srv.Admin&adminForcedDrain == 0:
+		// Only the weight changed (server.weight in the config): set it
+		// in place, no drain.
+		if w, ok := weightOnly(from.Options, to.Options); ok {
+			if err := c.Exec(ctx, "set server "+k.haproxy()+" weight "+w); err != nil {
+				return old, err
+			}
+			t.log.Info().Str("server", k.String()).Str("weight", w).Msg("server weight changed")
+			return t.ensure(ctx, c, k, to, srv, exists, true)
+		}
 	}
 	// A new address or new options: drain and delete the old server, then
 	// add the new one under the same name.
@@ -224,4 +235,28 @@ func unionKeys(a, b worker.Objects) []string {
 func isRequeue(err error) bool {
 	var rq *worker.RequeueError
 	return errors.As(err, &rq)
+}
+
+// weightOnly reports whether server options a and b differ in the weight
+// alone, and returns b's weight (HAProxy's default 1 when b sets none).
+func weightOnly(a, b string) (string, bool) {
+	ra, wa := cutWeight(a)
+	rb, wb := cutWeight(b)
+	return wb, ra == rb && wa != wb
+}
+
+// cutWeight splits "weight N" off server options.
+func cutWeight(opts string) (rest, weight string) {
+	f := strings.Fields(opts)
+	kept := f[:0:0]
+	weight = "1"
+	for i := 0; i < len(f); i++ {
+		if f[i] == "weight" && i+1 < len(f) {
+			weight = f[i+1]
+			i++
+			continue
+		}
+		kept = append(kept, f[i])
+	}
+	return strings.Join(kept, " "), weight
 }

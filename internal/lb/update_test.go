@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -93,4 +94,45 @@ func TestBackInPoolCancelsDrain(t *testing.T) {
 		t.Fatalf("applied %v", have)
 	}
 	awaitBody(t, h.Frontend["web"], "vm80")
+}
+
+// A weight change (server.weight in the config) is set in place: no drain,
+// no delete, the server keeps serving.
+func TestWeightChangeInPlace(t *testing.T) {
+	be := testenv.StartHTTPBackend(t, "vm71")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
+	cfg := testConfig("lb1", h.Admin())
+	cfg.Server.Weight = 10
+	tgt, _ := newTarget(t, cfg)
+	vm := testVM("71", "web:"+port(be))
+	have := mustConverge(t, tgt, vm, nil)
+
+	cfg.Server.Weight = 20
+	reconfigured, rec := newTarget(t, cfg)
+	got := mustConverge(t, reconfigured, vm, have)
+	if c := changing(rec.take()); !equalStrings(c, []string{"set server web/one-71 weight 20"}) {
+		t.Fatalf("commands %q, want only the weight set in place", c)
+	}
+	if v := got["lb1/web/one-71"]; !strings.Contains(v, "weight 20") {
+		t.Fatalf("recorded %q, want weight 20", v)
+	}
+	if r := h.Command("get weight web/one-71"); !strings.HasPrefix(r, "20 ") {
+		t.Fatalf("get weight: %q, want 20", r)
+	}
+	awaitBody(t, h.Frontend["web"], "vm71")
+
+	for _, tc := range []struct {
+		a, b, weight string
+		only         bool
+	}{
+		{"weight 10 check", "weight 20 check", "20", true},
+		{"check weight 10", "weight 10 check", "10", false},
+		{"weight 10 check", "weight 10 check inter 1s", "10", false},
+		{"check", "weight 5 check", "5", true},
+		{"weight 5 check", "check", "1", true},
+	} {
+		if w, ok := weightOnly(tc.a, tc.b); w != tc.weight || ok != tc.only {
+			t.Errorf("weightOnly(%q, %q) = %q %v, want %q %v", tc.a, tc.b, w, ok, tc.weight, tc.only)
+		}
+	}
 }
