@@ -93,7 +93,11 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 			return st, fmt.Errorf("compact: purge delete markers of %s: %w", eventbus.BucketApplied, err)
 		}
 	}
-	log.Info().Int("tombstones", st.Tombstones).Int("records", st.Records).Int("kept", st.Kept).Msg("compacted deleted vms")
+	ev := log.Debug()
+	if st.Tombstones+st.Records > 0 {
+		ev = log.Info()
+	}
+	ev.Int("tombstones", st.Tombstones).Int("records", st.Records).Int("kept", st.Kept).Msg("compacted deleted vms")
 	return st, nil
 }
 
