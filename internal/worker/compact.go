@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,6 +47,17 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 	if err != nil {
 		return st, fmt.Errorf("open bucket %s: %w", eventbus.BucketApplied, err)
 	}
+	// The registry keys "<worker>.<cloud>.<vmid>" by VM, read once per run.
+	records := map[string][]string{}
+	err = listKeys(ctx, applied, nil, func(key string) error {
+		if _, vmKey, ok := strings.Cut(key, "."); ok {
+			records[vmKey] = append(records[vmKey], key)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, fmt.Errorf("compact: list %s: %w", eventbus.BucketApplied, err)
+	}
 	err = listKeys(ctx, vms, nil, func(key string) error {
 		e, err := vms.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -58,7 +70,14 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 		if json.Unmarshal(e.Value(), &vm) != nil || !isDeleted(&vm) || !e.Created().Before(cutoff) {
 			return nil
 		}
-		settled, removed, err := dropEmptyRecords(ctx, applied, key)
+		tomb, err := json.Marshal(Tombstone(&vm))
+		if err != nil {
+			return fmt.Errorf("encode tombstone %s: %w", key, err)
+		}
+		if bytes.Equal(tomb, e.Value()) && len(records[key]) == 0 {
+			return nil // compacted by an earlier run
+		}
+		settled, removed, err := dropEmptyRecords(ctx, applied, records[key])
 		st.Records += removed
 		if err != nil {
 			return err
@@ -66,10 +85,6 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 		if !settled {
 			st.Kept++
 			return nil
-		}
-		tomb, err := json.Marshal(Tombstone(&vm))
-		if err != nil {
-			return fmt.Errorf("encode tombstone %s: %w", key, err)
 		}
 		if bytes.Equal(tomb, e.Value()) {
 			return nil
@@ -101,29 +116,24 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 	return st, nil
 }
 
-// dropEmptyRecords removes the registry records of a VM, of every worker,
-// when all are empty. settled is false, and nothing is removed, when a
-// record still has objects.
-func dropEmptyRecords(ctx context.Context, applied jetstream.KeyValue, vmKey string) (settled bool, removed int, err error) {
+// dropEmptyRecords removes the registry records keys (of one VM, every
+// worker) when all are empty. settled is false, and nothing is removed,
+// when a record still has objects.
+func dropEmptyRecords(ctx context.Context, applied jetstream.KeyValue, keys []string) (settled bool, removed int, err error) {
 	revs := map[string]uint64{}
-	settled = true
-	err = listKeys(ctx, applied, []string{"*." + vmKey}, func(key string) error {
+	for _, key := range keys {
 		e, err := applied.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-			return nil
+			continue
 		}
 		if err != nil {
-			return fmt.Errorf("get record %s: %w", key, err)
+			return false, 0, fmt.Errorf("get record %s: %w", key, err)
 		}
 		var rec Record
 		if err := json.Unmarshal(e.Value(), &rec); err != nil || len(rec.Applied) > 0 || len(rec.Pending) > 0 {
-			settled = false
+			return false, 0, nil
 		}
 		revs[key] = e.Revision()
-		return nil
-	})
-	if err != nil || !settled {
-		return settled, 0, err
 	}
 	for key, rev := range revs {
 		if err := applied.Delete(ctx, key, jetstream.LastRevision(rev)); err != nil {
