@@ -6,16 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
+
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // The Puppet Server CA HTTP API (puppet-ca/v1), as verified against Puppet
 // Server 7 in /work/shared/facts/puppet.md §3.
-const (
-	caClean  = "/puppet-ca/v1/clean"
-	caStatus = "/puppet-ca/v1/certificate_status/"
-)
+const caStatus = "/puppet-ca/v1/certificate_status/"
 
 // certStatus is the part of a certificate_status answer the worker reads.
 type certStatus struct {
@@ -53,41 +51,48 @@ func (s certStatus) issued() (time.Time, error) {
 // cleanCert revokes and deletes the signed certificate of certname and
 // discards a pending CSR for it, so that a new VM with the same name can be
 // signed. A certname the CA does not know is already clean. It returns what
-// it removed, for the log: "signed", "requested" or "".
+// it removed, for the log: "signed", "revoked" (revoked by an earlier
+// attempt), "requested" or "".
+//
+// It revokes with PUT certificate_status (desired_state "revoked"), which
+// Puppet Server 7 serialises with every other CRL write, and then deletes
+// with DELETE certificate_status. It does not use PUT /puppet-ca/v1/clean:
+// in Puppet Server 7.9 that endpoint rewrites the CRL without the lock, so
+// concurrent cleans (a burst of deleted VMs) can drop revocations from the
+// CRL — seen in this project's tests as a cleaned certificate missing from
+// the CRL.
 func (c *client) cleanCert(ctx context.Context, certname string) (string, error) {
 	op := "clean certificate " + certname
-	body, _ := json.Marshal(map[string][]string{"certnames": {certname}})
-	code, resp, err := c.do(ctx, http.MethodPut, caClean, nil, body)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", op, err)
-	}
-	switch {
-	case code == http.StatusNotFound:
-		// Nothing to clean: look for a pending CSR below.
-	case code != http.StatusOK:
-		return "", c.statusError(op, code, resp)
-	case !strings.Contains(string(resp), "do not exist"):
-		// "Successfully cleaned all certs.": revoked (in the CRL) and deleted.
-		return "signed", nil
-	}
-	// No signed certificate. A CSR that autosign refused stays pending and
-	// would block a new CSR for the name: discard it.
 	st, found, err := c.certStatus(ctx, certname)
 	if err != nil || !found {
 		return "", err
 	}
-	if st.State != "requested" {
-		// Signed between our two calls: the next attempt cleans it.
-		return "", fmt.Errorf("%s: certificate appeared in state %q while cleaning, retrying", op, st.State)
+	path := caStatus + url.PathEscape(certname)
+	switch st.State {
+	case "signed":
+		body, _ := json.Marshal(map[string]string{"desired_state": "revoked"})
+		code, resp, err := c.do(ctx, http.MethodPut, path, nil, body)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("%s: revoke: %w", op, err)
+		case code == http.StatusConflict || code == http.StatusNotFound:
+			// Removed meanwhile (transient): the next attempt looks again.
+			return "", fmt.Errorf("%s: revoke: %s answered %d: %s", op, c.name, code, excerpt(resp))
+		case code != http.StatusNoContent && code != http.StatusOK:
+			return "", c.statusError(op+": revoke", code, resp)
+		}
+	case "revoked", "requested":
+	default:
+		return "", worker.Permanent(fmt.Errorf("%s: unknown certificate state %q", op, excerpt([]byte(st.State))))
 	}
-	code, resp, err = c.do(ctx, http.MethodDelete, caStatus+url.PathEscape(certname), nil, nil)
+	code, resp, err := c.do(ctx, http.MethodDelete, path, nil, nil)
 	if err != nil {
-		return "", fmt.Errorf("discard request %s: %w", certname, err)
+		return "", fmt.Errorf("%s: delete: %w", op, err)
 	}
 	if code != http.StatusNoContent && code != http.StatusOK && code != http.StatusNotFound {
-		return "", c.statusError("discard request "+certname, code, resp)
+		return "", c.statusError(op+": delete", code, resp)
 	}
-	return "requested", nil
+	return st.State, nil
 }
 
 // certStatus returns the CA's view of certname; found is false on 404.

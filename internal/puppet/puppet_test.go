@@ -3,7 +3,10 @@ package puppet
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/big"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,5 +368,44 @@ func TestCertStatusIssued(t *testing.T) {
 				t.Fatalf("issued() = %s, %v; want %s", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// A burst of deleted VMs cleans their certificates concurrently: every
+// serial must end up in the CRL. (Puppet Server 7.9's PUT /clean rewrites
+// the CRL without its lock and loses revocations under exactly this load.)
+func TestConcurrentDeletesAllRevoked(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := testenv.NewPuppetAdmin(t, s)
+	tg := newTarget(t, testConfig(s))
+	const n = 16
+	vms := make([]*eventbus.VM, n)
+	serials := make([]*big.Int, n)
+	for i := range vms {
+		vms[i] = fakeVM(uniq(fmt.Sprintf("burst%d", i)), eventbus.KindDeleted, nil)
+		serials[i] = a.SignedCert(vms[i].Name + ".cloud.test")
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i, vm := range vms {
+		wg.Go(func() {
+			name := vm.Name + ".cloud.test"
+			have := worker.Objects{"cert " + name: ""}
+			want, _ := tg.Desired(vm)
+			_, errs[i] = tg.Apply(context.Background(), vm, have, want)
+		})
+	}
+	wg.Wait()
+	for i, vm := range vms {
+		name := vm.Name + ".cloud.test"
+		if errs[i] != nil {
+			t.Errorf("delete %s: %v", name, errs[i])
+		}
+		if st := a.CertState(name); st != "" {
+			t.Errorf("%s still in state %q", name, st)
+		}
+		if !a.Revoked(serials[i]) {
+			t.Errorf("serial %s of %s missing from the CRL", serials[i], name)
+		}
 	}
 }
