@@ -167,6 +167,19 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	case got == nil:
 		after.Applied = Objects{}
 	}
+	switch {
+	case got == nil:
+	case uncertain(aerr):
+		// A transient failure may hide a change that happened (an UPDATE
+		// that reached the server before its answer was lost): what Apply
+		// does not confirm stays pending, ours but unverified, so a later
+		// converge (a delete) still cleans it up instead of leaking it.
+		after.Pending = unconfirmed(before.Pending, got)
+	case IsPermanent(aerr):
+		// Refused before it changed anything, but objects an earlier
+		// interrupted Apply left unverified are still possibly ours.
+		after.Pending = unconfirmed(unverified, got)
+	}
 	if aerr != nil {
 		after.Error = aerr.Error()
 	}
@@ -183,6 +196,30 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		return "", aerr
 	}
 	return ResultOK, nil
+}
+
+// uncertain reports whether an Apply that returned err may have changed
+// more than it reported: a transient failure (timeout, lost answer, cut
+// context). Success, a Requeue and a Permanent error are definite.
+func uncertain(err error) bool {
+	var rq *RequeueError
+	return err != nil && !IsPermanent(err) && !errors.As(err, &rq) && !errors.Is(err, errPanic)
+}
+
+// unconfirmed returns the objects of pending whose value got does not hold
+// (nil if none).
+func unconfirmed(pending, got Objects) Objects {
+	var u Objects
+	for k, v := range pending {
+		if g, ok := got[k]; ok && g == v {
+			continue
+		}
+		if u == nil {
+			u = Objects{}
+		}
+		u[k] = v
+	}
+	return u
 }
 
 func pendingLen(rec *Record) int {

@@ -24,10 +24,15 @@
 // and nothing is pending, the event is acked as a no-op. Otherwise it writes
 // {applied, pending: want} before any side effect, calls Apply, and
 // writes {applied: what Apply returned} afterwards, also after an error.
-// Both writes compare-and-set the record's revision. Pending survives only
-// when Apply did not return (a crash, a panic): the next converge then
-// passes those objects in have, as ours, although they may not exist, and
-// names them in Unverified(ctx); they stay pending until an Apply returns.
+// Both writes compare-and-set the record's revision. Pending survives when
+// the outcome of Apply is unknown: it did not return (a crash, a panic), or
+// it returned a transient error, which may hide a change that happened (an
+// UPDATE applied by the server whose answer was lost); then the wanted
+// objects that Apply's result does not confirm stay pending. The next
+// converge passes them in have, as ours, although they may not exist, and
+// names them in Unverified(ctx); so a delete that arrives before the retry
+// still removes them. They stay pending until an Apply confirms or removes
+// them.
 //
 // # Outcomes
 //

@@ -20,9 +20,9 @@ type Record struct {
 	Applied Objects `json:"applied"`
 	// Pending are the objects an Apply was about to put in place (its want,
 	// plus what an earlier interrupted Apply left unverified). They are
-	// written before Apply and cleared after it returns, so a record with
-	// pending objects means the worker stopped (crash, panic) in the middle:
-	// those objects may exist and are ours.
+	// written before Apply and cleared once Apply confirms them, so a record
+	// with pending objects means an Apply stopped in the middle (crash,
+	// panic) or failed transiently: those objects may exist and are ours.
 	Pending Objects `json:"pending,omitempty"`
 	// EventID is the event whose converge wrote the record.
 	EventID string `json:"event_id"`

@@ -21,6 +21,7 @@ var cases = []struct {
 	{name: "context cancelled mid-apply converges on redelivery", run: cancelled},
 	{name: "crash before apply converges on redelivery", run: crashBefore},
 	{name: "crash after apply converges on redelivery", run: crashAfter},
+	{name: "delete after an apply whose answer was lost leaves nothing behind", run: lostAnswer},
 }
 
 func convergeTwice(e *env) {
@@ -156,6 +157,23 @@ func crashAfter(e *env) {
 	e.converged(e.vm, e.desired(e.vm))
 	if dls := e.DeadLetters(); len(dls) != 0 {
 		e.t.Fatalf("objects created before the crash were taken for foreign: %+v", dls)
+	}
+}
+
+// lostAnswer: the first Apply changes the target but reports a transient
+// failure and nothing done; the VM's delete, queued behind it, must still
+// remove what that Apply created (it is pending, ours but unverified).
+func lostAnswer(e *env) {
+	e.spy.Inject(LostAnswer)
+	e.Publish(e.vm)
+	e.Publish(Deleted(e.vm))
+	e.WaitIdle()
+	if n := len(e.spy.Calls()); n < 2 {
+		e.t.Fatalf("%d Apply calls, want the lost one and the delete", n)
+	}
+	e.converged(e.vm, worker.Objects{})
+	if dls := e.DeadLetters(); len(dls) != 0 {
+		e.t.Fatalf("objects of the lost answer were taken for foreign: %+v", dls)
 	}
 }
 

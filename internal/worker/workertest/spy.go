@@ -2,6 +2,7 @@ package workertest
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -38,7 +39,14 @@ const (
 	// CrashAfter calls the target, then panics before the runtime can
 	// record the result: a crash right after the side effects.
 	CrashAfter
+	// LostAnswer calls the target, then reports nothing done and a
+	// transient error: an update that reached the target but whose answer
+	// was lost (a timeout after the server applied it).
+	LostAnswer
 )
+
+// errLostAnswer is the transient error of LostAnswer.
+var errLostAnswer = errors.New("workertest: simulated lost answer")
 
 // NewSpy wraps t.
 func NewSpy(t worker.Target) *Spy { return &Spy{Target: t} }
@@ -88,6 +96,9 @@ func (s *Spy) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Obje
 	case CrashAfter:
 		_, _ = s.Target.Apply(ctx, vm, have, want)
 		panic("workertest: simulated crash after apply")
+	case LostAnswer:
+		_, _ = s.Target.Apply(ctx, vm, have, want)
+		return have, errLostAnswer
 	}
 	return s.Target.Apply(ctx, vm, have, want)
 }
