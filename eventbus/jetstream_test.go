@@ -2,6 +2,7 @@ package eventbus_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -99,12 +100,27 @@ func TestProvisionPrunesHistory(t *testing.T) {
 	}
 }
 
-func TestEmbeddedPortTaken(t *testing.T) {
+func TestEmbeddedListenErrors(t *testing.T) {
 	s := natstest.Start(t)
-	addr := strings.TrimPrefix(s.URL, "nats://")
-	_, err := natsserver.Start(natsserver.Options{Listen: addr, StoreDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "already in use") || strings.Contains(err.Error(), "\n") {
-		t.Fatalf("err = %v, want one line saying the address is in use", err)
+	tests := []struct {
+		name, listen, want string
+		inUse              bool
+	}{
+		{"port taken", strings.TrimPrefix(s.URL, "nats://"), "already in use", true},
+		// An address of no local interface is not a taken port: the
+		// real cause is shown, without the "another serve?" hint.
+		{"address not local", "192.0.2.1:4222", "cannot assign requested address", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := natsserver.Start(natsserver.Options{Listen: tt.listen, StoreDir: t.TempDir()})
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line saying %q", err, tt.want)
+			}
+			if got := errors.Is(err, natsserver.ErrAddrInUse); got != tt.inUse {
+				t.Fatalf("errors.Is(err, ErrAddrInUse) = %v, want %v (err: %v)", got, tt.inUse, err)
+			}
+		})
 	}
 }
 

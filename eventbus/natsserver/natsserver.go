@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -48,8 +49,11 @@ func Start(o Options) (*server.Server, error) {
 	if port != 0 {
 		// nats-server would log and exit the process; check first.
 		l, err := net.Listen("tcp", o.Listen)
-		if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
 			return nil, fmt.Errorf("nats listen %s: %w (is another vmglue serve or nats-server running? use --nats-listen)", o.Listen, ErrAddrInUse)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nats listen %s: %w", o.Listen, err)
 		}
 		l.Close()
 	} else {

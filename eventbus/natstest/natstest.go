@@ -5,6 +5,7 @@ package natstest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -83,8 +84,11 @@ func Events(t testing.TB, js jetstream.JetStream) []eventbus.Event {
 	var out []eventbus.Event
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := st.GetMsg(ctx, seq)
-		if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue // deleted
+		}
+		if err != nil {
+			t.Fatalf("get stored message %d: %v", seq, err)
 		}
 		ev, err := eventbus.Unmarshal(m.Data)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -196,8 +197,11 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []worker.DeadLetter {
 	var out []worker.DeadLetter
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
 		if err != nil {
-			continue
+			t.Fatalf("get dead letter %d: %v", seq, err)
 		}
 		var d worker.DeadLetter
 		if err := json.Unmarshal(m.Data, &d); err != nil {

@@ -110,32 +110,69 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		log.Info().Str("listen", info.MetricsAddr).Msg("serving /metrics and /healthz")
 	}
 
+	// The workers run under their own context: the first one that fails
+	// stops serve (and the others), instead of serving on without it.
+	rctx, stopRunners := context.WithCancel(ctx)
+	defer stopRunners()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(runners))
 	for _, r := range runners {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			if err := r.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
 				errs <- err
 			}
 		}()
 	}
-	if o.Ready != nil {
-		o.Ready(info)
+	err = waitStarted(ctx, runners, errs)
+	if err == nil {
+		if o.Ready != nil {
+			o.Ready(info)
+		}
+		log.Info().Int("workers", len(cfg.Workers.Names())).Msg("vmglue serve ready")
+		select {
+		case <-ctx.Done():
+		case err = <-errs:
+		}
 	}
-	log.Info().Int("workers", len(cfg.Workers.Names())).Msg("vmglue serve ready")
-	<-ctx.Done()
-	log.Info().Msg("shutting down")
+	if err != nil {
+		log.Error().Err(err).Msg("worker failed, shutting down")
+	} else {
+		log.Info().Msg("shutting down")
+	}
+	stopRunners()
 	wg.Wait()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
+	if err != nil {
+		return err
+	}
 	close(errs)
 	for err := range errs {
 		return err
+	}
+	return nil
+}
+
+// waitStarted waits until every runner that tells (a worker's Started)
+// consumes, a runner fails, or ctx is done (nil: shutting down anyway).
+func waitStarted(ctx context.Context, runners []runner, errs <-chan error) error {
+	for _, r := range runners {
+		s, ok := r.(interface{ Started() <-chan struct{} })
+		if !ok {
+			continue
+		}
+		select {
+		case <-s.Started():
+		case err := <-errs:
+			return err
+		case <-ctx.Done():
+			return nil
+		}
 	}
 	return nil
 }

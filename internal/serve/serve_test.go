@@ -2,12 +2,21 @@ package serve_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/serve"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // With nats.url set, serve starts no embedded server and provisions the
@@ -37,5 +46,43 @@ func TestServeExternalNATS(t *testing.T) {
 		if _, err := js.KeyValue(ctx, b); err != nil {
 			t.Errorf("bucket %s: %v", b, err)
 		}
+	}
+}
+
+// A worker that cannot start (here: its durable consumer exists with a
+// deliver policy that cannot be changed) stops serve with that error, and
+// serve never reports ready: systemd sees the failure instead of a healthy
+// service that handles nothing.
+func TestServeWorkerStartFailure(t *testing.T) {
+	ns, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := eventbus.Provision(ctx, js, eventbus.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(ctx, eventbus.StreamEvents, jetstream.ConsumerConfig{
+		Durable: worker.ConsumerName("dns"), DeliverPolicy: jetstream.DeliverNewPolicy, AckPolicy: jetstream.AckExplicitPolicy,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(t.TempDir(), "tsig.secret")
+	if err := os.WriteFile(secret, []byte("c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := baseConfig(t)
+	cfg.NATS.URL = ns.ClientURL()
+	cfg.Workers = loadWorker(t, "dns", fmt.Sprintf("servers: [\"127.0.0.1:1\"]\ntsig: {name: vmglue, secret_file: %s}\nforward_zones: [cloud.test.]\n", secret))
+	ready := false
+	err = serve.Run(ctx, serve.Options{Config: cfg, Ready: func(serve.Info) { ready = true }}, zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "consumer "+worker.ConsumerName("dns")) {
+		t.Fatalf("serve returned %v, want the consumer error", err)
+	}
+	if ready {
+		t.Fatal("serve reported ready with a worker that could not start")
 	}
 }

@@ -50,7 +50,9 @@ type Runner struct {
 	active   map[string]bool   // VM keys with a drain goroutine
 	running  sync.WaitGroup    // converges in progress
 	stopCh   chan struct{}
-	workCtx  context.Context
+	// startedCh is closed once the consumer is consuming.
+	startedCh chan struct{}
+	workCtx   context.Context
 }
 
 // job is one event message held by the runner.
@@ -97,7 +99,7 @@ func New(js jetstream.JetStream, t Target, opts Options, log zerolog.Logger, reg
 		leases: &leases{kv: locks, worker: name, instance: opts.InstanceID},
 		sem:    make(chan struct{}, opts.Concurrency),
 		held:   map[uint64]*job{}, queues: map[string][]*job{}, active: map[string]bool{},
-		stopCh: make(chan struct{}), resyncCh: make(chan struct{}, 1),
+		stopCh: make(chan struct{}), resyncCh: make(chan struct{}, 1), startedCh: make(chan struct{}),
 	}
 	r.resyncer, _ = t.(Resyncer)
 	return r, nil
@@ -124,6 +126,10 @@ func (r *Runner) consumerConfig() jetstream.ConsumerConfig {
 		MaxAckPending: r.opts.MaxAckPending,
 	}
 }
+
+// Started is closed once Run consumes: its durable consumer exists and
+// messages flow. It stays open if Run fails to start.
+func (r *Runner) Started() <-chan struct{} { return r.startedCh }
 
 // Run consumes events until ctx is done, then drains: it stops taking
 // messages, lets converges in progress finish within ShutdownTimeout (then
@@ -161,6 +167,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	bg.Go(func() { r.resyncLoop(ctx) })
 	r.log.Info().Str("consumer", ConsumerName(r.name)).Str("instance", r.opts.InstanceID).
 		Int("concurrency", r.opts.Concurrency).Msg("worker started")
+	close(r.startedCh)
 
 	<-ctx.Done()
 	cc.Stop()

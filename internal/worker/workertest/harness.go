@@ -3,6 +3,7 @@ package workertest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -230,8 +231,11 @@ func (h *Harness) DeadLetters() []DeadLetter {
 	var out []DeadLetter
 	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
 		m, err := st.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted
+		}
 		if err != nil {
-			continue
+			h.T.Fatalf("get dead letter %d: %v", seq, err)
 		}
 		d := DeadLetter{Subject: m.Subject, Header: m.Header}
 		if err := json.Unmarshal(m.Data, &d.DeadLetter); err != nil {
