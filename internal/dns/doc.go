@@ -60,11 +60,12 @@
 // # Failures
 //
 // Transient (retried by the runtime): timeout, refused connection, SERVFAIL,
+// REFUSED (a frozen zone, or an update policy that refuses the key: BIND
+// answers both alike, so it is retried and dead-lettered after MaxDeliver),
 // a cancelled context. The next server of the zone's list is tried first.
 // Permanent (dead letter): NOTAUTH (wrong TSIG secret, key or algorithm;
-// BADSIG/BADKEY/BADTIME), REFUSED (the key may not update the zone: a
-// configuration error, retrying does not help), NOTZONE, FORMERR, NOTIMP,
-// conflicts, invalid names or addresses. The TSIG secret is read from a file
+// BADSIG/BADKEY/BADTIME), NOTZONE, FORMERR, NOTIMP, conflicts, invalid
+// names or addresses. The TSIG secret is read from a file
 // or an environment variable and never appears in a log line or an error.
 //
 // # Metrics

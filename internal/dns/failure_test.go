@@ -76,6 +76,24 @@ func TestOutageIsTransient(t *testing.T) {
 	expect(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR)
 }
 
+// A frozen zone (rndc freeze, an operator editing the zone file) answers
+// REFUSED: retried, not dead-lettered, and converged once thawed.
+func TestFrozenZoneIsTransient(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	tg := newTarget(t, testConfig(b))
+	vm := testVM("42", "web1", "10.0.0.42")
+	b.Rndc(t, "freeze", "cloud.test")
+	got, err := converge(t, context.Background(), tg, vm, nil)
+	if err == nil || worker.IsPermanent(err) || !strings.Contains(err.Error(), "REFUSED") {
+		t.Fatalf("err = %v, want a transient REFUSED", err)
+	}
+	expect(t, b, "web1.cloud.test.", mdns.TypeA)
+	b.Rndc(t, "thaw", "cloud.test")
+	mustConverge(t, tg, vm, got)
+	expect(t, b, "web1.cloud.test.", mdns.TypeA, "10.0.0.42")
+	expect(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR, "web1.cloud.test.")
+}
+
 func TestFailoverToSecondServer(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	cfg := testConfig(b)

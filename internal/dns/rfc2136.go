@@ -75,8 +75,11 @@ func (t *Target) updateAt(ctx context.Context, zone, server string, m *mdns.Msg)
 		return worker.Permanent(&rcodeError{zone: zone, server: server, rcode: r.Rcode, tsig: detail, hint: "the server rejected tsig key " +
 			strconv.Quote(t.keyShort()) + " (wrong secret, key name or algorithm, or clock skew) or is not authoritative for the zone"})
 	case mdns.RcodeRefused:
-		return worker.Permanent(&rcodeError{zone: zone, server: server, rcode: r.Rcode,
-			hint: "the server does not allow tsig key " + strconv.Quote(t.keyShort()) + " to update the zone (allow-update / update-policy)"})
+		// Transient: BIND also refuses updates while an operator has the
+		// zone frozen (rndc freeze). A policy refusal is retried with
+		// backoff and dead-lettered after MaxDeliver, never lost.
+		return &rcodeError{zone: zone, server: server, rcode: r.Rcode,
+			hint: "the zone is frozen (rndc freeze), or the server does not allow tsig key " + strconv.Quote(t.keyShort()) + " to update it (allow-update / update-policy)"}
 	case mdns.RcodeNotZone:
 		return worker.Permanent(&rcodeError{zone: zone, server: server, rcode: r.Rcode, hint: "a record is outside the zone, or the server does not serve the zone"})
 	default:
