@@ -3,9 +3,7 @@ package puppet
 import (
 	"context"
 	"crypto/x509"
-	"encoding/asn1"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -32,12 +30,11 @@ type Decision struct {
 var SignKinds = []string{eventbus.KindCreated, eventbus.KindStarting, eventbus.KindRunning,
 	eventbus.KindChanging, eventbus.KindMigrating}
 
-// oidChallengePassword is PKCS#9 challengePassword.
-var oidChallengePassword = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 7}
-
 // Autosign decides whether Puppet Server may sign the CSR certname sent:
 // the CSR must parse, carry a valid self-signature and the certname as its
-// subject CN; a VM with that certname must be known, not deleted and in one
+// subject CN, and ask for nothing but a node certificate (overreach: no
+// subject alternative name but DNS:<certname>, no authorization
+// extension); a VM with that certname must be known, not deleted and in one
 // of SignKinds; with require_challenge its challengePassword must match
 // the VM's challenge attribute (sealed by the hook, or in clear text from
 // older events: eventbus.MatchSecret). Every refusal carries one reason. An error
@@ -62,6 +59,9 @@ func Autosign(ctx context.Context, certname string, csrPEM []byte, lookup Lookup
 	}
 	if csr.Subject.CommonName != certname {
 		return refuse("CSR subject CN %q does not match the certname", csr.Subject.CommonName)
+	}
+	if reason := overreach(csr, certname); reason != "" {
+		return refuse("%s", reason)
 	}
 	vm, err := lookup.VMByCertname(ctx, certname)
 	if err != nil {
@@ -94,45 +94,4 @@ func Autosign(ctx context.Context, certname string, csrPEM []byte, lookup Lookup
 	d.Sign = true
 	d.Reason = fmt.Sprintf("signed %s: vm %s is %s", certname, vm.Key(), vm.Kind)
 	return d, nil
-}
-
-// errNoChallenge is returned when a CSR carries no challengePassword.
-var errNoChallenge = errors.New("CSR has no challengePassword attribute")
-
-// challengePassword extracts the PKCS#9 challengePassword from the CSR's
-// raw attributes: SET OF DirectoryString (UTF8String, PrintableString, …).
-func challengePassword(csr *x509.CertificateRequest) (string, error) {
-	var info struct {
-		Raw        asn1.RawContent
-		Version    int
-		Subject    asn1.RawValue
-		PublicKey  asn1.RawValue
-		Attributes []asn1.RawValue `asn1:"tag:0"`
-	}
-	if _, err := asn1.Unmarshal(csr.RawTBSCertificateRequest, &info); err != nil {
-		return "", fmt.Errorf("parse CSR attributes: %w", err)
-	}
-	for _, raw := range info.Attributes {
-		var attr struct {
-			Type   asn1.ObjectIdentifier
-			Values []asn1.RawValue `asn1:"set"`
-		}
-		if _, err := asn1.Unmarshal(raw.FullBytes, &attr); err != nil {
-			return "", fmt.Errorf("parse CSR attribute: %w", err)
-		}
-		if !attr.Type.Equal(oidChallengePassword) {
-			continue
-		}
-		if len(attr.Values) != 1 {
-			return "", errors.New("challengePassword must have exactly one value")
-		}
-		var s string
-		if _, err := asn1.Unmarshal(attr.Values[0].FullBytes, &s); err != nil {
-			// asn1 does not decode every DirectoryString choice (BMPString):
-			// refuse rather than guess.
-			return "", fmt.Errorf("challengePassword of unsupported type: %w", err)
-		}
-		return s, nil
-	}
-	return "", errNoChallenge
 }

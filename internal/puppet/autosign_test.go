@@ -12,8 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
+	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -196,12 +196,9 @@ func TestAutosignEndToEnd(t *testing.T) {
 	s := testenv.Puppet(t)
 	a := testenv.NewPuppetAdmin(t, s)
 	name := uniq("boot")
-	certname, evil := name+".cloud.test", uniq("evil")+".cloud.test"
-	dir, err := os.MkdirTemp(s.AgentsDir, "autosign-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	altName := uniq("alt")
+	certname, evil, alt := name+".cloud.test", uniq("evil")+".cloud.test", altName+".cloud.test"
+	dir := s.PolicyDir(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +210,7 @@ func TestAutosignEndToEnd(t *testing.T) {
 	vms, _ := json.Marshal(mapLookup{
 		certname: fakeVM(name, eventbus.KindStarting, map[string]string{"PUPPET_CHALLENGE": "boot-secret"}),
 		evil:     fakeVM("evil", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "right"}),
+		alt:      fakeVM(altName, eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "alt-secret"}),
 	})
 	policy := fmt.Sprintf("#!/bin/sh\nVMGLUE_AUTOSIGN_HELPER_VMS=%s/vms.json exec %s/puppet.test \"$@\"\n", dir, dir)
 	for _, f := range []struct {
@@ -224,28 +222,16 @@ func TestAutosignEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// The target file is the stack's, shared by every test process using
-	// it: hold it for the whole test.
-	lock, err := os.OpenFile(s.AutosignTargetFile+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatalf("lock the autosign target: %v", err)
-	}
-	t.Cleanup(func() { lock.Close() }) // closing releases the lock
-	old, err := os.ReadFile(s.AutosignTargetFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.WriteFile(s.AutosignTargetFile, old, 0o644) })
-	if err := os.WriteFile(s.AutosignTargetFile, []byte(dir+"/policy\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testenv.UseAutosign(t, s, dir+"/policy")
 
+	// A live VM with the right challenge that asks for the CA's own name
+	// as an alternative name (the stack's CA allows alt names).
+	if signed, _ := bootstrap(t, s, alt, "alt-secret", "--dns_alt_names", "puppet"); signed || a.CertState(alt) != "requested" {
+		t.Fatalf("%s with DNS:puppet: signed=%v state=%q, want a pending request", alt, signed, a.CertState(alt))
+	}
+	testenv.WaitFor(t, 10*time.Second, "the refusal's reason for "+alt+" in the server log", func() bool {
+		return strings.Contains(s.ServerLogLines(alt), "subject alternative name DNS:puppet")
+	})
 	if signed, _ := bootstrap(t, s, certname, "boot-secret"); !signed {
 		t.Fatalf("%s not signed by the policy (see %s)", certname, s.ServerLog)
 	}
@@ -256,13 +242,13 @@ func TestAutosignEndToEnd(t *testing.T) {
 
 	// The VM is deleted, a new one with the same name boots.
 	tg := newTarget(t, testConfig(s))
-	for _, n := range []string{certname, evil} {
+	for _, n := range []string{certname, evil, alt} {
 		vm := fakeVM(strings.TrimSuffix(n, ".cloud.test"), eventbus.KindDeleted, nil)
 		if out, err := converge(t, tg, vm, map[string]string{"cert " + n: "", "node " + n: ""}); err != nil || len(out) != 0 {
 			t.Fatalf("delete %s: %v %v", n, out, err)
 		}
 	}
-	if !a.Revoked(serial) || a.CertState(evil) != "" {
+	if !a.Revoked(serial) || a.CertState(evil) != "" || a.CertState(alt) != "" {
 		t.Fatalf("after delete: serial revoked %v, %s state %q", a.Revoked(serial), evil, a.CertState(evil))
 	}
 	if signed, _ := bootstrap(t, s, certname, "boot-secret"); !signed {
