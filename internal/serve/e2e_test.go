@@ -212,7 +212,7 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []worker.DeadLetter {
 	return out
 }
 
-// fire runs many hooks at HEM's concurrency of 10.
+// fire runs the hook for each VM, 10 at a time; word "" is each VM's own.
 func fire(t *testing.T, url, spoolDir string, vms []testenv.OneVM, word string) {
 	t.Helper()
 	sem := make(chan struct{}, 10)
@@ -223,7 +223,11 @@ func fire(t *testing.T, url, spoolDir string, vms []testenv.OneVM, word string) 
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			hook(t, url, spoolDir, v, word)
+			w := word
+			if w == "" { // each run's own state, as HEM's per-state hooks
+				w = map[bool]string{true: "done", false: "running"}[v.State == 6]
+			}
+			hook(t, url, spoolDir, v, w)
 		}()
 	}
 	wg.Wait()

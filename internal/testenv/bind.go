@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -113,13 +114,13 @@ func (b *BIND) writeFiles(t testing.TB) {
 	listen-on-v6 { none; };
 	recursion no;
 	allow-query { 127.0.0.1; };
-	allow-transfer { none; };
+	allow-transfer { key %q; };
 	dnssec-validation no;
 	notify no;
 };
 controls { inet 127.0.0.1 port %d allow { 127.0.0.1; } keys { "rndckey"; }; };
 `, strconv.Quote(b.Dir), in("named.pid"), in("session.key"), strconv.Quote(b.Dir),
-		in("cache_dump.db"), in("named.stats"), port, b.rndcPort)
+		in("cache_dump.db"), in("named.stats"), port, b.KeyName, b.rndcPort)
 	for i, z := range b.Zones {
 		file := "zones/db." + strings.TrimSuffix(z, ".")
 		text += fmt.Sprintf("zone %q { type primary; file %q; allow-update { key %q; }; };\n", z, file, b.KeyName)
@@ -244,6 +245,41 @@ func (b *BIND) Lookup(t testing.TB, name string, qtype uint16) []string {
 		}
 		out = append(out, strings.TrimPrefix(rr.String(), rr.Header().String()))
 	}
+	return out
+}
+
+// Zone transfers zone (AXFR, TSIG-signed) and returns its records other
+// than SOA and NS as "name TYPE rdata" (no TTL, no class), sorted: the
+// whole content, so that a test also sees records it did not expect.
+func (b *BIND) Zone(t testing.TB, zone string) []string {
+	t.Helper()
+	key := dns.Fqdn(b.KeyName)
+	m := new(dns.Msg)
+	m.SetAxfr(dns.Fqdn(zone))
+	m.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
+	tr := &dns.Transfer{TsigSecret: map[string]string{key: b.Secret}}
+	envs, err := tr.In(m, b.Addr)
+	if err != nil {
+		t.Fatalf("axfr %s: %v", zone, err)
+	}
+	var out []string
+	for e := range envs {
+		if e.Error != nil {
+			t.Fatalf("axfr %s: %v", zone, e.Error)
+		}
+		for _, rr := range e.RR {
+			h := rr.Header()
+			if h.Rrtype == dns.TypeSOA || h.Rrtype == dns.TypeNS {
+				continue
+			}
+			rdata := strings.TrimPrefix(rr.String(), h.String())
+			if txt, ok := rr.(*dns.TXT); ok {
+				rdata = strings.Join(txt.Txt, "")
+			}
+			out = append(out, h.Name+" "+dns.TypeToString[h.Rrtype]+" "+rdata)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
