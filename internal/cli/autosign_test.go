@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
@@ -63,8 +66,11 @@ func TestAutosign(t *testing.T) {
 	dir := t.TempDir()
 	withPuppet := filepath.Join(dir, "puppet.yaml")
 	without := filepath.Join(dir, "none.yaml")
-	os.WriteFile(withPuppet, []byte(puppetConfig), 0o600)
-	os.WriteFile(without, []byte("log:\n  level: info\n"), 0o600)
+	for path, text := range map[string]string{withPuppet: puppetConfig, without: "log:\n  level: info\n"} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	down := natstest.Start(t)
 	down.Stop()
 
@@ -90,22 +96,97 @@ func TestAutosign(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			start := time.Now()
-			args := append([]string{"autosign", "-c", tt.config, "-s", tt.url}, tt.args...)
-			code := cli.ExecuteIO(context.Background(), args, bytes.NewReader(tt.csr), &out, &errb)
-			if code != tt.code {
-				t.Fatalf("exit %d, want %d; stderr %q", code, tt.code, errb.String())
+			runAutosign(t, append([]string{"autosign", "-c", tt.config, "-s", tt.url}, tt.args...), tt.csr, tt.code, tt.stderr)
+		})
+	}
+}
+
+// runAutosign runs `vmglue <args>` with csr on stdin and checks its exit
+// code, its one stderr line and that it answered within the deadline
+// (plus a margin for a loaded machine). It returns how long it took.
+func runAutosign(t *testing.T, args []string, csr []byte, code int, stderr string) time.Duration {
+	t.Helper()
+	var out, errb bytes.Buffer
+	start := time.Now()
+	got := cli.ExecuteIO(context.Background(), args, bytes.NewReader(csr), &out, &errb)
+	took := time.Since(start)
+	if got != code {
+		t.Fatalf("exit %d, want %d; stderr %q", got, code, errb.String())
+	}
+	if msg := errb.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, stderr) {
+		t.Fatalf("stderr %q: want one line with %q", msg, stderr)
+	}
+	if out.Len() != 0 {
+		t.Fatalf("stdout %q, want nothing", out.String())
+	}
+	if took > cli.DefaultAutosignTimeout+500*time.Millisecond {
+		t.Fatalf("took %s: autosign must decide within its %s deadline", took, cli.DefaultAutosignTimeout)
+	}
+	return took
+}
+
+// NATS answers but the state does not: JetStream is off, stuck (the
+// JetStream API takes requests and never replies), or the bucket is
+// missing. Each is refused (exit 2, never a signature) within the one
+// deadline, naming the cause.
+func TestAutosignJetStreamUnavailable(t *testing.T) {
+	plain := func(t *testing.T) string {
+		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("nats not ready")
+		}
+		return ns.ClientURL()
+	}
+	tests := []struct {
+		name   string
+		nats   func(t *testing.T) string
+		args   []string
+		stderr string
+	}{
+		{"no jetstream", plain, nil, "open bucket VMGLUE_VMS: JetStream is not enabled on this NATS"},
+		{"jetstream stuck", func(t *testing.T) string {
+			url := plain(t)
+			nc, err := nats.Connect(url)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if msg := errb.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tt.stderr) {
-				t.Fatalf("stderr %q: want one line with %q", msg, tt.stderr)
+			t.Cleanup(nc.Close)
+			// Takes every JetStream API request, answers none.
+			if _, err := nc.Subscribe("$JS.API.>", func(*nats.Msg) {}); err != nil {
+				t.Fatal(err)
 			}
-			if out.Len() != 0 {
-				t.Fatalf("stdout %q, want nothing", out.String())
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
 			}
-			if d := time.Since(start); d > cli.AutosignConnectTimeout+time.Second {
-				t.Fatalf("took %s: autosign must answer fast", d)
+			return url
+		}, nil, "open bucket VMGLUE_VMS: no answer within --timeout 800ms"},
+		{"jetstream stuck, shorter timeout", nil, []string{"--timeout", "300ms"}, "open bucket VMGLUE_VMS: no answer within --timeout 300ms"},
+		{"bucket missing", func(t *testing.T) string {
+			s := natstest.Start(t)
+			_, js := natstest.Connect(t, s.URL)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := js.DeleteKeyValue(ctx, eventbus.BucketVMs); err != nil {
+				t.Fatal(err)
 			}
+			return s.URL
+		}, nil, "open bucket VMGLUE_VMS: not found on this NATS"},
+	}
+	tests[2].nats = tests[1].nats
+	cfg := filepath.Join(t.TempDir(), "puppet.yaml")
+	if err := os.WriteFile(cfg, []byte(puppetConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"autosign", "-c", cfg, "-s", tt.nats(t)}, tt.args...)
+			took := runAutosign(t, append(args, "web7.cloud.test"), csrPEM(t, "web7.cloud.test"), 2, `refused "web7.cloud.test": `+tt.stderr)
+			t.Logf("refused in %s", took.Round(time.Millisecond))
 		})
 	}
 }
