@@ -55,29 +55,52 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		state, err := serversState(ctx, c)
 		if err != nil {
 			o.add(fmt.Errorf("instance %s: %w", in.Name, err))
+			t.markUnreached(out, keys, have, want)
 			continue
 		}
-		for _, key := range keys {
+		for i, key := range keys {
 			k := key.String()
 			v, err := t.step(ctx, c, state, key, have[k], want[k])
-			if v == "" {
-				delete(out, k)
-			} else {
-				out[k] = v
+			if err != nil && unreachable(err) {
+				v = unreached(v, want[k])
 			}
+			set(out, k, v)
 			if err != nil {
 				o.add(fmt.Errorf("instance %s: %s: %w", in.Name, key.haproxy(), err))
 				if unreachable(err) {
+					t.markUnreached(out, keys[i+1:], have, want)
 					break
 				}
 			}
 		}
 	}
 	err := o.err()
-	if err != nil && !isRequeue(err) {
+	switch {
+	case err == nil:
+	case isRequeue(err) && len(o.transient) > 0:
+		log.Warn().Err(errors.Join(o.transient...)).Msg("lb apply: instance failed, retried with the drain in progress")
+	case !isRequeue(err):
 		log.Error().Err(err).Msg("lb apply")
 	}
 	return out, err
+}
+
+// markUnreached records the objects of an instance that could not be
+// reached in the form Resync completes when it answers (see unreached).
+func (t *Target) markUnreached(out worker.Objects, keys []objectKey, have, want worker.Objects) {
+	for _, key := range keys {
+		k := key.String()
+		set(out, k, unreached(have[k], want[k]))
+	}
+}
+
+// set puts v under k, or deletes k for "".
+func set(o worker.Objects, k, v string) {
+	if v == "" {
+		delete(o, k)
+	} else {
+		o[k] = v
+	}
 }
 
 // step converges one object from old to new ("" for none) and returns its
@@ -91,11 +114,32 @@ func (t *Target) step(ctx context.Context, c *Client, state map[string]server, k
 		}
 	}
 	if new != "" {
-		if to, err = parseSpec(new); err != nil || to.Added || !to.Since.IsZero() {
+		if to, err = parseSpec(new); err != nil || to.Added || !to.Since.IsZero() || to.marked() {
 			return old, worker.Permanent(fmt.Errorf("wanted value %q is not a server address and options", new))
 		}
 	}
 	srv, exists := state[k.haproxy()]
+	if from.marked() {
+		// Recorded while the instance could not be reached: the server is
+		// ours only if HAProxy has it at the marker's address.
+		switch {
+		case !exists && new == "":
+			return "", nil // gone already
+		case !exists:
+			old, from = "", spec{}
+		case srv.addrPort() != from.Addr.String() && new == "":
+			return "", nil // not ours: forget it, touch nothing
+		case srv.addrPort() != from.Addr.String():
+			return "", worker.Permanent(fmt.Errorf("%w: server %s exists and is not vmglue's (address %s)",
+				worker.ErrConflict, k.haproxy(), srv.addrPort()))
+		default:
+			from.Wanted, from.Leaving = false, false
+			if srv.Admin&adminForcedDrain != 0 {
+				from.Since = t.now() // a drain Resync started: go on from here
+			}
+			old = from.String()
+		}
+	}
 	switch {
 	case old == "":
 		if exists {

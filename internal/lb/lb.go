@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,9 @@ type vmState struct {
 	mu    sync.Mutex
 	known bool
 	last  worker.Objects
+	// drains holds when Resync started draining a leaving server (by
+	// object key), so its drain timeout holds across Resyncs.
+	drains map[string]time.Time
 }
 
 var _ worker.Target = (*Target)(nil)
@@ -106,15 +110,24 @@ func (o *outcome) add(err error) {
 	}
 }
 
-// err returns a transient error if any instance failed transiently (so the
-// runtime retries just what is missing), else the Requeue of a drain in
-// progress, else the permanent errors (a conflict, a rejected server).
+// err returns the Requeue of a drain in progress if there is one (an
+// instance that failed meanwhile is retried with it, without using up
+// deliveries: its objects are recorded as markers Resync completes, see
+// unreached), else a transient error if any instance failed transiently
+// (so the runtime retries just what is missing), else the permanent errors
+// (a conflict, a rejected server).
 func (o *outcome) err() error {
 	switch {
-	case len(o.transient) > 0:
-		return errors.Join(append(o.transient, o.permanent...)...)
+	case o.requeue != nil && len(o.transient) > 0:
+		msgs := make([]string, len(o.transient))
+		for i, e := range o.transient {
+			msgs[i] = e.Error()
+		}
+		return worker.Requeue(o.requeue.After, o.requeue.Reason+"; meanwhile: "+strings.Join(msgs, "; "))
 	case o.requeue != nil:
 		return o.requeue
+	case len(o.transient) > 0:
+		return errors.Join(append(o.transient, o.permanent...)...)
 	case len(o.permanent) > 0:
 		return worker.Permanent(errors.Join(o.permanent...))
 	}

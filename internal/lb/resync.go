@@ -17,8 +17,11 @@ import (
 // should be in a pool, it re-adds the server when the instance no longer
 // has it (HAProxy forgets dynamic servers on reload or restart), enables it
 // when it sits in maintenance after an interrupted add, and enables its
-// health checks. Draining servers are left to Apply. It reads each instance
-// once ("show servers state") and changes only vmglue's servers.
+// health checks; a server recorded "wanted" (its instance could not be
+// reached) is added. A server draining or recorded "leaving" (unwanted,
+// its instance could not be reached) is drained and deleted, never put
+// back. It reads each instance once ("show servers state") and changes
+// only vmglue's servers.
 //
 // For a VM that Apply has handled in this process, Resync uses what Apply
 // last returned instead of applied, under the same per-VM lock, so an older
@@ -84,21 +87,17 @@ func (t *Target) resyncVM(ctx context.Context, vmKey string, objs worker.Objects
 			errs = append(errs, worker.Permanent(fmt.Errorf("vm %s: %w", vmKey, err)))
 			continue
 		}
-		if !s.Since.IsZero() {
-			continue
-		}
 		srv, exists := state[key.haproxy()]
-		if exists && srv.Admin&adminForcedMaint == 0 && (!s.checks() || srv.Check&checkEnabled != 0) {
+		fix := t.resyncFix(ctx, st, key, s, srv, exists)
+		if fix == nil {
 			continue
 		}
-		s.Added = false
-		err = t.repair(ctx, vmKey, k, objs[k], func() error {
-			_, err := t.ensure(ctx, t.clients[key.Instance], key, s, srv, exists, false)
-			return err
-		})
+		err = t.repair(ctx, vmKey, k, objs[k], fix)
 		switch {
 		case errors.Is(err, errNotOurs):
 			t.log.Debug().Str("vm", vmKey).Str("object", k).Err(err).Msg("resync: left to the converge")
+		case isRequeue(err):
+			t.log.Debug().Str("vm", vmKey).Str("object", k).Err(err).Msg("resync: drain in progress")
 		case err != nil:
 			n++
 			errs = append(errs, fmt.Errorf("vm %s: %s: %w", vmKey, k, err))
@@ -110,6 +109,67 @@ func (t *Target) resyncVM(ctx context.Context, vmKey string, objs worker.Objects
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// resyncFix returns the repair one recorded object needs, nil for none:
+//
+//   - in the pool, added, or wanted (an instance not reached): add it when
+//     missing, enable it and its checks; a wanted server HAProxy has at
+//     another address is not vmglue's and is left alone;
+//   - draining or leaving (unwanted, an instance not reached): finish the
+//     drain and delete it, never put it back. A leaving server HAProxy has
+//     at another address is not vmglue's and is left alone.
+//
+// The caller holds st.mu.
+func (t *Target) resyncFix(ctx context.Context, st *vmState, key objectKey, s spec, srv server, exists bool) func() error {
+	c, k := t.clients[key.Instance], key.String()
+	elsewhere := exists && srv.addrPort() != s.Addr.String()
+	switch {
+	case !s.Since.IsZero() || s.Leaving:
+		if !exists || (s.Leaving && elsewhere) {
+			delete(st.drains, k)
+			return nil
+		}
+		return func() error {
+			d := s
+			if d.Leaving {
+				// The drain start is not recorded (Resync cannot): keep it
+				// here, so the drain timeout holds across Resyncs.
+				d.Leaving, d.Since = false, st.drains[k]
+				if d.Since.IsZero() && srv.Admin&adminForcedDrain != 0 {
+					d.Since = t.now()
+				}
+			}
+			v, gone, err := t.remove(ctx, c, key, d)
+			if gone {
+				delete(st.drains, k)
+			} else if p, perr := parseSpec(v); perr == nil && s.Leaving && !p.Since.IsZero() {
+				if st.drains == nil {
+					st.drains = map[string]time.Time{}
+				}
+				st.drains[k] = p.Since
+			}
+			return err
+		}
+	case s.Wanted && elsewhere:
+		t.log.Warn().Str("server", k).Str("haproxy_addr", srv.addrPort()).
+			Msg("resync: a server not vmglue's has the name, left alone")
+		return nil
+	case s.Wanted && !exists:
+		s.Wanted = false
+		return func() error {
+			_, err := t.add(ctx, c, key, s, false)
+			return err
+		}
+	}
+	if exists && srv.Admin&adminForcedMaint == 0 && (!s.checks() || srv.Check&checkEnabled != 0) {
+		return nil
+	}
+	s.Added, s.Wanted = false, false
+	return func() error {
+		_, err := t.ensure(ctx, c, key, s, srv, exists, false)
+		return err
+	}
 }
 
 // errNotOurs says a repair was skipped: another vmglue process converges

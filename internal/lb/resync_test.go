@@ -167,25 +167,40 @@ func TestTwoInstancesOneDown(t *testing.T) {
 	be := testenv.StartHTTPBackend(t, "vm50")
 	opts := testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}}
 	h1, h2 := testenv.StartHAProxy(t, opts), testenv.StartHAProxy(t, opts)
-	tgt, _ := newTarget(t, testConfig("lb1", h1.Admin(), "lb2", h2.Admin()))
+	cfg := testConfig("lb1", h1.Admin(), "lb2", h2.Admin())
+	tgt, _ := newTarget(t, cfg)
 	vm := testVM("50", "web:"+port(be))
+	want, err := tgt.Desired(vm)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	h2.Stop()
 	got, err := applyOnce(t, tgt, vm, nil)
 	if err == nil || worker.IsPermanent(err) || isRequeue(err) || !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("with lb2 down: %v, want a transient error", err)
 	}
-	if len(got) != 1 || got["lb1/web/one-50"] == "" {
-		t.Fatalf("applied %v, want only lb1", got)
+	// lb2's server is recorded as wanted, not as in place: Resync adds it.
+	if len(got) != 2 || got["lb1/web/one-50"] != want["lb1/web/one-50"] ||
+		got["lb2/web/one-50"] != prefixWanted+want["lb2/web/one-50"] {
+		t.Fatalf("applied %v, want lb1 in place and lb2 wanted", got)
 	}
 	awaitBody(t, h1.Frontend["web"], "vm50")
 
+	// lb2 back after the event ran out of retries: a Resync of a fresh
+	// Target (the registry alone) adds the server.
 	h2.Start()
-	got = mustConverge(t, tgt, vm, got)
-	if len(got) != 2 {
-		t.Fatalf("applied %v, want both instances", got)
+	fresh, _ := newTarget(t, cfg)
+	if err := fresh.Resync(context.Background(), map[string]worker.Objects{vm.Key(): got}); err != nil {
+		t.Fatalf("resync: %v", err)
 	}
 	awaitBody(t, h2.Frontend["web"], "vm50")
+
+	// The next converge finds it in place and records it as such.
+	got = mustConverge(t, tgt, vm, got)
+	if !got.Equal(want) {
+		t.Fatalf("applied %v, want %v", got, want)
+	}
 }
 
 // WatchReloads reports each instance when it first answers, and again

@@ -103,19 +103,29 @@ func sessions(ctx context.Context, c *Client, backend, name string) (int, error)
 //	"10.0.0.42:8080 weight 10 check"                          in the pool
 //	"added 10.0.0.42:8080 weight 10 check"                    added, not yet enabled
 //	"draining since 1700000000.250 10.0.0.42:8080 weight 10 check" leaving the pool
+//	"wanted 10.0.0.42:8080 weight 10 check"                   wanted, instance not reached
+//	"leaving 10.0.0.42:8080 weight 10 check"                  unwanted, instance not reached
 //
 // The drain start is in the value so that the runtime's record of what is
-// applied carries it across a restart of vmglue.
+// applied carries it across a restart of vmglue. The last two are markers
+// of an instance that could not be reached: Resync adds a wanted server
+// when the instance answers and drains and deletes a leaving one, never
+// the other way round. A marked server is vmglue's only if HAProxy has it
+// at the marker's address.
 type spec struct {
 	Addr    netip.AddrPort
 	Options string
 	Added   bool      // added but not yet enabled
 	Since   time.Time // non-zero: draining since then
+	Wanted  bool      // wanted, not yet confirmed on the instance
+	Leaving bool      // unwanted, not yet drained on the instance
 }
 
 const (
 	prefixAdded    = "added "
 	prefixDraining = "draining since "
+	prefixWanted   = "wanted "
+	prefixLeaving  = "leaving "
 )
 
 var optionsRE = regexp.MustCompile(`^[A-Za-z0-9. -]*$`)
@@ -131,6 +141,10 @@ func parseSpec(v string) (spec, error) {
 		s.Since, v = time.UnixMilli(int64(math.Round(f*1000))), tail
 	} else if rest, ok := strings.CutPrefix(v, prefixAdded); ok {
 		s.Added, v = true, rest
+	} else if rest, ok := strings.CutPrefix(v, prefixWanted); ok {
+		s.Wanted, v = true, rest
+	} else if rest, ok := strings.CutPrefix(v, prefixLeaving); ok {
+		s.Leaving, v = true, rest
 	}
 	addr, opts, _ := strings.Cut(v, " ")
 	a, err := netip.ParseAddrPort(addr)
@@ -159,8 +173,59 @@ func (s spec) String() string {
 		return fmt.Sprintf("%s%d.%03d %s", prefixDraining, ms/1000, ms%1000, s.inPool())
 	case s.Added:
 		return prefixAdded + s.inPool()
+	case s.Wanted:
+		return prefixWanted + s.inPool()
+	case s.Leaving:
+		return prefixLeaving + s.inPool()
 	}
 	return s.inPool()
+}
+
+// marked reports whether s is a marker of an instance not reached.
+func (s spec) marked() bool { return s.Wanted || s.Leaving }
+
+// unreached returns the value to record for an object of an instance that
+// could not be reached (or stopped answering half way), from the value now
+// in place (old, "" for none) and the wanted one (new, "" for none): one
+// that Resync completes in the right direction when the instance answers.
+//
+//   - wanted and in the pool, or added, at some address: unchanged (Resync
+//     puts it back; the next converge moves it if the address changed);
+//   - wanted and anything else (none, a marker, draining at the wanted
+//     address): "wanted <new>", which Resync adds;
+//   - unwanted, or draining elsewhere: "leaving <old>" for a server in the
+//     pool, a drain or a leaving marker unchanged; Resync drains and deletes
+//     it, never puts it back.
+func unreached(old, new string) string {
+	from, err := parseSpec(old)
+	if old != "" && err != nil {
+		return old // Apply reports the bad value
+	}
+	inPool := old != "" && from.Since.IsZero() && !from.marked()
+	if new != "" {
+		to, err := parseSpec(new)
+		switch {
+		case inPool:
+			return old
+		case old != "" && !from.Wanted && err == nil && from.Addr != to.Addr:
+			// Draining or leaving another address: that server must go
+			// first; the next converge adds the new one.
+			return old
+		case err == nil:
+			to.Wanted = true
+			return to.String()
+		}
+		return old
+	}
+	if inPool {
+		from.Added, from.Leaving = false, true
+		return from.String()
+	}
+	if from.Wanted {
+		from.Wanted, from.Leaving = false, true
+		return from.String()
+	}
+	return old
 }
 
 // checks reports whether the options configure health checks.

@@ -53,6 +53,7 @@ type HAProxy struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
+	cut  bool // CutAdmin: the socket file is renamed away
 }
 
 // StartHAProxy writes a configuration for opts, starts haproxy and waits until
@@ -228,6 +229,42 @@ func (h *HAProxy) Reload() {
 
 func (h *HAProxy) master() string { return filepath.Join(h.dir, "master.sock") }
 
+// CutAdmin makes the admin unix socket unreachable at its address while
+// haproxy keeps running and serving with all its servers, as a network
+// partition would: the socket file is renamed away, so a connection to
+// Socket fails at once (Command still reaches it). RestoreAdmin undoes it.
+// Do not Reload or Stop while cut.
+func (h *HAProxy) CutAdmin() {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := os.Rename(h.Socket, h.Socket+".cut"); err != nil {
+		h.t.Fatalf("cut admin socket: %v", err)
+	}
+	h.cut = true
+}
+
+// RestoreAdmin puts the socket cut by CutAdmin back.
+func (h *HAProxy) RestoreAdmin() {
+	h.t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := os.Rename(h.Socket+".cut", h.Socket); err != nil {
+		h.t.Fatalf("restore admin socket: %v", err)
+	}
+	h.cut = false
+}
+
+// socket is where the admin unix socket is now (see CutAdmin).
+func (h *HAProxy) socket() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.cut {
+		return h.Socket + ".cut"
+	}
+	return h.Socket
+}
+
 // Log returns what haproxy wrote to stderr so far.
 func (h *HAProxy) Log() string {
 	b, _ := os.ReadFile(filepath.Join(h.dir, "haproxy.log"))
@@ -239,7 +276,7 @@ func (h *HAProxy) Log() string {
 // connection error.
 func (h *HAProxy) Command(cmd string) string {
 	h.t.Helper()
-	r, err := RuntimeCommand(h.Socket, cmd)
+	r, err := RuntimeCommand(h.socket(), cmd)
 	if err != nil {
 		h.t.Fatalf("haproxy %q: %v", cmd, err)
 	}
