@@ -1,7 +1,9 @@
 package lb
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -60,7 +62,46 @@ func changing(cmds []string) []string {
 // newTarget builds a Target logging to the test and recording commands.
 func newTarget(t *testing.T, cfg Config) (*Target, *recorder) {
 	t.Helper()
-	log := zerolog.New(zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))).Level(zerolog.DebugLevel)
+	tgt, rec, _ := newTargetLog(t, cfg)
+	return tgt, rec
+}
+
+// logBuffer keeps the JSON log lines of a Target.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// entries returns the log entries with the given message.
+func (l *logBuffer) entries(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if e["message"] == msg {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// newTargetLog is newTarget that also keeps the log, as JSON, in a buffer.
+func newTargetLog(t *testing.T, cfg Config) (*Target, *recorder, *logBuffer) {
+	t.Helper()
+	buf := &logBuffer{}
+	console := zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))
+	log := zerolog.New(zerolog.MultiLevelWriter(console, buf)).Level(zerolog.DebugLevel)
 	tgt, err := New(cfg, log)
 	if err != nil {
 		t.Fatalf("new: %v", err)
@@ -69,7 +110,7 @@ func newTarget(t *testing.T, cfg Config) (*Target, *recorder) {
 	for _, c := range tgt.clients {
 		c.trace = rec.add
 	}
-	return tgt, rec
+	return tgt, rec, buf
 }
 
 // testVM is a running OpenNebula VM on 127.0.0.1 in the given backends.

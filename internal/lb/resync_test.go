@@ -122,6 +122,20 @@ func TestInvalidInputSendsNothing(t *testing.T) {
 			config: func(c *Config) { c.ServerName = "<name>" }},
 		{name: "name too long", edit: func(vm *eventbus.VM) { vm.Name = strings.Repeat("a", MaxServerName+1) },
 			config: func(c *Config) { c.ServerName = "<name>" }},
+		// The characters HAProxy 2.6 refuses in a server name ("character
+		// '/' is not permitted in server name").
+		{name: "name with slash", edit: func(vm *eventbus.VM) { vm.Name = "vm/42" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "name with at", edit: func(vm *eventbus.VM) { vm.Name = "vm@42" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "name with hash", edit: func(vm *eventbus.VM) { vm.Name = "vm#42" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "name with percent", edit: func(vm *eventbus.VM) { vm.Name = "vm%42" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "name with accent", edit: func(vm *eventbus.VM) { vm.Name = "vmé42" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
+		{name: "name with semicolon", edit: func(vm *eventbus.VM) { vm.Name = "vm;del" },
+			config: func(c *Config) { c.ServerName = "<name>" }},
 		{name: "forged invalid address", want: worker.Objects{"lb1/web/one-40": "10.0.0.999:80"}},
 		{name: "forged command injection", want: worker.Objects{"lb1/web/one-40": "127.0.0.1:80 weight 1;del server web/x"}},
 		{name: "forged bad name", want: worker.Objects{"lb1/web/one 40": "127.0.0.1:80"}},
@@ -150,6 +164,12 @@ func TestInvalidInputSendsNothing(t *testing.T) {
 			}
 			if !worker.IsPermanent(err) {
 				t.Fatalf("error %v, want permanent", err)
+			}
+			if tc.want == nil {
+				// Refused by Desired: not even a read reached HAProxy.
+				if c := rec.take(); len(c) != 0 {
+					t.Fatalf("commands sent: %q", c)
+				}
 			}
 			for _, c := range changing(rec.take()) {
 				if !strings.HasPrefix(c, "add server web/nosuch") && !strings.HasPrefix(c, "add server nosuch/") {
