@@ -3,11 +3,14 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/puppet"
@@ -16,11 +19,17 @@ import (
 )
 
 // puppetConfig points the puppet worker at the test stack, in the YAML shape
-// of internal/puppet/README.md.
-func puppetConfig(t *testing.T, s *testenv.PuppetStack) *config.Config {
+// of internal/puppet/README.md; extra is appended to the section.
+func puppetConfig(t *testing.T, s *testenv.PuppetStack, extra ...string) *config.Config {
 	t.Helper()
 	cfg := baseConfig(t)
-	raw := fmt.Sprintf(`ca_url: %s
+	cfg.Workers = loadWorker(t, "puppet", puppetWorkerYAML(s)+strings.Join(extra, ""))
+	return cfg
+}
+
+// puppetWorkerYAML is the workers.puppet section for the test stack.
+func puppetWorkerYAML(s *testenv.PuppetStack) string {
+	return fmt.Sprintf(`ca_url: %s
 puppetdb_url: %s
 tls:
   ca_file: %s
@@ -33,8 +42,6 @@ puppetdb_wait: 5s
 on_running:
   check_access: true
 `, s.CAURL, s.PuppetDBURL, s.CAFile, s.CertFile, s.KeyFile)
-	cfg.Workers = loadWorker(t, "puppet", raw)
-	return cfg
 }
 
 // A VM's agent got its certificate and sent facts; the VM's RUNNING hook
@@ -169,5 +176,112 @@ func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
 	}
 	if _, active := a.Node(certname); !active {
 		t.Errorf("node %s deactivated", certname)
+	}
+}
+
+// autosignChallenge is the agents' challengePassword policy: the section
+// autosign reads besides the certname template.
+const autosignChallenge = "autosign:\n  require_challenge: true\n  challenge_attribute: PUPPET_CHALLENGE\n"
+
+// Puppet Server runs the real `vmglue autosign` binary, through the
+// wrapper of deploy/puppet, against the JetStream state of a running
+// `vmglue serve`: the RUNNING hooks of two VMs carry a PUPPET_CHALLENGE
+// (sealed by the hook), then real agents boot. The VM's agent with the
+// right challenge is signed; the other VM's agent with a wrong challenge
+// and an agent whose certname is no VM's stay pending, each refusal's
+// reason in Puppet Server's log. The DONE hooks clean up after them.
+func TestPuppetAutosignFromServeState(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := testenv.NewPuppetAdmin(t, s)
+	stamp := time.Now().UnixNano() % 1e8
+	good, wrong, unknown := fmt.Sprintf("as%d", stamp), fmt.Sprintf("aw%d", stamp), fmt.Sprintf("au%d", stamp)
+
+	in := start(t, puppetConfig(t, s, autosignChallenge))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+
+	// Everything Puppet Server runs must be reachable by the puppet user:
+	// the binary, its configuration (as an operator writes it) and the wrapper.
+	dir := s.PolicyDir(t)
+	t0 := time.Now()
+	bin, err := testenv.BuildBinary("github.com/vmglue/vmglue/cmd/vmglue", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("built %s in %s", bin, time.Since(t0).Round(time.Millisecond))
+	conf := fmt.Sprintf("nats:\n  url: %s\nworkers:\n  puppet:\n%s", in.Info.NATSURL,
+		indent(puppetWorkerYAML(s)+autosignChallenge, "    "))
+	wrapper, err := os.ReadFile("../../deploy/puppet/vmglue-autosign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped := strings.NewReplacer("/usr/local/bin/vmglue", bin, "/etc/vmglue/vmglue.yaml", dir+"/vmglue.yaml").Replace(string(wrapper))
+	for _, f := range []struct {
+		name, text string
+		mode       os.FileMode
+	}{{"vmglue.yaml", conf, 0o644}, {"vmglue-autosign", wrapped, 0o755}} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.text), f.mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.UseAutosign(t, s, dir+"/vmglue-autosign")
+
+	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := t.TempDir()
+	vms := []testenv.OneVM{running(61, good, "10.0.0.61", "", time.Now().Unix()), running(62, wrong, "10.0.0.62", "", time.Now().Unix())}
+	for i := range vms {
+		vms[i].UserAttr = map[string]string{"PUPPET_CHALLENGE": "challenge-of-" + vms[i].Name}
+		hook(t, in.Info.NATSURL, spool, vms[i], "running")
+	}
+	for _, v := range vms {
+		key, certname := fmt.Sprintf("one.%d", v.ID), v.Name+".cloud.test"
+		testenv.WaitFor(t, 20*time.Second, "vm "+key+" converged", func() bool {
+			r, _, err := reg.Get(context.Background(), key)
+			return err == nil && r != nil && r.Applied.Equal(worker.Objects{"cert " + certname: "", "node " + certname: ""})
+		})
+	}
+	snaps, err := worker.OpenSnapshots(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vm, _, err := snaps.Get(context.Background(), "one.61"); err != nil || vm == nil ||
+		!strings.HasPrefix(vm.Attributes["PUPPET_CHALLENGE"], eventbus.SealedPrefix) {
+		t.Fatalf("snapshot one.61: want the challenge sealed, got %+v %v", vm, err)
+	}
+
+	for _, tc := range []struct {
+		name, certname, challenge, reason string
+		signed                            bool
+	}{
+		{"right challenge", good + ".cloud.test", "challenge-of-" + good, "signed " + good + ".cloud.test: vm one.61 is running", true},
+		{"wrong challenge", wrong + ".cloud.test", "challenge-of-" + good, "challengePassword does not match vm one.62's PUPPET_CHALLENGE", false},
+		{"unknown certname", unknown + ".cloud.test", "challenge-of-" + good, "refused " + unknown + ".cloud.test: no VM known with this certname", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			signed, _ := testenv.PuppetBootstrap(t, s, tc.certname, tc.challenge)
+			want := "signed"
+			if !tc.signed {
+				want = "requested"
+			}
+			if st := a.CertState(tc.certname); signed != tc.signed || st != want {
+				t.Fatalf("signed=%v, CA state %q; want signed=%v, state %q", signed, st, tc.signed, want)
+			}
+			testenv.WaitFor(t, 10*time.Second, "the policy's line in the server log", func() bool {
+				return strings.Contains(s.ServerLogLines(tc.certname), tc.reason)
+			})
+		})
+	}
+
+	for _, v := range vms {
+		hook(t, in.Info.NATSURL, spool, done(v), "done")
+	}
+	for _, v := range vms {
+		certname := v.Name + ".cloud.test"
+		testenv.WaitFor(t, 20*time.Second, certname+" cleaned", func() bool { return a.CertState(certname) == "" })
+	}
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
 	}
 }
