@@ -89,9 +89,11 @@ func (s *Spool) moveAside(e Entry, cause error) error {
 	return fmt.Errorf("%w %s, moved to %s: %v", ErrCorrupt, e.Name, filepath.Base(bad), cause)
 }
 
-// lock takes the spool's flush lock without waiting.
+// lock takes the spool's flush lock without waiting: an flock on the
+// directory itself, so that no lock file exists whose owner could lock out
+// another user (a `vmglue spool flush` run as root beside oneadmin's hooks).
 func (s *Spool) lock() (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(s.dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(s.dir, os.O_RDONLY|syscall.O_DIRECTORY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock spool: %w", err)
 	}

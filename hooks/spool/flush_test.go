@@ -24,6 +24,27 @@ func TestFlushMissingDirCreatesNothing(t *testing.T) {
 	}
 }
 
+// The flush lock is on the directory: Flush leaves no file behind that a
+// root-run `vmglue spool flush` would own and oneadmin's hooks could not
+// open.
+func TestFlushCreatesNoLockFile(t *testing.T) {
+	s := New(t.TempDir())
+	if _, err := s.Write(event(t, 1)); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	if sent, err := s.Flush(context.Background(), r.publish); err != nil || sent != 1 {
+		t.Fatalf("Flush = %d, %v; want 1, nil", sent, err)
+	}
+	des, err := os.ReadDir(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		t.Errorf("left in the spool: %s", de.Name())
+	}
+}
+
 // TestFlushBusy holds the lock the way a second process would (its own open
 // file description) and checks that Flush skips.
 func TestFlushBusy(t *testing.T) {

@@ -11,7 +11,7 @@
 // acknowledged it; it stops at the first failed send, so the order is kept. A
 // file that cannot be decoded is renamed to "<name>.bad" and reported, so one
 // broken file never blocks the queue. Only one process flushes a spool at a
-// time (flock on "<dir>/.lock"); another one skips the flush with ErrBusy. A
+// time (flock on the directory); another one skips the flush with ErrBusy. A
 // send that happens twice (a crash between the ack and the removal) is
 // harmless: the event id is the JetStream Nats-Msg-Id, so the stream drops
 // the copy.
@@ -37,8 +37,6 @@ const (
 	Ext = ".json"
 	// BadExt is appended to a file that could not be decoded.
 	BadExt = ".bad"
-	// lockName is the flock file of Flush.
-	lockName = ".lock"
 	// tmpPrefix starts the name of a file being written.
 	tmpPrefix = ".tmp-"
 	// staleTmp is the age after which Flush removes a leftover temp file.
