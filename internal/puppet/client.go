@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -105,17 +106,35 @@ func (c *client) transportError(err error) error {
 	switch {
 	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &hostname), errors.As(err, &verify):
 		return worker.Permanent(fmt.Errorf("%s %s: server certificate not trusted (check tls.ca_file and the url's host name): %w", c.name, c.base.Host, err))
-	case errors.As(err, &alert) && isCertAlert(alert):
+	case errors.As(err, &alert) && isCertAlert(alert), remoteCertAlert(err):
 		return worker.Permanent(fmt.Errorf("%s %s: client certificate refused (check tls.cert_file: signed by this CA, not revoked): %w", c.name, c.base.Host, err))
 	}
 	return fmt.Errorf("%s %s unreachable: %w", c.name, c.base.Host, err)
 }
 
-// isCertAlert reports TLS alerts about our certificate: bad_certificate(42),
-// unsupported(43), revoked(44), expired(45), unknown(46), unknown_ca(48),
-// certificate_required(116).
-func isCertAlert(a tls.AlertError) bool {
-	return (a >= 42 && a <= 46) || a == 48 || a == 116
+// certAlerts are the TLS alerts about our certificate: bad_certificate,
+// unsupported_certificate, certificate_revoked, certificate_expired,
+// certificate_unknown, unknown_ca, certificate_required.
+var certAlerts = []tls.AlertError{42, 43, 44, 45, 46, 48, 116}
+
+// isCertAlert reports whether a is one of certAlerts.
+func isCertAlert(a tls.AlertError) bool { return slices.Contains(certAlerts, a) }
+
+// remoteCertAlert reports whether err is an alert of certAlerts sent by the
+// server. crypto/tls returns a received alert as a net.OpError "remote
+// error" around an unexported type, not as a tls.AlertError; its text is
+// the same as the AlertError's of that number.
+func remoteCertAlert(err error) bool {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return false
+	}
+	for _, a := range certAlerts {
+		if op.Err.Error() == a.Error() {
+			return true
+		}
+	}
+	return false
 }
 
 // statusError turns an unexpected HTTP status into an error: 5xx, 408 and
@@ -127,9 +146,11 @@ func (c *client) statusError(op string, code int, body []byte) error {
 	case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		return err
 	case code == http.StatusUnauthorized, code == http.StatusForbidden:
-		hint := "allow the worker's certname in the CA's auth.conf"
+		// An unverifiable client certificate is taken as none: the
+		// request is anonymous, so name the certificate as well.
+		hint := "allow the worker's certname in the CA's auth.conf; check that tls.cert_file is signed by this CA"
 		if c.name == "puppetdb" {
-			hint = "add the worker's certname to PuppetDB's certificate-allowlist"
+			hint = "add the worker's certname to PuppetDB's certificate-allowlist; check that tls.cert_file is signed by this CA"
 		}
 		return worker.Permanent(fmt.Errorf("%w (%s)", err, hint))
 	}

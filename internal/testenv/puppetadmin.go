@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -80,6 +81,12 @@ const caStatus = "/puppet-ca/v1/certificate_status/"
 // where it stays pending unless the autosign policy signs it.
 func (a *PuppetAdmin) SubmitCSR(certname string) {
 	a.t.Helper()
+	a.submitCSR(certname)
+}
+
+// submitCSR sends a CSR for certname and returns its key.
+func (a *PuppetAdmin) submitCSR(certname string) *rsa.PrivateKey {
+	a.t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		a.t.Fatal(err)
@@ -93,6 +100,7 @@ func (a *PuppetAdmin) SubmitCSR(certname string) {
 	if code != http.StatusOK {
 		a.t.Fatalf("submit csr %s: %d %s", certname, code, body)
 	}
+	return key
 }
 
 // SignedCert does what an agent and a signing CA do for certname: it sends
@@ -100,11 +108,46 @@ func (a *PuppetAdmin) SubmitCSR(certname string) {
 func (a *PuppetAdmin) SignedCert(certname string) *big.Int {
 	a.t.Helper()
 	a.SubmitCSR(certname)
-	code, body := a.call(a.admin, http.MethodPut, a.s.CAURL+caStatus+certname, "application/json", []byte(`{"desired_state":"signed"}`))
-	if code != http.StatusNoContent {
-		a.t.Fatalf("sign %s: %d %s", certname, code, body)
-	}
+	a.setState(certname, "signed")
 	return a.CertSerial(certname)
+}
+
+// ClientCert is SignedCert keeping the key: it returns PEM files of the
+// certificate and key of certname, e.g. to present as a client.
+func (a *PuppetAdmin) ClientCert(certname string) (certFile, keyFile string) {
+	a.t.Helper()
+	key := a.submitCSR(certname)
+	a.setState(certname, "signed")
+	code, cert := a.call(a.plain, http.MethodGet, a.s.CAURL+"/puppet-ca/v1/certificate/"+certname, "", nil)
+	if code != http.StatusOK {
+		a.t.Fatalf("get certificate %s: %d %s", certname, code, cert)
+	}
+	dir := a.t.TempDir()
+	certFile, keyFile = filepath.Join(dir, certname+".crt"), filepath.Join(dir, certname+".key")
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	if err := os.WriteFile(certFile, cert, 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		a.t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// Revoke revokes the signed certificate of certname (the CA's CRL lists it;
+// Puppet Server enforces it about 0.4 s later).
+func (a *PuppetAdmin) Revoke(certname string) {
+	a.t.Helper()
+	a.setState(certname, "revoked")
+}
+
+// setState sets the CA's state of certname through the admin API.
+func (a *PuppetAdmin) setState(certname, state string) {
+	a.t.Helper()
+	code, body := a.call(a.admin, http.MethodPut, a.s.CAURL+caStatus+certname, "application/json", []byte(`{"desired_state":"`+state+`"}`))
+	if code != http.StatusNoContent {
+		a.t.Fatalf("set %s %s: %d %s", certname, state, code, body)
+	}
 }
 
 // CertSerial returns the serial of the signed certificate of certname.
