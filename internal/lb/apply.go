@@ -55,20 +55,20 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		state, err := serversState(ctx, c)
 		if err != nil {
 			o.add(fmt.Errorf("instance %s: %w", in.Name, err))
-			t.markUnreached(out, keys, have, want)
+			t.markUnreached(ctx, out, keys, have, want)
 			continue
 		}
 		for i, key := range keys {
 			k := key.String()
 			v, err := t.step(ctx, c, state, key, have[k], want[k])
 			if err != nil && unreachable(err) {
-				v = unreached(v, want[k])
+				v = unreached(unconfirmed(ctx, k, v, want[k]), want[k])
 			}
 			set(out, k, v)
 			if err != nil {
 				o.add(fmt.Errorf("instance %s: %s: %w", in.Name, key.haproxy(), err))
 				if unreachable(err) {
-					t.markUnreached(out, keys[i+1:], have, want)
+					t.markUnreached(ctx, out, keys[i+1:], have, want)
 					break
 				}
 			}
@@ -87,11 +87,22 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 
 // markUnreached records the objects of an instance that could not be
 // reached in the form Resync completes when it answers (see unreached).
-func (t *Target) markUnreached(out worker.Objects, keys []objectKey, have, want worker.Objects) {
+func (t *Target) markUnreached(ctx context.Context, out worker.Objects, keys []objectKey, have, want worker.Objects) {
 	for _, key := range keys {
 		k := key.String()
-		set(out, k, unreached(have[k], want[k]))
+		set(out, k, unreached(unconfirmed(ctx, k, have[k], want[k]), want[k]))
 	}
+}
+
+// unconfirmed returns "" for a wanted object whose value v is unverified
+// (worker.Unverified: pending from an Apply that failed or never
+// returned, so perhaps never added), else v: such an object is recorded
+// "wanted", not as in place, when its instance cannot be reached.
+func unconfirmed(ctx context.Context, k, v, want string) string {
+	if want != "" && v != "" && worker.Unverified(ctx)[k] == v {
+		return ""
+	}
+	return v
 }
 
 // set puts v under k, or deletes k for "".

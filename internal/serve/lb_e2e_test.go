@@ -10,8 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/lb"
 	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // lbResync is the resync interval of the lb worker in these tests: long,
@@ -35,20 +40,37 @@ func startLB(t *testing.T, id int) *lbSetup {
 	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
 	be := testenv.StartHTTPBackend(t, "vm"+strconv.Itoa(id))
 	in := start(t, lbConfig(t, h))
-	v := running(id, "web"+strconv.Itoa(id), "127.0.0.1", "", time.Now().Unix())
-	v.UserAttr = map[string]string{"LB_BACKENDS": "web:" + strconv.Itoa(be.Port)}
-	return &lbSetup{h: h, be: be, in: in, vm: v, server: fmt.Sprintf("web/one-%d", id),
+	return &lbSetup{h: h, be: be, in: in, vm: lbVM(id, be), server: fmt.Sprintf("web/one-%d", id),
 		fronted: "http://" + h.Frontend["web"]}
 }
 
-// lbConfig points the lb worker at h, in the YAML shape of internal/lb/README.md.
-func lbConfig(t *testing.T, h *testenv.HAProxy) *config.Config {
+// lbVM is a running VM on 127.0.0.1 in backend web, on be's port.
+func lbVM(id int, be *testenv.HTTPBackend) testenv.OneVM {
+	v := running(id, "web"+strconv.Itoa(id), "127.0.0.1", "", time.Now().Unix())
+	v.UserAttr = map[string]string{"LB_BACKENDS": "web:" + strconv.Itoa(be.Port)}
+	return v
+}
+
+// bootDeadLettered runs v's RUNNING hook and waits for a dead letter.
+func bootDeadLettered(t *testing.T, in *instance, js jetstream.JetStream, v testenv.OneVM) []worker.DeadLetter {
+	t.Helper()
+	hook(t, in.Info.NATSURL, t.TempDir(), v, "running")
+	var dl []worker.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
+	return dl
+}
+
+// lbConfig points the lb worker at hs (instances lb1, lb2, ...), in the
+// YAML shape of internal/lb/README.md.
+func lbConfig(t *testing.T, hs ...*testenv.HAProxy) *config.Config {
 	t.Helper()
 	cfg := baseConfig(t)
+	var instances strings.Builder
+	for i, h := range hs {
+		fmt.Fprintf(&instances, "  - name: lb%d\n    address: %s\n", i+1, h.Admin())
+	}
 	raw := fmt.Sprintf(`instances:
-  - name: lb1
-    address: %s
-attribute: LB_BACKENDS
+%sattribute: LB_BACKENDS
 server_name: "<cloud>-<vmid>"
 server:
   weight: 10
@@ -61,7 +83,7 @@ drain_timeout: 20s
 drain_poll: 50ms
 resync_interval: %s
 command_timeout: 2s
-`, h.Admin(), lbResync)
+`, instances.String(), lbResync)
 	cfg.Workers = loadWorker(t, "lb", raw)
 	return cfg
 }
@@ -138,8 +160,10 @@ func TestLBHookToTraffic(t *testing.T) {
 	if st := s.state(t); st != "" {
 		t.Fatalf("server survived the reload (%q): the test proves nothing", st)
 	}
-	testenv.WaitFor(t, 10*time.Second, "server re-added after the reload", s.serves)
-	t.Logf("HAProxy reload → server back and serving: %s (resync interval %s)", time.Since(reloaded).Round(time.Millisecond), lbResync)
+	// The watcher asks every lb.ReloadCheck: back within two of them.
+	testenv.WaitFor(t, 2*lb.ReloadCheck, "server re-added after the reload", s.serves)
+	t.Logf("HAProxy reload → server back and serving: %s (reload check %s, resync interval %s)",
+		time.Since(reloaded).Round(time.Millisecond), lb.ReloadCheck, lbResync)
 }
 
 // A slow request in flight when the VM's DONE hook runs completes with 200:
@@ -192,4 +216,91 @@ func TestLBDoneDrains(t *testing.T) {
 	}
 	testenv.WaitFor(t, 10*time.Second, "server deleted", func() bool { return s.state(t) == "" })
 	t.Logf("server deleted %s after the slow request was answered", time.Since(r.at).Round(time.Millisecond))
+}
+
+// A static server of haproxy.cfg has the name vmglue would give the VM's:
+// the event is dead-lettered with reason conflict and the static server
+// keeps its state, address and weight.
+func TestLBStaticServerConflictDeadLettered(t *testing.T) {
+	static := testenv.StartHTTPBackend(t, "static")
+	vmBackend := testenv.StartHTTPBackend(t, "vm44")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{
+		{Name: "web", Servers: []string{"one-44 " + static.Addr() + " weight 7"}}}})
+	s := &lbSetup{h: h, be: static, server: "web/one-44", fronted: "http://" + h.Frontend["web"]}
+	before := s.state(t)
+	if before == "" {
+		t.Fatal("static server missing")
+	}
+	in := start(t, lbConfig(t, h))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	dl := bootDeadLettered(t, in, js, lbVM(44, vmBackend))
+	if dl[0].Worker != "lb" || dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, "web/one-44") {
+		t.Fatalf("dead letter %+v", dl[0])
+	}
+	idle(t, js, "lb")
+	after := s.state(t)
+	// be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight ... srv_port
+	b, a := strings.Fields(before), strings.Fields(after)
+	for _, i := range []int{4, 6, 7, 18} {
+		if len(a) <= 18 || a[i] != b[i] {
+			t.Fatalf("static server changed:\n%s\n%s", before, after)
+		}
+	}
+	if b[7] != "7" {
+		t.Fatalf("static server weight %s, want 7 (the test proves nothing)", b[7])
+	}
+	testenv.WaitFor(t, 5*time.Second, "the static server serves", s.serves)
+}
+
+// lb2 is down past the retry budget: the event is dead-lettered after
+// max_deliver attempts with lb1 converged. When lb2 starts, serve's reload
+// watcher resyncs and the server recorded as wanted on lb2 is added: lb2
+// converges without any new event.
+func TestLBInstanceDownPastRetries(t *testing.T) {
+	opts := testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}}
+	h1, h2 := testenv.StartHAProxy(t, opts), testenv.StartHAProxy(t, opts)
+	be := testenv.StartHTTPBackend(t, "vm45")
+	h2.Stop()
+	cfg := lbConfig(t, h1, h2)
+	cfg.Runtime.MaxDeliver = 2
+	in := start(t, cfg)
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	dl := bootDeadLettered(t, in, js, lbVM(45, be))
+	if dl[0].Worker != "lb" || dl[0].Reason != worker.ReasonMaxDeliveries || dl[0].Deliveries != 2 {
+		t.Fatalf("dead letter %+v, want max deliveries after 2", dl[0])
+	}
+	idle(t, js, "lb")
+	serves := func(h *testenv.HAProxy) func() bool {
+		return func() bool {
+			code, body := get(context.Background(), "http://"+h.Frontend["web"]+"/")
+			return code == http.StatusOK && body == be.Name
+		}
+	}
+	testenv.WaitFor(t, 5*time.Second, "lb1 serves", serves(h1))
+	rec := lbRecord(t, js, "one.45")
+	if got := rec.Applied["lb2/web/one-45"]; !strings.HasPrefix(got, "wanted ") {
+		t.Fatalf("lb2 recorded %q, want wanted ...", got)
+	}
+
+	h2.Start()
+	started := time.Now()
+	testenv.WaitFor(t, 10*time.Second, "lb2 serves after it started", serves(h2))
+	t.Logf("lb2 started → server added and serving: %s", time.Since(started).Round(time.Millisecond))
+	if n := len(deadLetters(t, js)); n != 1 {
+		t.Fatalf("%d dead letters, want 1", n)
+	}
+}
+
+// lbRecord returns the lb worker's registry record of a VM.
+func lbRecord(t *testing.T, js jetstream.JetStream, vmKey string) *worker.Record {
+	t.Helper()
+	reg, err := worker.OpenRegistry(context.Background(), js, "lb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := reg.Get(context.Background(), vmKey)
+	if err != nil || rec == nil {
+		t.Fatalf("lb record of %s: %v, %v", vmKey, rec, err)
+	}
+	return rec
 }
