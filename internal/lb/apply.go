@@ -14,9 +14,13 @@ import (
 
 // Apply converges every instance from have to want and returns what is in
 // place. Each instance is converged on its own: when one cannot be reached,
-// the others are still changed and the error is transient, with the
-// returned Objects telling the runtime what did succeed. A server draining
-// is returned as "draining since <unix> ..." with a Requeue; the runtime
+// the others are still changed and the error is transient (a Requeue when
+// a drain is in progress elsewhere), with the returned Objects telling the
+// runtime what did succeed; the objects of the instance not reached are
+// returned as "wanted ..." or "leaving ..." markers (see unreached), so
+// that Resync completes them when it answers, also after the event ran out
+// of retries, and never puts a leaving server back. A server draining is
+// returned as "draining since <unix> ..." with a Requeue; the runtime
 // records it, so a restarted vmglue resumes the same drain.
 func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
 	st := t.vm(vm.Key())

@@ -10,5 +10,9 @@
 // deleted only once its sessions are done or the drain timeout passed. A
 // server vmglue did not add is never changed: a name clash is a permanent
 // conflict. HAProxy forgets dynamic servers on reload; Resync puts them back
-// from the registry, periodically and as soon as WatchReloads sees a reload. See README.md for configuration and failure modes.
+// from the registry, periodically and as soon as WatchReloads sees a reload.
+// An instance that cannot be reached does not hold up the others: its
+// servers are recorded "wanted" or "leaving", and Resync adds or drains and
+// deletes them once it answers. See README.md for configuration and
+// failure modes.
 package lb
