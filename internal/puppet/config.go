@@ -130,6 +130,10 @@ func (c *Config) Validate() error {
 	if c.Autosign.RequireChallenge && c.Autosign.ChallengeAttribute == "" {
 		return errors.New("puppet.autosign.challenge_attribute: required with require_challenge")
 	}
+	if a := c.Autosign.ChallengeAttribute; a != "" && !eventbus.SecretAttribute(a) {
+		return fmt.Errorf("puppet.autosign.challenge_attribute: the hook does not seal %q, so the challenge would travel in clear text on the bus; "+
+			"use a name that contains CHALLENGE, TOKEN, SECRET or PASSWORD (eventbus.SecretAttribute), e.g. PUPPET_CHALLENGE", a)
+	}
 	return nil
 }
 
@@ -141,7 +145,9 @@ func validURL(s string) error {
 	if err != nil {
 		return errors.New("not a URL")
 	}
-	if u.Scheme != "https" && u.Scheme != "http" {
+	if u.Scheme != "https" {
+		// The worker authenticates with its client certificate: only TLS
+		// carries it.
 		return fmt.Errorf("scheme %q: use https", u.Scheme)
 	}
 	if u.User != nil {

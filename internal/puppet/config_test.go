@@ -44,6 +44,15 @@ func TestConfigValidate(t *testing.T) {
 		{"template without domain", func(c *Config) { c.Domain, c.Certname = "", "{{.ID}}.{{.Cloud}}.vm" }, ""},
 		{"bad template", func(c *Config) { c.Certname = "{{.Name" }, "puppet.certname"},
 		{"negative skew", func(c *Config) { c.OwnershipSkew = -time.Minute }, "puppet.ownership_skew"},
+		{"http ca url", func(c *Config) { c.CAURL = "http://puppet:8140" }, "puppet.ca_url"},
+		{"http puppetdb url", func(c *Config) { c.PuppetDBURL = "http://puppetdb:8080" }, "puppet.puppetdb_url"},
+		{"challenge attribute not sealed", func(c *Config) { c.Autosign.ChallengeAttribute = "PUPPET_CODE" }, "puppet.autosign.challenge_attribute"},
+		{"challenge attribute not sealed, challenge off", func(c *Config) {
+			c.Autosign.RequireChallenge, c.Autosign.ChallengeAttribute = false, "ROLE"
+		}, "puppet.autosign.challenge_attribute"},
+		{"challenge attribute sealed", func(c *Config) {
+			c.Autosign.RequireChallenge, c.Autosign.ChallengeAttribute = true, "vm_boot_token"
+		}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
