@@ -36,11 +36,7 @@ func main() {
 	runtime.GOMAXPROCS(1)
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(256 << 20)
-	opts, err := hookcmd.OptionsFromEnv(os.Getenv)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "vmglue-hook: usage: %v\n", err)
-		os.Exit(hookcmd.ExitInvalid)
-	}
+	opts := hookcmd.OptionsFromEnv(os.Getenv)
 	fs := flag.NewFlagSet("vmglue-hook", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: vmglue-hook [flags] [<base64 VM XML> <word>...]  (default: read them from stdin)")

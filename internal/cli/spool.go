@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
@@ -32,6 +34,10 @@ func spoolCmd(g *globals) *cobra.Command {
 					_, err := eventbus.Publish(ctx, js, ev)
 					return err
 				})
+				if errors.Is(err, spool.ErrBusy) {
+					fmt.Fprintf(g.stdout, "%s: another process is sending the spool\n", dir)
+					return nil
+				}
 				fmt.Fprintf(g.stdout, "sent %d spooled event(s) from %s\n", n, dir)
 				if err != nil {
 					return fmt.Errorf("flush %s: %w", dir, err)
@@ -50,7 +56,7 @@ func spoolCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, e := range entries {
-				fmt.Fprintf(g.stdout, "%+v\n", e)
+				fmt.Fprintf(g.stdout, "%s  %s  %s\n", e.Time.UTC().Format(time.RFC3339), e.ID, e.Name)
 			}
 			return nil
 		},

@@ -48,6 +48,16 @@ type Options struct {
 
 	Timeout  time.Duration // VMGLUE_HOOK_TIMEOUT (Go duration or seconds)
 	MaxInput int64         // largest stdin accepted, in bytes
+
+	// FlushOnly sends the spool and exits, reading no input (-flush: the
+	// spool flush timer runs the hook this way, with the hook's settings).
+	FlushOnly bool
+
+	// Notes are configuration problems that the run worked around (an
+	// invalid VMGLUE_HOOK_TIMEOUT, replaced by the default): a typo in
+	// HEM's environment must not lose events, so the run goes on and its
+	// one stderr line says what is wrong.
+	Notes []string
 }
 
 // Env names the environment variable of each option.
@@ -60,8 +70,9 @@ var Env = struct {
 }
 
 // OptionsFromEnv returns the defaults overridden by the environment
-// (getenv is os.Getenv outside tests).
-func OptionsFromEnv(getenv func(string) string) (Options, error) {
+// (getenv is os.Getenv outside tests). An invalid value is replaced by its
+// default and named in Notes.
+func OptionsFromEnv(getenv func(string) string) Options {
 	o := Options{
 		URL:          getenv(Env.URL),
 		Cloud:        getenv(Env.Cloud),
@@ -77,12 +88,12 @@ func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	if s := getenv(Env.Timeout); s != "" {
 		d, err := parseTimeout(s)
 		if err != nil {
-			return o, fmt.Errorf("%s: %w", Env.Timeout, err)
+			o.Notes = append(o.Notes, fmt.Sprintf("%s: %v, used %s", Env.Timeout, err, DefaultTimeout))
 		}
 		o.Timeout = d
 	}
 	o.SetDefaults()
-	return o, nil
+	return o
 }
 
 // parseTimeout accepts a Go duration ("5s", "1500ms") or whole seconds ("5").
@@ -133,6 +144,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CAFile, "ca", o.CAFile, "CA bundle to verify the NATS server (env "+Env.CA+")")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "budget for connect, flush, publish and ack (env "+Env.Timeout+")")
 	fs.Int64Var(&o.MaxInput, "max-input", o.MaxInput, "largest stdin accepted, in bytes")
+	fs.BoolVar(&o.FlushOnly, "flush", false, "only send the spooled events, read no input (for a timer)")
 }
 
 // connOptions reads the secret files and returns the NATS settings.

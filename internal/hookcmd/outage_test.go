@@ -2,6 +2,8 @@ package hookcmd_test
 
 import (
 	"context"
+	"fmt"
+	"github.com/vmglue/vmglue/internal/hookcmd"
 	"net"
 	"os"
 	"path/filepath"
@@ -55,6 +57,42 @@ func TestHookSpoolThenFlush(t *testing.T) {
 	oneLine(t, res.stderr, "vmglue-hook: duplicate "+id+" (sent 1 spooled)")
 	if evs := stored(t, srv.URL); len(evs) != 1 || evs[0].ID != id {
 		t.Fatalf("stored %d events, want only %s", len(evs), id)
+	}
+	if es := spooled(t, spoolDir); len(es) != 0 {
+		t.Errorf("%d events left in the spool", len(es))
+	}
+}
+
+// TestHookFlushOnly: the spool flush timer's run (-flush, no input) sends
+// the spool with the hook's own settings; the spooled line says how many
+// wait, and an invalid VMGLUE_HOOK_TIMEOUT does not lose the event.
+func TestHookFlushOnly(t *testing.T) {
+	spoolDir := filepath.Join(t.TempDir(), "spool")
+	down := closedURL(t)
+	var ids []string
+	for i := range 2 {
+		res := hookRun{stdin: runningInput(20 + i), env: env(down, spoolDir, "VMGLUE_HOOK_TIMEOUT", "5x")}.run(t)
+		ids = append(ids, mustSpool(t, res, "nats unreachable"))
+		if want := fmt.Sprintf("; %d waiting, oldest ", i+1); !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr %q does not say %q", res.stderr, want)
+		}
+		if !strings.Contains(res.stderr, "(config: VMGLUE_HOOK_TIMEOUT") {
+			t.Errorf("stderr %q does not name the invalid VMGLUE_HOOK_TIMEOUT", res.stderr)
+		}
+	}
+	res := hookRun{args: []string{"-flush"}, env: env(down, spoolDir)}.run(t)
+	if res.code != hookcmd.ExitLost || !strings.HasPrefix(res.stderr, "vmglue-hook: flush: sent 0, not connected: nats unreachable; 2 waiting") {
+		t.Fatalf("flush with NATS down: exit %d, stderr %q", res.code, res.stderr)
+	}
+	srv := natstest.Start(t)
+	res = hookRun{args: []string{"-flush"}, env: env(srv.URL, spoolDir)}.run(t)
+	if res.code != 0 {
+		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	oneLine(t, res.stderr, "vmglue-hook: flush: sent 2")
+	evs := stored(t, srv.URL)
+	if len(evs) != 2 || evs[0].ID != ids[0] || evs[1].ID != ids[1] {
+		t.Fatalf("stored %+v, want %v in order", evs, ids)
 	}
 	if es := spooled(t, spoolDir); len(es) != 0 {
 		t.Errorf("%d events left in the spool", len(es))

@@ -23,10 +23,14 @@ const maxLine = 1000
 type printer struct {
 	w       io.Writer
 	secrets []string
+	notes   []string // configuration problems, appended to the line
 }
 
 func (p printer) line(format string, args ...any) {
 	s := fmt.Sprintf(format, args...)
+	if len(p.notes) > 0 {
+		s += " (config: " + strings.Join(p.notes, "; ") + ")"
+	}
 	for _, sec := range p.secrets {
 		s = strings.ReplaceAll(s, sec, "***")
 	}

@@ -51,7 +51,17 @@
 // also sent k events from the spool, and "(spool: <problem>)" when a spool
 // file was broken (moved aside to *.bad) or could not be sent.
 //
-// Exit 2 is also a usage error (bad flag or VMGLUE_HOOK_TIMEOUT). In
+// A spooled line also says how many events wait and since when ("; 3
+// waiting, oldest 2m0s"). A configuration problem the run worked around (an
+// invalid VMGLUE_HOOK_TIMEOUT: the default is used) is appended as
+// "(config: ...)": a typo in HEM's environment loses no event.
+//
+// With -flush the hook reads no input and only sends the spool (the
+// vmglue-spool-flush timer runs it so, with the hook's own settings):
+//
+//	vmglue-hook: flush: sent <n>[; <k> waiting, oldest <age>]   exit 0; 1 when NATS could not take them
+//
+// Exit 2 is also a usage error (a bad flag or cloud name). In
 // OpenNebula's hook log 0 is SUCCESS; 1 and 2 are ERROR and can be retried
 // with `onehook retry` once the cause is fixed.
 package hookcmd
@@ -82,7 +92,10 @@ const (
 // cancelled on SIGTERM; a run cancelled before the ack spools the event.
 func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stderr io.Writer) int {
 	opts.SetDefaults()
-	out := printer{w: stderr, secrets: opts.secrets()}
+	out := printer{w: stderr, secrets: opts.secrets(), notes: opts.Notes}
+	if opts.FlushOnly {
+		return flushOnly(ctx, &opts, out)
+	}
 	var in []byte
 	if len(args) == 0 && stdin != nil {
 		var err error
@@ -112,12 +125,43 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stde
 		return ExitOK
 	}
 	reason := shortReason(ctx, r.err, opts.Timeout)
-	if _, err := spool.New(opts.SpoolDir).Write(&ev); err != nil {
+	sp := spool.New(opts.SpoolDir)
+	if _, err := sp.Write(&ev); err != nil {
 		out.line("lost %s: not published (%s) and not spooled: %v", ev.ID, reason, err)
 		return ExitLost
 	}
-	out.line("spooled %s (%s)", ev.ID, reason)
+	out.line("spooled %s (%s%s)", ev.ID, reason, backlog(sp))
 	return ExitOK
+}
+
+// flushOnly is a -flush run: send the spool within opts.Timeout, nothing
+// else. Exit 0 when it is empty afterwards (or another run is sending it),
+// ExitLost when events are still waiting.
+func flushOnly(ctx context.Context, opts *Options, out printer) int {
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	r := publish(ctx, opts, nil)
+	sp := spool.New(opts.SpoolDir)
+	switch {
+	case r.err != nil:
+		out.line("flush: sent %d, not connected: %s%s", r.flushed, shortReason(ctx, r.err, opts.Timeout), backlog(sp))
+		return ExitLost
+	case r.flushErr != nil:
+		out.line("flush: sent %d: %v%s", r.flushed, r.flushErr, backlog(sp))
+		return ExitLost
+	}
+	out.line("flush: sent %d%s", r.flushed, backlog(sp))
+	return ExitOK
+}
+
+// backlog says how many events wait in the spool and since when, as
+// "; 3 waiting, oldest 2h0m0s" ("" when the spool is empty or unreadable).
+func backlog(sp *spool.Spool) string {
+	es, err := sp.List()
+	if err != nil || len(es) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d waiting, oldest %s", len(es), time.Since(es[0].Time).Round(time.Second))
 }
 
 // inputError words a parser error for the hook log.
@@ -163,7 +207,8 @@ func deliver(ctx context.Context, opts *Options, ev *eventbus.Event) result {
 	}
 }
 
-// publish does the NATS part of a run: connect, send the spool, publish ev.
+// publish does the NATS part of a run: connect, send the spool, publish ev
+// (nil: only send the spool).
 func publish(ctx context.Context, opts *Options, ev *eventbus.Event) result {
 	co, err := opts.connOptions(time.Until(deadline(ctx, opts.Timeout)))
 	if err != nil {
@@ -180,8 +225,12 @@ func publish(ctx context.Context, opts *Options, ev *eventbus.Event) result {
 	}
 	var r result
 	// A long backlog may use half of what is left, so that this event
-	// still has time for its own publish.
-	fctx, fcancel := context.WithTimeout(ctx, time.Until(deadline(ctx, opts.Timeout))/2)
+	// still has time for its own publish (all of it without an event).
+	budget := time.Until(deadline(ctx, opts.Timeout))
+	if ev != nil {
+		budget /= 2
+	}
+	fctx, fcancel := context.WithTimeout(ctx, budget)
 	r.flushed, r.flushErr = spool.New(opts.SpoolDir).Flush(fctx, func(ctx context.Context, e *eventbus.Event) error {
 		_, err := eventbus.Publish(ctx, js, e)
 		return err
@@ -192,6 +241,9 @@ func publish(ctx context.Context, opts *Options, ev *eventbus.Event) result {
 		r.flushErr = nil // another hook is sending them
 	case ctx.Err() == nil && errors.Is(r.flushErr, context.DeadlineExceeded):
 		r.flushErr = errors.New("flush time used up, the next run sends the rest")
+	}
+	if ev == nil {
+		return r
 	}
 	// Publish even when the flush failed: one stuck spool file must not
 	// hold back every new event (workers order snapshots by version).
