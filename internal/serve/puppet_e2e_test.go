@@ -3,12 +3,15 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
@@ -42,6 +45,46 @@ puppetdb_wait: 5s
 on_running:
   check_access: true
 `, s.CAURL, s.PuppetDBURL, s.CAFile, s.CertFile, s.KeyFile)
+}
+
+// bootedAgent plays the agent of a new VM named prefix<stamp>: its
+// certificate is signed and its facts are in PuppetDB.
+func bootedAgent(a *testenv.PuppetAdmin, prefix string) (name, certname string, serial *big.Int) {
+	name = fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1e8)
+	certname = name + ".cloud.test"
+	serial = a.SignedCert(certname)
+	a.ReplaceFacts(certname)
+	return name, certname, serial
+}
+
+// recorded waits until the puppet worker recorded the certificate and node
+// of certname as the VM key's.
+func recorded(t *testing.T, reg *worker.Registry, key, certname string) {
+	t.Helper()
+	want := worker.Objects{"cert " + certname: "", "node " + certname: ""}
+	testenv.WaitFor(t, 20*time.Second, "certificate and node recorded as vm "+key+"'s", func() bool {
+		r, _, err := reg.Get(context.Background(), key)
+		return err == nil && r != nil && r.Applied.Equal(want)
+	})
+}
+
+// cleaned waits until the certificate of certname is gone from the CA and
+// its node deactivated, then checks that the CRL lists serial, the puppet
+// worker is idle and the VM key's registry record is empty.
+func cleaned(t *testing.T, a *testenv.PuppetAdmin, js jetstream.JetStream, reg *worker.Registry, key, certname string, serial *big.Int) {
+	t.Helper()
+	testenv.WaitFor(t, 30*time.Second, "certificate cleaned", func() bool { return a.CertState(certname) == "" })
+	testenv.WaitFor(t, 10*time.Second, "node deactivated", func() bool {
+		known, active := a.Node(certname)
+		return known && !active
+	})
+	if !a.Revoked(serial) {
+		t.Errorf("the CRL does not list serial %s of %s", serial, certname)
+	}
+	idle(t, js, "puppet")
+	if r, _, err := reg.Get(context.Background(), key); err != nil || (r != nil && len(r.Applied)+len(r.Pending) > 0) {
+		t.Errorf("registry of %s after delete: %+v %v", key, r, err)
+	}
 }
 
 // A VM's agent got its certificate and sent facts; the VM's RUNNING hook
@@ -81,11 +124,7 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 
 	t0 := time.Now()
 	hook(t, in.Info.NATSURL, spool, v, "running")
-	want := worker.Objects{"cert " + certname: "", "node " + certname: ""}
-	testenv.WaitFor(t, 20*time.Second, "certificate and node recorded as the VM's", func() bool {
-		r, _, err := reg.Get(context.Background(), "one.51")
-		return err == nil && r != nil && r.Applied.Equal(want)
-	})
+	recorded(t, reg, "one.51", certname)
 	t.Logf("RUNNING hook → ownership recorded: %s", time.Since(t0).Round(time.Millisecond))
 	if keys := indexed(); !slices.Equal(keys, []string{"one.51"}) {
 		t.Errorf("certname index of %s: %v, want [one.51]", certname, keys)
@@ -103,19 +142,8 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 
 	t0 = time.Now()
 	hook(t, in.Info.NATSURL, spool, done(v), "done")
-	testenv.WaitFor(t, 20*time.Second, "certificate cleaned", func() bool { return a.CertState(certname) == "" })
-	testenv.WaitFor(t, 10*time.Second, "node deactivated", func() bool {
-		known, active := a.Node(certname)
-		return known && !active
-	})
+	cleaned(t, a, js, reg, "one.51", certname, serial)
 	t.Logf("DONE hook → certificate cleaned and node deactivated: %s", time.Since(t0).Round(time.Millisecond))
-	if !a.Revoked(serial) {
-		t.Errorf("the CRL does not list serial %s of %s", serial, certname)
-	}
-	idle(t, js, "puppet")
-	if r, _, err := reg.Get(context.Background(), "one.51"); err != nil || (r != nil && len(r.Applied)+len(r.Pending) > 0) {
-		t.Errorf("registry after delete: %+v %v", r, err)
-	}
 	if keys := indexed(); keys != nil {
 		t.Errorf("certname index of %s after delete: %v", certname, keys)
 	}
@@ -137,10 +165,7 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
 	s := testenv.Puppet(t)
 	a := testenv.NewPuppetAdmin(t, s)
-	name := fmt.Sprintf("older%d", time.Now().UnixNano()%1e8)
-	certname := name + ".cloud.test"
-	serial := a.SignedCert(certname)
-	a.ReplaceFacts(certname)
+	name, certname, serial := bootedAgent(a, "older")
 
 	in := start(t, puppetConfig(t, s))
 	_, js := natstest.Connect(t, in.Info.NATSURL)
@@ -152,11 +177,7 @@ func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
 	// running() puts STIME 100 s before the transition time.
 	v := running(53, name, "10.0.0.53", "", time.Now().Add(time.Hour).Unix()+100)
 	hook(t, in.Info.NATSURL, spool, v, "running")
-	want := worker.Objects{"cert " + certname: "", "node " + certname: ""}
-	testenv.WaitFor(t, 20*time.Second, "certificate and node recorded as the VM's", func() bool {
-		r, _, err := reg.Get(context.Background(), "one.53")
-		return err == nil && r != nil && r.Applied.Equal(want)
-	})
+	recorded(t, reg, "one.53", certname)
 
 	hook(t, in.Info.NATSURL, spool, done(v), "done")
 	var dl []worker.DeadLetter
@@ -236,11 +257,7 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 		hook(t, in.Info.NATSURL, spool, vms[i], "running")
 	}
 	for _, v := range vms {
-		key, certname := fmt.Sprintf("one.%d", v.ID), v.Name+".cloud.test"
-		testenv.WaitFor(t, 20*time.Second, "vm "+key+" converged", func() bool {
-			r, _, err := reg.Get(context.Background(), key)
-			return err == nil && r != nil && r.Applied.Equal(worker.Objects{"cert " + certname: "", "node " + certname: ""})
-		})
+		recorded(t, reg, fmt.Sprintf("one.%d", v.ID), v.Name+".cloud.test")
 	}
 	snaps, err := worker.OpenSnapshots(context.Background(), js)
 	if err != nil {
@@ -281,6 +298,50 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 		certname := v.Name + ".cloud.test"
 		testenv.WaitFor(t, 20*time.Second, certname+" cleaned", func() bool { return a.CertState(certname) == "" })
 	}
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Errorf("dead letters: %+v", dl)
+	}
+}
+
+// The CA goes away while a VM's DONE event is being converged (a
+// forwarder in front of it resets every connection): the runtime retries
+// with backoff, nothing is dead-lettered, and once the CA is back the
+// certificate is revoked and cleaned and the node deactivated.
+func TestPuppetCADownRetriedUntilBack(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := testenv.NewPuppetAdmin(t, s)
+	name, certname, serial := bootedAgent(a, "cadown")
+
+	fw := testenv.NewForwarder(t, strings.TrimPrefix(s.CAURL, "https://"))
+	fw.Forward()
+	via := *s
+	via.CAURL = "https://" + fw.Addr
+	in := start(t, puppetConfig(t, &via))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spool := t.TempDir()
+	v := running(71, name, "10.0.0.71", "", time.Now().Unix())
+	hook(t, in.Info.NATSURL, spool, v, "running")
+	recorded(t, reg, "one.71", certname)
+
+	fw.Refuse()
+	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	testenv.WaitFor(t, 30*time.Second, "three attempts refused", func() bool { return fw.Refused() >= 3 })
+	if st := a.CertState(certname); st != "signed" {
+		t.Fatalf("certificate in state %q while the CA was away, want signed", st)
+	}
+	if dl := deadLetters(t, js); len(dl) != 0 {
+		t.Fatalf("dead letters while the CA was away: %+v", dl)
+	}
+	t.Logf("%d connections refused; the CA comes back", fw.Refused())
+
+	t0 := time.Now()
+	fw.Forward()
+	cleaned(t, a, js, reg, "one.71", certname, serial)
+	t.Logf("CA back → certificate cleaned and node deactivated: %s", time.Since(t0).Round(time.Millisecond))
 	if dl := deadLetters(t, js); len(dl) != 0 {
 		t.Errorf("dead letters: %+v", dl)
 	}
