@@ -77,14 +77,15 @@ echo "global: { logging-config: $PS/logback.xml }" >"$PS/conf.d/global.conf"
 echo "certificate-authority: { allow-subject-alt-names: true }" >"$PS/conf.d/ca.conf"
 sed "s#/var/log/puppetserver#$PS/log#g" /etc/puppet/puppetserver/logback.xml >"$PS/logback.xml"
 sed "s#/var/log/puppetserver#$PS/log#g" /etc/puppet/puppetserver/request-logging.xml >"$PS/request-logging.xml"
-# The worker's certname may revoke/clean certificates; the pp_cli_auth entry
+# The worker's certname may read, revoke and delete single certificates
+# (what it does; no listing, no /clean: internal/puppet/README.md); the pp_cli_auth entry
 # keeps `puppetserver ca` working (the first matching rule wins).
 awk -v cert="$WORKER_CERT" '
   { print }
   !done && /rules: *\[/ {
     print "        {"
     print "            match-request: {"
-    print "                path: \"^/puppet-ca/v1/(certificate_status/|certificate_statuses/|clean$)\""
+    print "                path: \"^/puppet-ca/v1/certificate_status/\""
     print "                type: regex"
     print "                method: [get, put, delete]"
     print "            }"
