@@ -103,17 +103,20 @@ func TestProvisionPrunesHistory(t *testing.T) {
 func TestEmbeddedListenErrors(t *testing.T) {
 	s := natstest.Start(t)
 	tests := []struct {
-		name, listen, want string
-		inUse              bool
+		name, listen, token, want string
+		inUse                     bool
 	}{
-		{"port taken", strings.TrimPrefix(s.URL, "nats://"), "already in use", true},
+		{"port taken", strings.TrimPrefix(s.URL, "nats://"), "", "already in use", true},
 		// An address of no local interface is not a taken port: the
 		// real cause is shown, without the "another serve?" hint.
-		{"address not local", "192.0.2.1:4222", "cannot assign requested address", false},
+		{"address not local", "192.0.2.1:4222", "tok3n-tok3n", "cannot assign requested address", false},
+		// Anyone who can publish can delete DNS records and certificates.
+		{"all interfaces without auth", "0.0.0.0:0", "", "no client authentication", false},
+		{"any address without auth", ":0", "", "no client authentication", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := natsserver.Start(natsserver.Options{Listen: tt.listen, StoreDir: t.TempDir()})
+			_, err := natsserver.Start(natsserver.Options{Listen: tt.listen, StoreDir: t.TempDir(), Token: tt.token})
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v, want one line saying %q", err, tt.want)
 			}
@@ -122,6 +125,25 @@ func TestEmbeddedListenErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// With a token the embedded server refuses clients without it.
+func TestEmbeddedAuth(t *testing.T) {
+	const token = "s3cret-t0ken"
+	ns, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir(), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if nc, err := eventbus.Connect(eventbus.ConnOptions{URL: ns.ClientURL(), Name: "test", Timeout: 2 * time.Second}, false); err == nil {
+		nc.Close()
+		t.Fatal("connected without the token")
+	}
+	nc, err := eventbus.Connect(eventbus.ConnOptions{URL: ns.ClientURL(), Token: token, Name: "test", Timeout: 2 * time.Second}, false)
+	if err != nil {
+		t.Fatalf("connect with the token: %v", err)
+	}
+	nc.Close()
 }
 
 func TestEventIDDeterministic(t *testing.T) {

@@ -24,7 +24,15 @@ type Options struct {
 	StoreDir string
 	// Log turns on the server's own logging (to stderr).
 	Log bool
+	// User and Password, or Token, when set, are required from every
+	// client. Without them the server only listens on a loopback address.
+	User, Password, Token string
 }
+
+// ErrOpenListen refuses an embedded server that would let anyone on the
+// network publish events (a forged vm.deleted removes DNS records, HAProxy
+// servers and Puppet certificates).
+var ErrOpenListen = errors.New("not a loopback address and no client authentication configured")
 
 // DefaultListen is the embedded server's default client address.
 const DefaultListen = eventbus.DefaultListen
@@ -45,6 +53,10 @@ func Start(o Options) (*server.Server, error) {
 	port, err := strconv.Atoi(portS)
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("nats listen address %q: bad port", o.Listen)
+	}
+	auth := o.Token != "" || (o.User != "" && o.Password != "")
+	if ip := net.ParseIP(host); !auth && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
+		return nil, fmt.Errorf("nats listen %s: %w (set nats.user and nats.password_file, or nats.token_file, or listen on 127.0.0.1)", o.Listen, ErrOpenListen)
 	}
 	if port != 0 {
 		// nats-server would log and exit the process; check first.
@@ -67,6 +79,11 @@ func Start(o Options) (*server.Server, error) {
 		StoreDir:   o.StoreDir,
 		NoSigs:     true,
 		NoLog:      !o.Log,
+		Username:   o.User,
+		Password:   o.Password,
+	}
+	if o.Token != "" {
+		opts.Username, opts.Password, opts.Authorization = "", "", o.Token
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -49,8 +49,12 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		if err := os.MkdirAll(cfg.NATS.Embedded.DataDir, 0o750); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
 		}
-		var err error
-		ns, err = natsserver.Start(natsserver.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir})
+		co, err := cfg.ConnOptions("vmglue serve", "")
+		if err != nil {
+			return err
+		}
+		ns, err = natsserver.Start(natsserver.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir,
+			User: co.User, Password: co.Password, Token: co.Token})
 		if err != nil {
 			return err
 		}
