@@ -18,7 +18,7 @@ import (
 )
 
 // goCSR is a CSR for certname made by Go, changed by edit before signing.
-func goCSR(t *testing.T, certname string, edit func(*x509.CertificateRequest)) []byte {
+func goCSR(t testing.TB, certname string, edit func(*x509.CertificateRequest)) []byte {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -100,6 +100,7 @@ func TestAutosignRefusesOverreach(t *testing.T) {
 			r.ExtraExtensions = []pkix.Extension{utf8Ext(t, append(ppAuth(99), 1), "x")}
 		}, "authorization extension 1.3.6.1.4.1.34380.1.3.99.1,"},
 		{"a Microsoft extension request", func(r *x509.CertificateRequest) {
+			//lint:ignore SA1019 Attributes is the only way to make x509 write an attribute other than extReq.
 			r.Attributes = []pkix.AttributeTypeAndValueSET{{Type: oidMSExtReq,
 				Value: [][]pkix.AttributeTypeAndValue{{{Type: oidSAN, Value: "puppet"}}}}}
 		}, "Microsoft extension request (msExtReq)"},
@@ -121,4 +122,39 @@ func TestAutosignRefusesOverreach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzAutosignCSR feeds arbitrary CSR DER to the policy: it must not
+// panic, must give one reason line, and may sign only a CSR that asks
+// for nothing but the certname.
+func FuzzAutosignCSR(f *testing.F) {
+	const certname = "web1.cloud.test"
+	for _, edit := range []func(*x509.CertificateRequest){nil,
+		func(r *x509.CertificateRequest) { r.DNSNames = []string{certname, "puppet"} },
+		func(r *x509.CertificateRequest) { r.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)} },
+	} {
+		block, _ := pem.Decode(goCSR(f, certname, edit))
+		f.Add(block.Bytes)
+	}
+	lookup := mapLookup{certname: fakeVM("web1", eventbus.KindRunning, nil)}
+	f.Fuzz(func(t *testing.T, der []byte) {
+		in := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+		d, err := Autosign(context.Background(), certname, in, lookup, AutosignConfig{})
+		if err != nil || d.Reason == "" || strings.Contains(d.Reason, "\n") {
+			t.Fatalf("decision %+v, %v: want one reason line", d, err)
+		}
+		if !d.Sign {
+			return
+		}
+		csr, err := x509.ParseCertificateRequest(der)
+		if err != nil || csr.CheckSignature() != nil || csr.Subject.CommonName != certname || overreach(csr, certname) != "" ||
+			len(csr.IPAddresses)+len(csr.EmailAddresses)+len(csr.URIs) > 0 {
+			t.Fatalf("signed a CSR it must refuse: %+v", csr)
+		}
+		for _, n := range csr.DNSNames {
+			if !strings.EqualFold(n, certname) {
+				t.Fatalf("signed DNS:%s", n)
+			}
+		}
+	})
 }
