@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,19 +20,6 @@ import (
 	"github.com/vmglue/vmglue/internal/serve"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func startServe(t *testing.T) serve.Info {
 	t.Helper()
@@ -158,7 +144,7 @@ func TestTail(t *testing.T) {
 
 func TestTailFollow(t *testing.T) {
 	info := startServe(t)
-	var out syncBuffer
+	var out testenv.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- cli.Execute(ctx, []string{"tail", "-s", info.NATSURL, "--json"}, &out, io.Discard) }()

@@ -1,9 +1,7 @@
 package lb
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -66,40 +64,10 @@ func newTarget(t *testing.T, cfg Config) (*Target, *recorder) {
 	return tgt, rec
 }
 
-// logBuffer keeps the JSON log lines of a Target.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// entries returns the log entries with the given message.
-func (l *logBuffer) entries(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		var e map[string]any
-		if err := json.Unmarshal([]byte(line), &e); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		if e["message"] == msg {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 // newTargetLog is newTarget that also keeps the log, as JSON, in a buffer.
-func newTargetLog(t *testing.T, cfg Config) (*Target, *recorder, *logBuffer) {
+func newTargetLog(t *testing.T, cfg Config) (*Target, *recorder, *testenv.LogBuffer) {
 	t.Helper()
-	buf := &logBuffer{}
+	buf := &testenv.LogBuffer{}
 	console := zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))
 	log := zerolog.New(zerolog.MultiLevelWriter(console, buf)).Level(zerolog.DebugLevel)
 	tgt, err := New(cfg, log)

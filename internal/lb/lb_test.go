@@ -159,7 +159,7 @@ func TestDrainTimeoutForcesRemoval(t *testing.T) {
 	if !contains(cmds, "shutdown sessions server web/one-8") {
 		t.Fatalf("commands %q: want the sessions cut", cmds)
 	}
-	warn := logs.entries(t, "drain timeout reached, cutting the remaining sessions")
+	warn := logs.Entries(t, "drain timeout reached, cutting the remaining sessions")
 	if len(warn) != 1 || warn[0]["level"] != "warn" || warn[0]["server"] != "lb1/web/one-8" ||
 		warn[0]["sessions"] != float64(1) || warn[0]["timeout"] == nil {
 		t.Fatalf("drain timeout log entries %v, want one warning for lb1/web/one-8 with 1 session", warn)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
@@ -176,11 +177,30 @@ func TestDNSServerOutage(t *testing.T) {
 }
 
 // A wrong TSIG secret is a configuration error: one dead letter per event,
-// a clear reason, no retry storm, and the secret is never printed.
+// a clear reason, no retry storm, and the secret is never printed, not even
+// in a debug log.
 func TestDNSWrongSecret(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	wrong := "c2VjcmV0LXRoYXQtaXMtd3Jvbmctc2VjcmV0LXRoYXQtaXMtd3Jvbmc="
-	in := start(t, dnsConfig(t, b, writeFile(t, "wrong.secret", wrong+"\n")))
+	var logs testenv.LogBuffer
+	in := startLog(t, dnsConfig(t, b, writeFile(t, "wrong.secret", wrong+"\n")), zerolog.New(&logs).Level(zerolog.DebugLevel))
+	defer func() {
+		in.stop()
+		out := logs.String()
+		if !strings.Contains(out, "event dead-lettered") {
+			t.Errorf("the debug log does not show the dead letter:\n%s", out)
+		}
+		for _, sec := range []string{wrong, b.Secret} {
+			if strings.Contains(out, sec) {
+				t.Errorf("a TSIG secret is in the log:\n%s", out)
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Count(line, `"worker":`) > 1 {
+				t.Errorf("log line with the worker field twice: %s", line)
+			}
+		}
+	}()
 	_, js := natstest.Connect(t, in.Info.NATSURL)
 	hook(t, in.Info.NATSURL, t.TempDir(), running(12, "badkey", "10.0.0.12", "", time.Now().Unix()), "running")
 	var dl []worker.DeadLetter

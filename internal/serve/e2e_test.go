@@ -70,11 +70,17 @@ func baseConfig(t *testing.T) *config.Config {
 
 func start(t *testing.T, cfg *config.Config) *instance {
 	t.Helper()
+	return startLog(t, cfg, zerolog.Nop())
+}
+
+// startLog is start with serve logging to log.
+func startLog(t *testing.T, cfg *config.Config, log zerolog.Logger) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan serve.Info, 1)
 	go func() {
-		in.done <- serve.Run(ctx, serve.Options{Config: cfg, Ready: func(i serve.Info) { ready <- i }}, zerolog.Nop())
+		in.done <- serve.Run(ctx, serve.Options{Config: cfg, Ready: func(i serve.Info) { ready <- i }}, log)
 	}()
 	select {
 	case in.Info = <-ready:

@@ -78,13 +78,14 @@ var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, l
 		}
 		t.SetIndex(idx)
 		// Certificates recorded before the index existed (an upgrade).
+		plog := log.With().Str("worker", t.Name()).Logger()
 		backfill := func(ctx context.Context, _ *worker.Runner) {
 			n, err := idx.Backfill(ctx, reg)
 			if err != nil && ctx.Err() == nil {
-				log.Error().Err(err).Msg("certname index backfill")
+				plog.Error().Err(err).Msg("certname index backfill")
 				return
 			}
-			log.Info().Int("certnames", n).Msg("certname index backfilled")
+			plog.Info().Int("certnames", n).Msg("certname index backfilled")
 		}
 		return built{target: t, background: backfill}, nil
 	},
@@ -113,8 +114,8 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 		}
 	}
 	for _, name := range cfg.Workers.Names() {
-		wlog := log.With().Str("worker", name).Logger()
-		b, err := constructors[name](cfg, js, wlog)
+		// Targets and the runtime add the "worker" field themselves.
+		b, err := constructors[name](cfg, js, log)
 		if err != nil {
 			cleanup()
 			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
@@ -132,7 +133,7 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 		if b.resync != 0 && o.ResyncInterval == 0 {
 			o.ResyncInterval = b.resync
 		}
-		r, err := worker.New(js, b.target, o, wlog, reg)
+		r, err := worker.New(js, b.target, o, log, reg)
 		if err != nil {
 			cleanup()
 			return nil, nil, fmt.Errorf("worker %s: %w", name, err)
