@@ -125,6 +125,9 @@ func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
 // when every failure is.
 func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
 	out := have.Clone()
+	if err := ctx.Err(); err != nil { // shutting down: change nothing
+		return out, err
+	}
 	plan := worker.Diff(have, want)
 	log := t.log.With().Str("vm", vm.Key()).Str("cloud", vm.Cloud).Logger()
 	for _, c := range append(plan.Create, plan.Update...) {

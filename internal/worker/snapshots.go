@@ -95,8 +95,11 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 
 // newer reports whether the incoming snapshot (encoded as in) replaces cur.
 func newer(vm, cur *eventbus.VM, in []byte) bool {
-	if isDeleted(cur) && !isDeleted(vm) {
+	switch d, c := isDeleted(vm), isDeleted(cur); {
+	case c && !d:
 		return false
+	case d && !c: // whatever its version says (a source may not set Deleted)
+		return true
 	}
 	switch vm.Version.Compare(cur.Version) {
 	case 1:

@@ -23,6 +23,11 @@ func TestSnapshotsMerge(t *testing.T) {
 		vm.Kind, vm.NICs, vm.Version = eventbus.KindDeleted, nil, eventbus.Version{Deleted: true, Seq: seq}
 		return vm
 	}
+	deletedKindOnly := func(seq int64) eventbus.VM {
+		vm := deleted(seq)
+		vm.Version.Deleted = false
+		return vm
+	}
 	tests := []struct {
 		name   string
 		merges []eventbus.VM
@@ -35,6 +40,7 @@ func TestSnapshotsMerge(t *testing.T) {
 		{"deleted wins over newer seq", []eventbus.VM{running(5, "10.0.0.5"), deleted(1)}, deleted(1)},
 		{"deleted is terminal", []eventbus.VM{deleted(1), running(9, "10.0.0.9")}, deleted(1)},
 		{"newer deleted replaces deleted", []eventbus.VM{deleted(1), deleted(2)}, deleted(2)},
+		{"deleted kind without Version.Deleted still wins", []eventbus.VM{running(5, "10.0.0.5"), deletedKindOnly(1)}, deletedKindOnly(1)},
 	}
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s.URL)

@@ -135,6 +135,11 @@ func cancelled(e *env) {
 	e.spy.Inject(CancelContext)
 	e.Publish(e.vm)
 	e.WaitIdle()
+	// The cancelled Apply must fail (a target that ignores its context
+	// cannot be shut down in bounded time), and the redelivery converge.
+	if n := len(e.spy.Calls()); n < 2 {
+		e.t.Fatalf("%d Apply calls: the Apply with a cancelled context succeeded, want it to fail and be redelivered", n)
+	}
 	e.converged(e.vm, e.desired(e.vm))
 }
 
