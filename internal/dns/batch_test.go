@@ -82,6 +82,54 @@ func TestBatching(t *testing.T) {
 	expect(t, b, "vm7.cloud.test.", mdns.TypeA)
 }
 
+// The batch bounds split a burst into more messages, each within bounds:
+// every record still lands.
+func TestBatchBounds(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	for _, tc := range []struct {
+		name       string
+		maxRecords int
+		maxBytes   int
+	}{
+		{name: "max_records 20", maxRecords: 20},
+		{name: "max_bytes 1500", maxBytes: 1500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(b)
+			cfg.Batch.MaxRecords, cfg.Batch.MaxBytes = tc.maxRecords, tc.maxBytes
+			cfg.Batch.Window = 50 * time.Millisecond // let the burst meet in the batcher
+			tg := newTarget(t, cfg)
+			vms := manyVMs(100)
+			got, errs := applyAll(t, tg, vms, nil)
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("vm %d: %v", i, err)
+				}
+			}
+			st := tg.Stats()
+			t.Logf("100 VMs: %d UPDATE messages, %d update records", st.Messages, st.Records)
+			// Each VM is an A, a TXT and a PTR plus their prerequisites.
+			if tc.maxRecords > 0 && st.Messages*uint64(tc.maxRecords) < st.Records {
+				t.Fatalf("%d messages for %d update records: some message has more than %d", st.Messages, st.Records, tc.maxRecords)
+			}
+			if st.Messages < 10 {
+				t.Fatalf("%d messages: the bound did not split the burst", st.Messages)
+			}
+			for i := range vms {
+				expect(t, b, fmt.Sprintf("vm%d.cloud.test.", i), mdns.TypeA, fmt.Sprintf("10.1.%d.%d", i/250, i%250+1))
+				expect(t, b, fmt.Sprintf("%d.%d.1.10.in-addr.arpa.", i%250+1, i/250), mdns.TypePTR, fmt.Sprintf("vm%d.cloud.test.", i))
+			}
+			for _, vm := range vms { // the next case starts from an empty zone
+				vm.Kind = eventbus.KindDeleted
+			}
+			if _, errs := applyAll(t, tg, vms, got); errors.Join(errs...) != nil {
+				t.Fatalf("delete: %v", errors.Join(errs...))
+			}
+			expect(t, b, "vm7.cloud.test.", mdns.TypeA)
+		})
+	}
+}
+
 func TestBatchWithOneConflict(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	cfg := testConfig(b)
