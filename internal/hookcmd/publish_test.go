@@ -2,10 +2,13 @@ package hookcmd_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"github.com/vmglue/vmglue/internal/cli"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,6 +103,7 @@ func TestHookCorpus(t *testing.T) {
 	}
 	srv := natstest.Start(t)
 	ran := 0
+	var ids []string
 	for _, f := range files {
 		doc, err := os.ReadFile(f)
 		if err != nil {
@@ -123,10 +127,25 @@ func TestHookCorpus(t *testing.T) {
 			if !found {
 				t.Errorf("event %s not stored", m[1])
 			}
+			ids = append(ids, m[1])
 		})
 	}
 	if ran == 0 {
 		t.Fatalf("VMGLUE_CORPUS=%s: only VM_POOL documents, no VM", root)
+	}
+	// What an operator sees: every one of them in vmglue tail --json.
+	var out, errb bytes.Buffer
+	if code := cli.Execute(context.Background(), []string{"tail", "--all", "--no-follow", "--json", "-s", srv.URL}, &out, &errb); code != 0 {
+		t.Fatalf("vmglue tail: exit %d, %s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for _, id := range ids {
+		if !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, `"id":"`+id+`"`) }) {
+			t.Errorf("event %s not in vmglue tail --json", id)
+		}
+	}
+	if len(lines) != len(ids) {
+		t.Errorf("vmglue tail --json printed %d lines for %d events", len(lines), len(ids))
 	}
 }
 
