@@ -39,14 +39,25 @@ func FuzzParseHookInput(f *testing.F) {
 	})
 	f.Add([]byte(""))
 	f.Add([]byte("PFZNLz4= running\n"))
-	f.Fuzz(func(t *testing.T, stdin []byte) {
-		ev, err := ParseHookInput(stdin, nil, testCloud)
-		if err != nil {
-			checkFuzzError(t, err)
-			return
-		}
-		if err := ev.Validate(); err != nil {
-			t.Fatalf("ParseHookInput succeeded with an invalid event: %v", err)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		// The same tokens as stdin (ARGUMENTS_STDIN=yes) and as argv
+		// (without it): both paths keep the error contract.
+		for _, args := range [][]string{nil, strings.Fields(string(in))} {
+			stdin := in
+			if args != nil {
+				stdin = nil
+				if len(args) == 0 {
+					continue
+				}
+			}
+			ev, err := ParseHookInput(stdin, args, testCloud)
+			if err != nil {
+				checkFuzzError(t, err)
+				continue
+			}
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("ParseHookInput (args %v) succeeded with an invalid event: %v", args != nil, err)
+			}
 		}
 	})
 }
