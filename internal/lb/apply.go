@@ -57,6 +57,7 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		}
 		c := t.clients[in.Name]
 		state, err := serversState(ctx, c)
+		t.reached(in.Name, err)
 		if err != nil {
 			o.add(fmt.Errorf("instance %s: %w", in.Name, err))
 			t.markUnreached(ctx, out, keys, have, want)
@@ -216,6 +217,7 @@ func (t *Target) add(ctx context.Context, c *Client, k objectKey, s spec, owned 
 	case err != nil:
 		return "", err
 	default:
+		t.metrics.added.WithLabelValues(k.Instance).Inc()
 		t.log.Info().Str("server", k.String()).Str("addr", s.Addr.String()).Msg("server added")
 	}
 	added := s

@@ -68,7 +68,12 @@ func (t *Target) remove(ctx context.Context, c *Client, k objectKey, s spec) (st
 	err = c.Exec(ctx, "del server "+name, "Server deleted.")
 	switch {
 	case err == nil || gone(err):
-		log.Info().Msg("server deleted")
+		how := "drained"
+		if n > 0 {
+			how = "timeout"
+		}
+		t.metrics.removed.WithLabelValues(k.Instance, how).Inc()
+		log.Info().Str("drain", how).Msg("server deleted")
 		return "", true, nil
 	case errors.Is(err, ErrConnectionsAttached), errors.Is(err, ErrNotInMaint):
 		// Sessions closing, idle connections not yet purged, or enabled

@@ -3,6 +3,8 @@ package lb
 import (
 	"context"
 	"errors"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"net/http"
 	"net/netip"
@@ -170,3 +172,19 @@ func isPermanentConflict(err error) bool {
 }
 
 func mustAddrPort(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// metric checks the value of one counter or gauge of the target.
+func metric(t *testing.T, c prometheus.Collector, want float64) {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1)
+	c.Collect(ch)
+	m := <-ch
+	var pb dto.Metric
+	if err := m.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	got := pb.GetCounter().GetValue() + pb.GetGauge().GetValue()
+	if got != want {
+		t.Fatalf("metric %s = %v, want %v", m.Desc(), got, want)
+	}
+}

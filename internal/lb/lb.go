@@ -20,6 +20,7 @@ type Target struct {
 	log     zerolog.Logger
 	clients map[string]*Client // by instance name
 	now     func() time.Time
+	metrics metrics
 
 	mu  sync.Mutex
 	vms map[string]*vmState // by VM key
@@ -60,7 +61,7 @@ func New(cfg Config, log zerolog.Logger) (*Target, error) {
 		return nil, err
 	}
 	t := &Target{cfg: cfg, log: log.With().Str("worker", "lb").Logger(),
-		clients: map[string]*Client{}, now: time.Now, vms: map[string]*vmState{}}
+		clients: map[string]*Client{}, now: time.Now, vms: map[string]*vmState{}, metrics: newMetrics()}
 	for _, in := range cfg.Instances {
 		c, err := NewClient(in.Address, cfg.CommandTimeout)
 		if err != nil {

@@ -123,6 +123,9 @@ func TestDrainWaitsForInflightRequest(t *testing.T) {
 	if _, ok := servers(t, h)["web/one-7"]; ok {
 		t.Fatal("server still in haproxy")
 	}
+	metric(t, tgt.metrics.added.WithLabelValues("lb1"), 1)
+	metric(t, tgt.metrics.removed.WithLabelValues("lb1", "drained"), 1)
+	metric(t, tgt.metrics.removed.WithLabelValues("lb1", "timeout"), 0)
 }
 
 func TestDrainTimeoutForcesRemoval(t *testing.T) {
@@ -164,6 +167,7 @@ func TestDrainTimeoutForcesRemoval(t *testing.T) {
 		warn[0]["sessions"] != float64(1) || warn[0]["timeout"] == nil {
 		t.Fatalf("drain timeout log entries %v, want one warning for lb1/web/one-8 with 1 session", warn)
 	}
+	metric(t, tgt.metrics.removed.WithLabelValues("lb1", "timeout"), 1)
 }
 
 // A vmglue restarted mid-drain gets the drain start back from the registry.

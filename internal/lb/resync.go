@@ -32,6 +32,7 @@ func (t *Target) Resync(ctx context.Context, applied map[string]worker.Objects) 
 	states := map[string]map[string]server{}
 	for _, in := range t.cfg.Instances {
 		st, err := serversState(ctx, t.clients[in.Name])
+		t.reached(in.Name, err)
 		if err != nil {
 			o.add(fmt.Errorf("resync instance %s: %w", in.Name, err))
 			continue
@@ -213,6 +214,7 @@ func (t *Target) WatchReloads(ctx context.Context, onReload func(instance string
 				continue
 			}
 			if pids[in.Name] != 0 {
+				t.metrics.reloads.WithLabelValues(in.Name).Inc()
 				t.log.Info().Str("instance", in.Name).Int("pid", pid).Msg("haproxy reloaded, resyncing")
 			} else {
 				t.log.Debug().Str("instance", in.Name).Int("pid", pid).Msg("haproxy answers, resyncing")

@@ -206,6 +206,8 @@ func TestTwoInstancesOneDown(t *testing.T) {
 		t.Fatalf("applied %v, want lb1 in place and lb2 wanted", got)
 	}
 	awaitBody(t, h1.Frontend["web"], "vm50")
+	metric(t, tgt.metrics.up.WithLabelValues("lb1"), 1)
+	metric(t, tgt.metrics.up.WithLabelValues("lb2"), 0)
 
 	// lb2 back after the event ran out of retries: a Resync of a fresh
 	// Target (the registry alone) adds the server.
@@ -215,6 +217,8 @@ func TestTwoInstancesOneDown(t *testing.T) {
 		t.Fatalf("resync: %v", err)
 	}
 	awaitBody(t, h2.Frontend["web"], "vm50")
+	metric(t, fresh.metrics.up.WithLabelValues("lb2"), 1)
+	metric(t, fresh.metrics.added.WithLabelValues("lb2"), 1)
 
 	// The next converge finds it in place and records it as such.
 	got = mustConverge(t, tgt, vm, got)
@@ -254,8 +258,10 @@ func TestWatchReloadsDetectsReload(t *testing.T) {
 		}
 	}
 	next("first answer")
+	metric(t, tgt.metrics.reloads.WithLabelValues("lb1"), 0) // a first answer is no reload
 	h.Reload()
 	next("reload")
+	metric(t, tgt.metrics.reloads.WithLabelValues("lb1"), 1)
 	if err := tgt.Resync(context.Background(), map[string]worker.Objects{vm.Key(): have}); err != nil {
 		t.Fatal(err)
 	}

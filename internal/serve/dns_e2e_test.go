@@ -3,9 +3,7 @@ package serve_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,22 +78,8 @@ func TestDNSHookToRecords(t *testing.T) {
 
 	// The runner counts an event once it has settled it, just after BIND
 	// changed: wait for the counters rather than read them once.
-	want := []string{`vmglue_worker_events_total{result="ok",worker="dns"} 2`,
-		`vmglue_worker_converge_seconds_count{worker="dns"}`, `vmglue_dns_update_messages_total{`}
-	testenv.WaitFor(t, 10*time.Second, "worker metrics", func() bool {
-		resp, err := http.Get("http://" + in.Info.MetricsAddr + "/metrics")
-		if err != nil {
-			return false
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, m := range want {
-			if !strings.Contains(string(body), m) {
-				return false
-			}
-		}
-		return true
-	})
+	awaitMetrics(t, in, `vmglue_worker_events_total{result="ok",worker="dns"} 2`,
+		`vmglue_worker_converge_seconds_count{worker="dns"}`, `vmglue_dns_update_messages_total{`)
 }
 
 // HEM runs hooks concurrently: DONE may arrive before RUNNING, and an old

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -216,6 +218,25 @@ func deadLetters(t *testing.T, js jetstream.JetStream) []worker.DeadLetter {
 		out = append(out, d)
 	}
 	return out
+}
+
+// awaitMetrics waits until serve's /metrics holds every one of want.
+func awaitMetrics(t *testing.T, in *instance, want ...string) {
+	t.Helper()
+	testenv.WaitFor(t, 10*time.Second, "metrics "+strings.Join(want, ", "), func() bool {
+		resp, err := http.Get("http://" + in.Info.MetricsAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range want {
+			if !strings.Contains(string(body), m) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // fire runs the hook for each VM, 10 at a time; word "" is each VM's own.

@@ -39,7 +39,9 @@ func startLB(t *testing.T, id int) *lbSetup {
 	t.Helper()
 	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
 	be := testenv.StartHTTPBackend(t, "vm"+strconv.Itoa(id))
-	in := start(t, lbConfig(t, h))
+	cfg := lbConfig(t, h)
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	in := start(t, cfg)
 	return &lbSetup{h: h, be: be, in: in, vm: lbVM(id, be), server: fmt.Sprintf("web/one-%d", id),
 		fronted: "http://" + h.Frontend["web"]}
 }
@@ -164,6 +166,8 @@ func TestLBHookToTraffic(t *testing.T) {
 	testenv.WaitFor(t, 2*lb.ReloadCheck, "server re-added after the reload", s.serves)
 	t.Logf("HAProxy reload → server back and serving: %s (reload check %s, resync interval %s)",
 		time.Since(reloaded).Round(time.Millisecond), lb.ReloadCheck, lbResync)
+	awaitMetrics(t, s.in, `vmglue_lb_instance_up{haproxy="lb1"} 1`, `vmglue_lb_reloads_total{haproxy="lb1"} 1`,
+		`vmglue_lb_servers_added_total{haproxy="lb1"} 2`)
 }
 
 // A slow request in flight when the VM's DONE hook runs completes with 200:

@@ -59,7 +59,7 @@ var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, l
 		// Resync repairs only under the VM's lease, with its current record:
 		// safe beside the converges of another vmglue process.
 		attach := func(r *worker.Runner) { t.SetGuard(r.Guard) }
-		return built{target: t, resync: cfg.Workers.LB.ResyncInterval, attach: attach, background: watch}, nil
+		return built{target: t, resync: cfg.Workers.LB.ResyncInterval, attach: attach, background: watch, collect: t.Collectors()}, nil
 	},
 	"puppet": func(cfg *config.Config, js jetstream.JetStream, log zerolog.Logger) (built, error) {
 		t, err := puppet.New(*cfg.Workers.Puppet, log)
