@@ -31,6 +31,10 @@ type nameChange struct {
 	cur        string // the proof value in DNS when owned
 	full       bool   // replace every managed RRset (the state came from a query)
 	found      string // what a query found, for a conflict message
+	// targetOwned (reverse names) says the forward name the wanted PTR
+	// points at was ours before this Apply (registry or marker): only
+	// then is a PTR found with that value taken for one vmglue wrote.
+	targetOwned bool
 }
 
 func (n *nameChange) types() []string {
@@ -75,6 +79,7 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 	}
 	errs := t.applyZones(ctx, forward, result)
 	if len(errs) == 0 {
+		markTargetsOwned(have, forward, reverse)
 		errs = t.applyZones(ctx, reverse, result)
 	}
 	if err := joinErrors(errs); err != nil {
@@ -82,6 +87,33 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 	}
 	t.log.Debug().Str("vm", vm.Key()).Int("zones", len(zones)).Int("records", len(result)).Msg("dns records converged")
 	return result, nil
+}
+
+// markTargetsOwned sets targetOwned on the reverse names whose wanted PTR
+// points at a forward name that was ours before this Apply: recorded (its
+// TXT marker in have) or found with our marker. A forward name created just
+// now was not ours before, so a PTR already pointing at it is someone
+// else's (an operator's, an old nsupdate hook's): a conflict unless
+// adopt_existing.
+func markTargetsOwned(have worker.Objects, forward, reverse map[string][]*nameChange) {
+	owned := map[string]bool{}
+	for k := range have {
+		if typ, name, _ := strings.Cut(k, " "); typ == typeTXT {
+			owned[name] = true
+		}
+	}
+	for _, list := range forward {
+		for _, n := range list {
+			if n.state == stateOwned {
+				owned[n.name] = true
+			}
+		}
+	}
+	for _, list := range reverse {
+		for _, n := range list {
+			n.targetOwned = owned[n.want[typePTR]]
+		}
+	}
 }
 
 // applyZones applies zones concurrently and records what succeeded in result.
@@ -253,7 +285,7 @@ func (t *Target) resolve(ctx context.Context, zone string, n *nameChange) error 
 	switch {
 	case rcode == mdns.RcodeNameError:
 		n.state = stateAbsent
-	case len(vals) == 1 && vals[0] != "" && (vals[0] == n.have[proof] || vals[0] == n.want[proof]):
+	case len(vals) == 1 && vals[0] != "" && (vals[0] == n.have[proof] || (vals[0] == n.want[proof] && (!n.reverse || n.targetOwned))):
 		n.state, n.cur, n.full = stateOwned, vals[0], true
 	default:
 		n.state = stateForeign

@@ -129,6 +129,10 @@ func TestForeignRecords(t *testing.T) {
 		{name: "foreign A", foreign: "web1.cloud.test. 300 A 10.9.9.9"},
 		{name: "foreign TXT only", foreign: `web1.cloud.test. 300 TXT "heritage=other"`},
 		{name: "foreign PTR", foreign: "42.0.0.10.in-addr.arpa. 300 PTR mail.example.org."},
+		// Left by an old nsupdate hook: it names the VM, but vmglue did not
+		// write it (the forward name was not ours before).
+		{name: "foreign PTR to the VM's name", foreign: "42.0.0.10.in-addr.arpa. 300 PTR web1.cloud.test."},
+		{name: "adopt PTR to the VM's name", foreign: "42.0.0.10.in-addr.arpa. 300 PTR web1.cloud.test.", adopt: true},
 		{name: "adopt A", foreign: "web1.cloud.test. 300 A 10.9.9.9", adopt: true},
 		{name: "adopt PTR", foreign: "42.0.0.10.in-addr.arpa. 300 PTR mail.example.org.", adopt: true},
 	} {
@@ -193,5 +197,9 @@ func TestLostRegistryAdoptsOwnMarker(t *testing.T) {
 	vm.NICs[0].IP = "10.0.0.44"
 	mustConverge(t, tg, vm, nil) // our TXT marker is found: ours, replaced
 	expect(t, b, "web1.cloud.test.", mdns.TypeA, "10.0.0.44")
+	expect(t, b, "44.0.0.10.in-addr.arpa.", mdns.TypePTR, "web1.cloud.test.")
+	// Lost again, same address: the PTR points at a name found ours by its
+	// marker, so it is ours too, not a conflict.
+	mustConverge(t, tg, vm, nil)
 	expect(t, b, "44.0.0.10.in-addr.arpa.", mdns.TypePTR, "web1.cloud.test.")
 }

@@ -22,8 +22,11 @@
 //
 // The TXT record is the ownership marker, as in external-dns: a forward
 // name is ours when its TXT RRset is exactly our marker; a reverse name is
-// ours when its PTR RRset is exactly our host name. Every update carries
-// prerequisites, checked atomically by the server:
+// ours when we recorded its PTR, or when its PTR RRset is exactly our host
+// name and that name was ours before the Apply (a PTR already pointing at a
+// forward name created just now is someone else's: a conflict unless
+// adopt_existing). Every update carries prerequisites, checked atomically
+// by the server:
 //
 //   - a name we create: "name is not in use" (RFC 2136 2.4.5);
 //   - a name we change or delete: "RRset exists, value dependent" of the
