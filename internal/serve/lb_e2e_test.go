@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,13 +120,7 @@ func (s *lbSetup) serves() bool {
 // state returns the server's line of "show servers state", "" if absent.
 func (s *lbSetup) state(t *testing.T) string {
 	t.Helper()
-	be, name, _ := strings.Cut(s.server, "/")
-	for _, l := range strings.Split(s.h.Command("show servers state "+be), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[1] == be && f[3] == name {
-			return l
-		}
-	}
-	return ""
+	return s.stateOf(t, s.server)
 }
 
 // boot runs the VM's RUNNING hook and returns how long it took from the
@@ -307,4 +302,80 @@ func lbRecord(t *testing.T, js jetstream.JetStream, vmKey string) *worker.Record
 		t.Fatalf("lb record of %s: %v, %v", vmKey, rec, err)
 	}
 	return rec
+}
+
+// The rolling deploy operators run by hand, done by hooks under steady
+// traffic: two old VMs serve, a new one boots and joins, the old ones are
+// deleted one after the other. Not a single request fails, and in the end
+// only the new VM serves.
+func TestLBRollingDeploy(t *testing.T) {
+	s := startLB(t, 60)
+	old2 := testenv.StartHTTPBackend(t, "vm61")
+	fresh := testenv.StartHTTPBackend(t, "vm62")
+	vm61, vm62 := lbVM(61, old2), lbVM(62, fresh)
+	s.boot(t)
+	hook(t, s.in.Info.NATSURL, t.TempDir(), vm61, "running")
+	testenv.WaitFor(t, 10*time.Second, "vm61 serving", func() bool { return old2.Served() > 0 || s.stateOf(t, "web/one-61") != "" })
+
+	// Steady traffic: 4 clients, each request holding its server 300 ms, so
+	// that each delete finds requests in flight and must drain them.
+	ctx, stop := context.WithCancel(context.Background())
+	var (
+		mu       sync.Mutex
+		ok, fail int
+		failures []string
+	)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				code, body := get(context.Background(), s.fronted+"/slow?ms=300")
+				mu.Lock()
+				if code == http.StatusOK {
+					ok++
+				} else if len(failures) < 5 {
+					fail++
+					failures = append(failures, fmt.Sprintf("%d %q", code, body))
+				} else {
+					fail++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	served := func(b *testenv.HTTPBackend) func() bool {
+		n := b.Served()
+		return func() bool { return b.Served() > n }
+	}
+
+	hook(t, s.in.Info.NATSURL, t.TempDir(), vm62, "running")
+	testenv.WaitFor(t, 10*time.Second, "vm62 takes traffic", served(fresh))
+	for _, v := range []testenv.OneVM{s.vm, vm61} {
+		hook(t, s.in.Info.NATSURL, t.TempDir(), done(v), "done")
+		name := fmt.Sprintf("web/one-%d", v.ID)
+		testenv.WaitFor(t, 20*time.Second, name+" drained and deleted", func() bool { return s.stateOf(t, name) == "" })
+	}
+	testenv.WaitFor(t, 10*time.Second, "vm62 still takes traffic", served(fresh))
+	stop()
+	wg.Wait()
+	if fail > 0 || ok == 0 {
+		t.Fatalf("%d requests ok, %d failed during the rolling deploy: %v", ok, fail, failures)
+	}
+	t.Logf("rolling deploy: %d requests, none failed", ok)
+	if code, body := get(context.Background(), s.fronted+"/"); code != http.StatusOK || body != "vm62" {
+		t.Fatalf("after the deploy: %d %q, want only vm62", code, body)
+	}
+}
+
+// stateOf returns the "show servers state" line of server "backend/name",
+// "" if absent.
+func (s *lbSetup) stateOf(t *testing.T, server string) string {
+	t.Helper()
+	be, name, _ := strings.Cut(server, "/")
+	for _, l := range strings.Split(s.h.Command("show servers state "+be), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[1] == be && f[3] == name {
+			return l
+		}
+	}
+	return ""
 }
