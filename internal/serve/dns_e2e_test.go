@@ -136,25 +136,44 @@ func TestDNSForeignRecordDeadLettered(t *testing.T) {
 	}
 }
 
-// BIND down for a while: the worker retries, then converges when it is back.
+// BIND down for a while: a VM boots and another one is deleted meanwhile;
+// the worker retries both, then converges when BIND is back: exactly the
+// booted VM's records are left, nothing of the deleted one.
 func TestDNSServerOutage(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	in := start(t, dnsConfig(t, b, ""))
 	_, js := natstest.Connect(t, in.Info.NATSURL)
-	b.Stop()
-	hook(t, in.Info.NATSURL, t.TempDir(), running(11, "outage", "10.0.0.11", "", time.Now().Unix()), "running")
+	t0 := time.Now().Unix()
+	gone := running(10, "gone", "10.0.0.10", "", t0)
+	hook(t, in.Info.NATSURL, t.TempDir(), gone, "running")
+	testenv.WaitFor(t, 20*time.Second, "A before the outage", resolves(t, b, "gone.cloud.test.", mdns.TypeA, "10.0.0.10"))
 
+	b.Stop()
+	hook(t, in.Info.NATSURL, t.TempDir(), running(11, "outage", "10.0.0.11", "", t0), "running")
+	hook(t, in.Info.NATSURL, t.TempDir(), done(gone), "done")
 	reg, err := worker.OpenRegistry(context.Background(), js, "dns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.WaitFor(t, 20*time.Second, "a failed attempt recorded", func() bool {
-		r, _, err := reg.Get(context.Background(), "one.11")
-		return err == nil && r != nil && r.Error != ""
-	})
+	for _, key := range []string{"one.11", "one.10"} {
+		testenv.WaitFor(t, 20*time.Second, "a failed attempt recorded for "+key, func() bool {
+			r, _, err := reg.Get(context.Background(), key)
+			return err == nil && r != nil && r.Error != ""
+		})
+	}
 	b.Start(t)
 	testenv.WaitFor(t, 30*time.Second, "A after BIND is back", resolves(t, b, "outage.cloud.test.", mdns.TypeA, "10.0.0.11"))
 	idle(t, js, "dns")
+	want := map[string][]string{
+		"cloud.test.": {"ns1.cloud.test. A 127.0.0.1", "outage.cloud.test. A 10.0.0.11",
+			"outage.cloud.test. TXT heritage=vmglue,vmglue/owner=vmglue,vmglue/vm=one.11"},
+		"10.in-addr.arpa.": {"11.0.0.10.in-addr.arpa. PTR outage.cloud.test."},
+	}
+	for zone, w := range want {
+		if got := b.Zone(t, zone); !slices.Equal(got, w) {
+			t.Errorf("zone %s after the outage: %q, want %q", zone, got, w)
+		}
+	}
 	if dl := deadLetters(t, js); len(dl) != 0 {
 		t.Fatalf("outage dead-lettered: %+v", dl)
 	}

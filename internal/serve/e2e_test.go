@@ -70,9 +70,18 @@ func baseConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
+// start runs serve with cfg. Its log is kept and printed (the end of it)
+// if the test fails, so that a failure in CI shows what serve did.
 func start(t *testing.T, cfg *config.Config) *instance {
 	t.Helper()
-	return startLog(t, cfg, zerolog.Nop())
+	logs := &testenv.LogBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			t.Logf("serve log (last %d lines):\n%s", min(len(lines), 80), strings.Join(lines[max(0, len(lines)-80):], "\n"))
+		}
+	})
+	return startLog(t, cfg, zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger())
 }
 
 // startLog is start with serve logging to log.

@@ -174,11 +174,11 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		// that reached the server before its answer was lost): what Apply
 		// does not confirm stays pending, ours but unverified, so a later
 		// converge (a delete) still cleans it up instead of leaking it.
-		after.Pending = unconfirmed(before.Pending, got)
+		after.Applied, after.Pending = settle(rec, unverified, before.Pending, got)
 	case IsPermanent(aerr):
 		// Refused before it changed anything, but objects an earlier
 		// interrupted Apply left unverified are still possibly ours.
-		after.Pending = unconfirmed(unverified, got)
+		after.Applied, after.Pending = settle(rec, unverified, unverified, got)
 	}
 	if aerr != nil {
 		after.Error = aerr.Error()
@@ -206,20 +206,34 @@ func uncertain(err error) bool {
 	return err != nil && !IsPermanent(err) && !errors.As(err, &rq) && !errors.Is(err, errPanic)
 }
 
-// unconfirmed returns the objects of pending whose value got does not hold
-// (nil if none).
-func unconfirmed(pending, got Objects) Objects {
-	var u Objects
+// settle splits what a failed Apply returned (got) into what is applied
+// and what stays pending, of the intents in pending. An intent is confirmed
+// when got holds its value, except an object that was unverified on the
+// way in and comes back unchanged: a failed Apply echoes its have, and an
+// echo proves nothing. Such an object stays pending, and the applied side
+// keeps only what the record held as applied before (rec), so that the
+// next converge still sees it as unverified and makes it exist.
+func settle(rec *Record, unverified, pending, got Objects) (applied, still Objects) {
+	applied = got.Clone()
+	before := rec.applied()
 	for k, v := range pending {
-		if g, ok := got[k]; ok && g == v {
-			continue
+		g, ok := got[k]
+		if ok && g == v && unverified[k] != v {
+			continue // confirmed
 		}
-		if u == nil {
-			u = Objects{}
+		if still == nil {
+			still = Objects{}
 		}
-		u[k] = v
+		still[k] = v
+		if ok && g == unverified[k] {
+			if old, was := before[k]; was {
+				applied[k] = old
+			} else {
+				delete(applied, k)
+			}
+		}
 	}
-	return u
+	return applied, still
 }
 
 func pendingLen(rec *Record) int {

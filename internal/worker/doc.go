@@ -28,7 +28,9 @@
 // the outcome of Apply is unknown: it did not return (a crash, a panic), or
 // it returned a transient error, which may hide a change that happened (an
 // UPDATE applied by the server whose answer was lost); then the wanted
-// objects that Apply's result does not confirm stay pending. The next
+// objects that Apply's result does not confirm stay pending. An unverified
+// object that a failed Apply returns unchanged is not confirmed (a target
+// that could not be reached returns its have as it got it). The next
 // converge passes them in have, as ours, although they may not exist, and
 // names them in Unverified(ctx); so a delete that arrives before the retry
 // still removes them. They stay pending until an Apply confirms or removes

@@ -22,6 +22,7 @@ var cases = []struct {
 	{name: "crash before apply converges on redelivery", run: crashBefore},
 	{name: "crash after apply converges on redelivery", run: crashAfter},
 	{name: "delete after an apply whose answer was lost leaves nothing behind", run: lostAnswer},
+	{name: "target down for several deliveries converges when back", run: downTwice},
 }
 
 func convergeTwice(e *env) {
@@ -180,6 +181,20 @@ func lostAnswer(e *env) {
 	if dls := e.DeadLetters(); len(dls) != 0 {
 		e.t.Fatalf("objects of the lost answer were taken for foreign: %+v", dls)
 	}
+}
+
+// downTwice: the target is down for the first two deliveries (each Apply
+// reports have unchanged, with the objects of the first attempt pending in
+// it the second time); the third creates everything. A failed Apply's echo
+// of its have must not be taken for proof that the objects exist.
+func downTwice(e *env) {
+	e.spy.Inject(Down, Down)
+	e.Publish(e.vm)
+	e.WaitIdle()
+	if n := len(e.spy.Calls()); n < 3 {
+		e.t.Fatalf("%d Apply calls, want two failures and the converge", n)
+	}
+	e.converged(e.vm, e.desired(e.vm))
 }
 
 func cloneMap(m map[string]string) map[string]string {

@@ -43,10 +43,16 @@ const (
 	// transient error: an update that reached the target but whose answer
 	// was lost (a timeout after the server applied it).
 	LostAnswer
+	// Down does not call the target: it reports have unchanged and a
+	// transient error, as a target that cannot be reached does.
+	Down
 )
 
-// errLostAnswer is the transient error of LostAnswer.
-var errLostAnswer = errors.New("workertest: simulated lost answer")
+// Transient errors of the faults.
+var (
+	errLostAnswer = errors.New("workertest: simulated lost answer")
+	errDown       = errors.New("workertest: simulated target down")
+)
 
 // NewSpy wraps t.
 func NewSpy(t worker.Target) *Spy { return &Spy{Target: t} }
@@ -99,6 +105,8 @@ func (s *Spy) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Obje
 	case LostAnswer:
 		_, _ = s.Target.Apply(ctx, vm, have, want)
 		return have, errLostAnswer
+	case Down:
+		return have, errDown
 	}
 	return s.Target.Apply(ctx, vm, have, want)
 }

@@ -1,0 +1,51 @@
+package worker
+
+import "testing"
+
+// settle decides what a failed Apply leaves applied and what stays
+// pending (ours, unverified).
+func TestSettle(t *testing.T) {
+	tests := []struct {
+		name                       string
+		rec                        *Record
+		unverified, pending, got   Objects
+		wantApplied, wantStillPend Objects
+	}{
+		{
+			name:    "target down: nothing new applied, the intent stays pending",
+			pending: Objects{"A x": "1"}, got: Objects{},
+			wantApplied: Objects{}, wantStillPend: Objects{"A x": "1"},
+		},
+		{
+			name:       "target down again: the echo of the unverified object is no proof",
+			rec:        &Record{Pending: Objects{"A x": "1"}},
+			unverified: Objects{"A x": "1"}, pending: Objects{"A x": "1"}, got: Objects{"A x": "1"},
+			wantApplied: Objects{}, wantStillPend: Objects{"A x": "1"},
+		},
+		{
+			name:       "an unverified update echoed: the old applied value is kept",
+			rec:        &Record{Applied: Objects{"A x": "1"}, Pending: Objects{"A x": "2"}},
+			unverified: Objects{"A x": "2"}, pending: Objects{"A x": "2"}, got: Objects{"A x": "2"},
+			wantApplied: Objects{"A x": "1"}, wantStillPend: Objects{"A x": "2"},
+		},
+		{
+			name:    "one zone done, one failed: the done object is confirmed",
+			rec:     &Record{Applied: Objects{"A x": "1"}},
+			pending: Objects{"A x": "1", "PTR y": "x"}, got: Objects{"A x": "1"},
+			wantApplied: Objects{"A x": "1"}, wantStillPend: Objects{"PTR y": "x"},
+		},
+		{
+			name:    "a new object the target reports in place is confirmed",
+			pending: Objects{"A x": "1"}, got: Objects{"A x": "1"},
+			wantApplied: Objects{"A x": "1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied, still := settle(tt.rec, tt.unverified, tt.pending, tt.got)
+			if !applied.Equal(tt.wantApplied) || !still.Equal(tt.wantStillPend) {
+				t.Fatalf("settle = applied %v, pending %v; want %v, %v", applied, still, tt.wantApplied, tt.wantStillPend)
+			}
+		})
+	}
+}
