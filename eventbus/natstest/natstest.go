@@ -50,6 +50,25 @@ func StartIn(t testing.TB, dir, listen string) *Server {
 	return s
 }
 
+// StartRaw starts a nats-server with exactly o (on 127.0.0.1, a random
+// port, quiet), nothing provisioned: for the faults the provisioned one
+// cannot show (no JetStream, other credentials). It stops when the test
+// ends; the result is its client URL.
+func StartRaw(t testing.TB, o server.Options) string {
+	t.Helper()
+	o.Host, o.Port, o.NoSigs, o.NoLog = "127.0.0.1", -1, true, true
+	ns, err := server.NewServer(&o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return ns.ClientURL()
+}
+
 // Stop shuts the server down and waits for it.
 func (s *Server) Stop() { s.Shutdown(); s.WaitForShutdown() }
 

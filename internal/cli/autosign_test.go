@@ -130,18 +130,7 @@ func runAutosign(t *testing.T, args []string, csr []byte, code int, stderr strin
 // missing. Each is refused (exit 2, never a signature) within the one
 // deadline, naming the cause.
 func TestAutosignJetStreamUnavailable(t *testing.T) {
-	plain := func(t *testing.T) string {
-		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats not ready")
-		}
-		return ns.ClientURL()
-	}
+	plain := func(t *testing.T) string { return natstest.StartRaw(t, server.Options{}) }
 	tests := []struct {
 		name   string
 		nats   func(t *testing.T) string

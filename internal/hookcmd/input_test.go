@@ -69,17 +69,8 @@ func TestHookInvalidInput(t *testing.T) {
 // password "right", with vmglue's streams provisioned.
 func authServer(t *testing.T) string {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, Username: "admin", Password: "right"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL(), nats.UserInfo("admin", "right"))
+	url := natstest.StartRaw(t, server.Options{JetStream: true, StoreDir: t.TempDir(), Username: "admin", Password: "right"})
+	nc, err := nats.Connect(url, nats.UserInfo("admin", "right"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +82,7 @@ func authServer(t *testing.T) string {
 	if err := eventbus.Provision(context.Background(), js, eventbus.ProvisionOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return ns.ClientURL()
+	return url
 }
 
 // TestHookSecrets: whatever happens, a password or token never reaches the
