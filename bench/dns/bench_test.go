@@ -87,7 +87,7 @@ func BenchmarkDNSBurst(b *testing.B) {
 	spool := b.TempDir()
 	runHook := func(stdin []byte) *exec.Cmd {
 		cmd := exec.Command(hook)
-		// The environment of deploy/systemd/opennebula-hem.service.d/vmglue.conf.
+		// The environment of deploy/hook.env.
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=" + url,
 			"VMGLUE_SPOOL_DIR=" + spool, "GOMAXPROCS=1"}
 		cmd.Stdin = bytes.NewReader(stdin)

@@ -86,8 +86,8 @@ func run(n int, url, hookPath, helloPath, cloud string) error {
 	} else {
 		fmt.Printf("against %s\n", eventbus.RedactURL(url))
 	}
-	// GOMAXPROCS=1 as deploy/systemd/opennebula-hem.service.d/vmglue.conf
-	// sets it for every hook run (hello gets it too).
+	// GOMAXPROCS=1 as deploy/hook.env sets it for every hook run (hello
+	// gets it too).
 	env := append(os.Environ(), "VMGLUE_NATS_URL="+url, "VMGLUE_CLOUD="+cloud,
 		"VMGLUE_SPOOL_DIR="+filepath.Join(tmp, "spool"), "GOMAXPROCS=1")
 	// Distinct VM ids per bench run, so a second run is not all duplicates.

@@ -35,6 +35,9 @@ type nameChange struct {
 	// points at was ours before this Apply (registry or marker): only
 	// then is a PTR found with that value taken for one vmglue wrote.
 	targetOwned bool
+	// verified says have's proof record is known to exist (recorded by a
+	// successful Apply), not just pending from one that failed or crashed.
+	verified bool
 }
 
 func (n *nameChange) types() []string {
@@ -79,7 +82,7 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 	}
 	errs := t.applyZones(ctx, forward, result)
 	if len(errs) == 0 {
-		markTargetsOwned(have, forward, reverse)
+		markTargetsOwned(have, unverified, forward, reverse)
 		errs = t.applyZones(ctx, reverse, result)
 	}
 	if err := joinErrors(errs); err != nil {
@@ -91,14 +94,14 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 
 // markTargetsOwned sets targetOwned on the reverse names whose wanted PTR
 // points at a forward name that was ours before this Apply: recorded (its
-// TXT marker in have) or found with our marker. A forward name created just
-// now was not ours before, so a PTR already pointing at it is someone
-// else's (an operator's, an old nsupdate hook's): a conflict unless
+// TXT marker verified in have) or found with our marker. A forward name
+// created just now was not ours before, so a PTR already pointing at it is
+// someone else's (an operator's, an old nsupdate hook's): a conflict unless
 // adopt_existing.
-func markTargetsOwned(have worker.Objects, forward, reverse map[string][]*nameChange) {
+func markTargetsOwned(have, unverified worker.Objects, forward, reverse map[string][]*nameChange) {
 	owned := map[string]bool{}
-	for k := range have {
-		if typ, name, _ := strings.Cut(k, " "); typ == typeTXT {
+	for k, v := range have {
+		if typ, name, _ := strings.Cut(k, " "); typ == typeTXT && unverified[k] != v {
 			owned[name] = true
 		}
 	}
@@ -111,7 +114,11 @@ func markTargetsOwned(have worker.Objects, forward, reverse map[string][]*nameCh
 	}
 	for _, list := range reverse {
 		for _, n := range list {
-			n.targetOwned = owned[n.want[typePTR]]
+			target := n.want[typePTR]
+			if target == "" { // a delete: the name it pointed at
+				target = n.have[typePTR]
+			}
+			n.targetOwned = owned[target]
 		}
 	}
 }
@@ -132,6 +139,15 @@ func (t *Target) applyZones(ctx context.Context, zones map[string][]*nameChange,
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
+				for _, n := range list {
+					if n.state == stateForeign && !n.verified {
+						// Pending from an interrupted Apply, but the
+						// server shows someone else's records: not ours.
+						for _, typ := range n.types() {
+							delete(result, typ+" "+n.name)
+						}
+					}
+				}
 				return
 			}
 			for _, n := range list {
@@ -221,8 +237,10 @@ func (t *Target) group(have, want, unverified worker.Objects) (map[string][]*nam
 		if n.zone == "" || (equalMaps(n.have, n.want) && !n.full) {
 			continue
 		}
-		if v, ok := n.have[n.proof()]; ok {
-			n.state, n.cur = stateOwned, v
+		if v, ok := n.have[n.proof()]; ok && unverified[n.proof()+" "+n.name] != v {
+			// Recorded by a successful Apply. A pending proof proves
+			// nothing: the prerequisite "not in use" or a query decides.
+			n.state, n.cur, n.verified = stateOwned, v, true
 		}
 		zones[n.zone] = append(zones[n.zone], n)
 	}
@@ -241,6 +259,15 @@ func equalMaps(a, b map[string]string) bool {
 // rebuilds the update from that, and sends it once more.
 func (t *Target) applyZone(ctx context.Context, zone string, list []*nameChange) error {
 	b := t.batcher(zone)
+	for _, n := range list {
+		// To delete what an interrupted Apply may have made: only the
+		// server knows whether it is there, and whether it is ours.
+		if n.full && !n.verified && len(n.want) == 0 {
+			if err := t.resolve(ctx, zone, n); err != nil {
+				return err
+			}
+		}
+	}
 	p, err := t.buildPart(list)
 	if p == nil || err != nil {
 		return err
@@ -274,6 +301,18 @@ func namesOf(list []*nameChange) string {
 	return strings.Join(s, ", ")
 }
 
+// owns reports whether a proof record found with value v is ours. A
+// forward name's proof is our marker, which holds the VM's key: found in
+// have or want, it is ours. A reverse name's PTR value is only a host name
+// that anyone may write: it is ours if we recorded it, or if the name it
+// points at was ours before this Apply (targetOwned).
+func (n *nameChange) owns(v string) bool {
+	if !n.reverse {
+		return v == n.have[typeTXT] || v == n.want[typeTXT]
+	}
+	return (v == n.have[typePTR] && n.verified) || ((v == n.have[typePTR] || v == n.want[typePTR]) && n.targetOwned)
+}
+
 // resolve asks the server what holds n's name and sets n.state.
 func (t *Target) resolve(ctx context.Context, zone string, n *nameChange) error {
 	qtype := mdns.StringToType[n.proof()]
@@ -285,7 +324,7 @@ func (t *Target) resolve(ctx context.Context, zone string, n *nameChange) error 
 	switch {
 	case rcode == mdns.RcodeNameError:
 		n.state = stateAbsent
-	case len(vals) == 1 && vals[0] != "" && (vals[0] == n.have[proof] || (vals[0] == n.want[proof] && (!n.reverse || n.targetOwned))):
+	case len(vals) == 1 && vals[0] != "" && n.owns(vals[0]):
 		n.state, n.cur, n.full = stateOwned, vals[0], true
 	default:
 		n.state = stateForeign

@@ -54,9 +54,9 @@ type Options struct {
 	FlushOnly bool
 
 	// Notes are configuration problems that the run worked around (an
-	// invalid VMGLUE_HOOK_TIMEOUT, replaced by the default): a typo in
-	// HEM's environment must not lose events, so the run goes on and its
-	// one stderr line says what is wrong.
+	// invalid VMGLUE_HOOK_TIMEOUT is ignored: -timeout or the default
+	// applies): a typo in HEM's environment must not lose events, so the
+	// run goes on and its one stderr line says what is wrong.
 	Notes []string
 }
 
@@ -88,7 +88,7 @@ func OptionsFromEnv(getenv func(string) string) Options {
 	if s := getenv(Env.Timeout); s != "" {
 		d, err := parseTimeout(s)
 		if err != nil {
-			o.Notes = append(o.Notes, fmt.Sprintf("%s: %v, used %s", Env.Timeout, err, DefaultTimeout))
+			o.Notes = append(o.Notes, fmt.Sprintf("%s: %v, ignored", Env.Timeout, err))
 		}
 		o.Timeout = d
 	}

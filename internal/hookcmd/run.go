@@ -53,7 +53,7 @@
 //
 // A spooled line also says how many events wait and since when ("; 3
 // waiting, oldest 2m0s"). A configuration problem the run worked around (an
-// invalid VMGLUE_HOOK_TIMEOUT: the default is used) is appended as
+// invalid VMGLUE_HOOK_TIMEOUT, ignored) is appended as
 // "(config: ...)": a typo in HEM's environment loses no event.
 //
 // With -flush the hook reads no input and only sends the spool (the

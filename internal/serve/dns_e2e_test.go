@@ -136,6 +136,64 @@ func TestDNSForeignRecordDeadLettered(t *testing.T) {
 	}
 }
 
+// A PTR left by an old nsupdate hook names the VM, and BIND is down when
+// the VM boots. The retry once BIND is back must not take that PTR for one
+// its failed attempt wrote (that attempt's records are only pending): the
+// event is dead-lettered as a conflict, and neither the retry nor the VM's
+// delete touches the PTR (its own TTL shows it was never rewritten).
+func TestDNSForeignPTRAfterOutage(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	const rev = "12.0.0.10.in-addr.arpa."
+	b.AddForeign(t, rev+" 77 PTR legacy.cloud.test.")
+	in := start(t, dnsConfig(t, b, ""))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	reg, err := worker.OpenRegistry(context.Background(), js, "dns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Stop()
+	v := running(12, "legacy", "10.0.0.12", "", time.Now().Unix())
+	hook(t, in.Info.NATSURL, t.TempDir(), v, "running")
+	testenv.WaitFor(t, 20*time.Second, "a failed attempt recorded", func() bool {
+		r, _, err := reg.Get(context.Background(), "one.12")
+		return err == nil && r != nil && r.Error != "" && len(r.Pending) > 0
+	})
+	b.Start(t)
+	var dl []worker.DeadLetter
+	testenv.WaitFor(t, 30*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
+	if dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, rev) {
+		t.Fatalf("dead letter %+v, want a conflict naming %s", dl[0], rev)
+	}
+	untouched := func(when string) {
+		t.Helper()
+		if got := ptrTTL(t, b, rev); got != "legacy.cloud.test./77" {
+			t.Fatalf("%s: PTR %s is %q, want the foreign legacy.cloud.test. with its TTL 77", when, rev, got)
+		}
+	}
+	untouched("after the retry")
+	hook(t, in.Info.NATSURL, t.TempDir(), done(v), "done")
+	testenv.WaitFor(t, 20*time.Second, "A removed", gone(t, b, "legacy.cloud.test.", mdns.TypeA))
+	idle(t, js, "dns")
+	untouched("after the delete")
+}
+
+// ptrTTL returns "target/ttl" of the PTR at name ("" if none).
+func ptrTTL(t *testing.T, b *testenv.BIND, name string) string {
+	t.Helper()
+	m := new(mdns.Msg)
+	m.SetQuestion(name, mdns.TypePTR)
+	r, _, err := (&mdns.Client{Timeout: 5 * time.Second}).Exchange(m, b.Addr)
+	if err != nil {
+		t.Fatalf("query %s: %v", name, err)
+	}
+	for _, rr := range r.Answer {
+		if p, ok := rr.(*mdns.PTR); ok {
+			return fmt.Sprintf("%s/%d", p.Ptr, p.Hdr.Ttl)
+		}
+	}
+	return ""
+}
+
 // BIND down for a while: a VM boots and another one is deleted meanwhile;
 // the worker retries both, then converges when BIND is back: exactly the
 // booted VM's records are left, nothing of the deleted one.

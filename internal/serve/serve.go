@@ -43,29 +43,26 @@ type Info struct {
 // Run serves until ctx is done, then shuts down gracefully.
 func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	cfg := o.Config
+	co, err := cfg.ConnOptions("vmglue serve", cfg.NATS.URL)
+	if err != nil {
+		return err
+	}
 	var ns *server.Server
-	url := cfg.NATS.URL
-	if url == "" {
+	if co.URL == "" {
 		if err := os.MkdirAll(cfg.NATS.Embedded.DataDir, 0o750); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
 		}
-		co, err := cfg.ConnOptions("vmglue serve", "")
-		if err != nil {
-			return err
-		}
+		// The embedded server requires the credentials serve connects with.
 		ns, err = natsserver.Start(natsserver.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir,
 			User: co.User, Password: co.Password, Token: co.Token})
 		if err != nil {
 			return err
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		url = ns.ClientURL()
+		co.URL = ns.ClientURL()
 		log.Info().Str("listen", ns.Addr().String()).Str("data_dir", cfg.NATS.Embedded.DataDir).Msg("embedded nats-server started")
 	}
-	co, err := cfg.ConnOptions("vmglue serve", url)
-	if err != nil {
-		return err
-	}
+	url := co.URL
 	nc, err := eventbus.Connect(co, true)
 	if err != nil {
 		return err

@@ -161,24 +161,33 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	case errors.Is(aerr, errPanic):
 		// Unknown what happened: like a crash, keep the intent.
 		after.Applied, after.Pending = before.Applied, before.Pending
-	case got == nil && aerr != nil:
-		// Nothing reported: the record stays as it was.
-		after.Applied, after.Pending = rec.applied(), unverified
-	case got == nil:
-		after.Applied = Objects{}
-	}
-	switch {
-	case got == nil:
-	case uncertain(aerr):
-		// A transient failure may hide a change that happened (an UPDATE
-		// that reached the server before its answer was lost): what Apply
-		// does not confirm stays pending, ours but unverified, so a later
+	case aerr == nil:
+		if got == nil {
+			after.Applied = Objects{}
+		}
+	default:
+		if got == nil { // nothing reported: what was applied stays so
+			got = rec.applied()
+		}
+		// A failure that is not Permanent may hide a change that happened
+		// (an UPDATE that reached the server before its answer was lost;
+		// a Requeue beside another instance's failure): what Apply does
+		// not confirm stays pending, ours but unverified, so a later
 		// converge (a delete) still cleans it up instead of leaking it.
-		after.Applied, after.Pending = settle(rec, unverified, before.Pending, got)
-	case IsPermanent(aerr):
-		// Refused before it changed anything, but objects an earlier
-		// interrupted Apply left unverified are still possibly ours.
-		after.Applied, after.Pending = settle(rec, unverified, unverified, got)
+		// A Permanent one refused before changing anything, but what an
+		// earlier interrupted Apply left unverified stays so.
+		intents := before.Pending
+		if IsPermanent(aerr) {
+			// The target decided: what it still reports of the unverified
+			// objects stays unknown; what it dropped is not ours.
+			intents = Objects{}
+			for k, v := range unverified {
+				if got[k] == v {
+					intents[k] = v
+				}
+			}
+		}
+		after.Applied, after.Pending = settle(rec, unverified, intents, want, got)
 	}
 	if aerr != nil {
 		after.Error = aerr.Error()
@@ -198,28 +207,24 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	return ResultOK, nil
 }
 
-// uncertain reports whether an Apply that returned err may have changed
-// more than it reported: a transient failure (timeout, lost answer, cut
-// context). Success, a Requeue and a Permanent error are definite.
-func uncertain(err error) bool {
-	var rq *RequeueError
-	return err != nil && !IsPermanent(err) && !errors.As(err, &rq) && !errors.Is(err, errPanic)
-}
-
 // settle splits what a failed Apply returned (got) into what is applied
-// and what stays pending, of the intents in pending. An intent is confirmed
-// when got holds its value, except an object that was unverified on the
-// way in and comes back unchanged: a failed Apply echoes its have, and an
-// echo proves nothing. Such an object stays pending, and the applied side
-// keeps only what the record held as applied before (rec), so that the
-// next converge still sees it as unverified and makes it exist.
-func settle(rec *Record, unverified, pending, got Objects) (applied, still Objects) {
+// and what stays pending, of the intents in pending. An intent is settled
+// when got holds its value, or when got lacks it and want does too (it was
+// to go, and went), except an object that was unverified on the way in
+// and comes back unchanged: a failed Apply echoes its have, and an echo
+// proves nothing. Such an object stays pending, and the applied side keeps
+// only what the record held as applied before (rec), so that the next
+// converge still sees it as unverified and makes it exist.
+func settle(rec *Record, unverified, pending, want, got Objects) (applied, still Objects) {
 	applied = got.Clone()
 	before := rec.applied()
 	for k, v := range pending {
 		g, ok := got[k]
 		if ok && g == v && unverified[k] != v {
 			continue // confirmed
+		}
+		if _, wanted := want[k]; !ok && !wanted {
+			continue // removed, as wanted
 		}
 		if still == nil {
 			still = Objects{}

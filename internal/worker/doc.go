@@ -23,14 +23,16 @@
 // (VMGLUE_APPLIED) and takes have = applied ∪ pending. When have equals want
 // and nothing is pending, the event is acked as a no-op. Otherwise it writes
 // {applied, pending: want} before any side effect, calls Apply, and
-// writes {applied: what Apply returned} afterwards, also after an error.
-// Both writes compare-and-set the record's revision. Pending survives when
-// the outcome of Apply is unknown: it did not return (a crash, a panic), or
-// it returned a transient error, which may hide a change that happened (an
-// UPDATE applied by the server whose answer was lost); then the wanted
-// objects that Apply's result does not confirm stay pending. An unverified
-// object that a failed Apply returns unchanged is not confirmed (a target
-// that could not be reached returns its have as it got it). The next
+// writes {applied: what Apply returned} afterwards. Both writes
+// compare-and-set the record's revision. Pending survives when the outcome
+// of Apply is unknown: it did not return (a crash, a panic), or it failed
+// other than permanently, which may hide a change that happened (an UPDATE
+// applied by the server whose answer was lost); then the wanted objects
+// that Apply's result does not confirm stay pending. An unverified object
+// that a failed Apply returns unchanged is not confirmed (a target that
+// could not be reached returns its have as it got it), and stays out of
+// applied. After a Permanent error only the unverified objects the target
+// still reports stay pending: what it dropped it found not ours. The next
 // converge passes them in have, as ours, although they may not exist, and
 // names them in Unverified(ctx); so a delete that arrives before the retry
 // still removes them. They stay pending until an Apply confirms or removes

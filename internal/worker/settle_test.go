@@ -8,7 +8,8 @@ func TestSettle(t *testing.T) {
 	tests := []struct {
 		name                       string
 		rec                        *Record
-		unverified, pending, got   Objects
+		unverified, pending, want  Objects
+		got                        Objects
 		wantApplied, wantStillPend Objects
 	}{
 		{
@@ -35,6 +36,18 @@ func TestSettle(t *testing.T) {
 			wantApplied: Objects{"A x": "1"}, wantStillPend: Objects{"PTR y": "x"},
 		},
 		{
+			name:       "an unverified object deleted as wanted is settled",
+			rec:        &Record{Pending: Objects{"A x": "1"}},
+			unverified: Objects{"A x": "1"}, pending: Objects{"A x": "1"}, want: Objects{}, got: Objects{},
+			wantApplied: Objects{},
+		},
+		{
+			name:       "an unverified object to delete, echoed: still pending",
+			rec:        &Record{Pending: Objects{"A x": "1"}},
+			unverified: Objects{"A x": "1"}, pending: Objects{"A x": "1"}, want: Objects{}, got: Objects{"A x": "1"},
+			wantApplied: Objects{}, wantStillPend: Objects{"A x": "1"},
+		},
+		{
 			name:    "a new object the target reports in place is confirmed",
 			pending: Objects{"A x": "1"}, got: Objects{"A x": "1"},
 			wantApplied: Objects{"A x": "1"},
@@ -42,7 +55,11 @@ func TestSettle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			applied, still := settle(tt.rec, tt.unverified, tt.pending, tt.got)
+			want := tt.want
+			if want == nil { // most cases: every intent is wanted
+				want = tt.pending
+			}
+			applied, still := settle(tt.rec, tt.unverified, tt.pending, want, tt.got)
 			if !applied.Equal(tt.wantApplied) || !still.Equal(tt.wantStillPend) {
 				t.Fatalf("settle = applied %v, pending %v; want %v, %v", applied, still, tt.wantApplied, tt.wantStillPend)
 			}
