@@ -119,7 +119,7 @@ func runAutosign(t *testing.T, args []string, csr []byte, code int, stderr strin
 	if out.Len() != 0 {
 		t.Fatalf("stdout %q, want nothing", out.String())
 	}
-	if took > cli.DefaultAutosignTimeout+500*time.Millisecond {
+	if took > cli.DefaultAutosignTimeout+time.Second { // bounded, with room for a loaded machine
 		t.Fatalf("took %s: autosign must decide within its %s deadline", took, cli.DefaultAutosignTimeout)
 	}
 	return took

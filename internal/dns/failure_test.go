@@ -54,7 +54,6 @@ func TestWrongSecretIsPermanent(t *testing.T) {
 func TestOutageIsTransient(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	cfg := testConfig(b)
-	cfg.Timeout = 300 * time.Millisecond
 	tg := newTarget(t, cfg)
 	vm := testVM("42", "web1", "10.0.0.42")
 	have := mustConverge(t, tg, vm, nil)
@@ -99,7 +98,6 @@ func TestFailoverToSecondServer(t *testing.T) {
 	cfg := testConfig(b)
 	down := testenv.FreeUDPTCPPort(t) // nothing listens there
 	cfg.Servers = []string{"127.0.0.1:" + strconv.Itoa(down), b.Addr}
-	cfg.Timeout = 300 * time.Millisecond
 	tg := newTarget(t, cfg)
 	mustConverge(t, tg, testVM("42", "web1", "10.0.0.42"), nil)
 	expect(t, b, "web1.cloud.test.", mdns.TypeA, "10.0.0.42")
