@@ -149,14 +149,13 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
-	if err != nil {
-		return err
+	if err == nil { // a worker that failed while shutting down
+		select {
+		case err = <-errs:
+		default:
+		}
 	}
-	close(errs)
-	for err := range errs {
-		return err
-	}
-	return nil
+	return err
 }
 
 // waitStarted waits until every runner that tells (a worker's Started)
