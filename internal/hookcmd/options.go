@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/opennebula"
 )
 
@@ -147,11 +148,18 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.FlushOnly, "flush", false, "only send the spooled events, read no input (for a timer)")
 }
 
+// delivery reads the secret files and returns the settings of the run's
+// delivery.
+func (o *Options) delivery() (delivery.Options, error) {
+	c, err := o.connOptions()
+	return delivery.Options{Conn: c, SpoolDir: o.SpoolDir, Timeout: o.Timeout}, err
+}
+
 // connOptions reads the secret files and returns the NATS settings.
-func (o *Options) connOptions(timeout time.Duration) (eventbus.ConnOptions, error) {
+func (o *Options) connOptions() (eventbus.ConnOptions, error) {
 	c := eventbus.ConnOptions{
 		URL: o.URL, User: o.User, Password: o.Password, Token: o.Token,
-		CredsFile: o.CredsFile, CAFile: o.CAFile, Name: "vmglue-hook", Timeout: timeout,
+		CredsFile: o.CredsFile, CAFile: o.CAFile, Name: "vmglue-hook",
 	}
 	var err error
 	if c.Password == "" && o.PasswordFile != "" {

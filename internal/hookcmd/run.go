@@ -11,7 +11,8 @@
 //
 // # What a run does
 //
-// Within Options.Timeout (default 5s): connect to NATS (no reconnect), send
+// Within Options.Timeout (default 5s), through the sources' shared delivery
+// (hooks/delivery, one-shot mode): connect to NATS (no reconnect), send
 // the events spooled by earlier runs (oldest first), publish this event with
 // its id as Nats-Msg-Id and wait for the JetStream ack. If NATS cannot take it
 // (down, timeout, stream missing, SIGTERM before the ack), the event is
@@ -74,9 +75,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/opennebula"
 	"github.com/vmglue/vmglue/hooks/spool"
 )
@@ -109,55 +108,60 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stde
 		out.line("%v", inputError(err))
 		return ExitInvalid
 	}
-	r := deliver(ctx, &opts, &ev)
-	if r.err == nil {
-		msg := fmt.Sprintf("published %s seq %d", ev.ID, r.res.Sequence)
-		if r.res.Duplicate {
+	var r delivery.Report
+	if do, err := opts.delivery(); err != nil {
+		r.Result = delivery.Keep(opts.SpoolDir, &ev, err)
+	} else {
+		r = delivery.Once(ctx, do, &ev)
+	}
+	switch r.Outcome {
+	case delivery.Published, delivery.Duplicate:
+		msg := fmt.Sprintf("published %s seq %d", ev.ID, r.Sequence)
+		if r.Outcome == delivery.Duplicate {
 			msg = "duplicate " + ev.ID
 		}
-		if r.flushed > 0 {
-			msg += fmt.Sprintf(" (sent %d spooled)", r.flushed)
+		if r.Flushed > 0 {
+			msg += fmt.Sprintf(" (sent %d spooled)", r.Flushed)
 		}
-		if r.flushErr != nil {
-			msg += fmt.Sprintf(" (spool: %v)", r.flushErr)
+		if r.FlushErr != nil {
+			msg += fmt.Sprintf(" (spool: %v)", r.FlushErr)
 		}
 		out.line("%s", msg)
 		return ExitOK
+	case delivery.Spooled:
+		out.line("spooled %s (%s%s)", ev.ID, shortReason(ctx, r.Err, opts.Timeout), backlog(opts.SpoolDir))
+		return ExitOK
 	}
-	reason := shortReason(ctx, r.err, opts.Timeout)
-	sp := spool.New(opts.SpoolDir)
-	if _, err := sp.Write(&ev); err != nil {
-		out.line("lost %s: not published (%s) and not spooled: %v", ev.ID, reason, err)
-		return ExitLost
-	}
-	out.line("spooled %s (%s%s)", ev.ID, reason, backlog(sp))
-	return ExitOK
+	out.line("lost %s: not published (%s) and not spooled: %v", ev.ID, shortReason(ctx, r.Err, opts.Timeout), r.SpoolErr)
+	return ExitLost
 }
 
 // flushOnly is a -flush run: send the spool within opts.Timeout, nothing
 // else. Exit 0 when it is empty afterwards (or another run is sending it),
 // ExitLost when events are still waiting.
 func flushOnly(ctx context.Context, opts *Options, out printer) int {
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	r := publish(ctx, opts, nil)
-	sp := spool.New(opts.SpoolDir)
+	var r delivery.Report
+	if do, err := opts.delivery(); err != nil {
+		r.Err = err
+	} else {
+		r = delivery.Once(ctx, do, nil)
+	}
 	switch {
-	case r.err != nil:
-		out.line("flush: sent %d, not connected: %s%s", r.flushed, shortReason(ctx, r.err, opts.Timeout), backlog(sp))
+	case r.Err != nil:
+		out.line("flush: sent %d, not connected: %s%s", r.Flushed, shortReason(ctx, r.Err, opts.Timeout), backlog(opts.SpoolDir))
 		return ExitLost
-	case r.flushErr != nil:
-		out.line("flush: sent %d: %v%s", r.flushed, r.flushErr, backlog(sp))
+	case r.FlushErr != nil:
+		out.line("flush: sent %d: %v%s", r.Flushed, r.FlushErr, backlog(opts.SpoolDir))
 		return ExitLost
 	}
-	out.line("flush: sent %d%s", r.flushed, backlog(sp))
+	out.line("flush: sent %d%s", r.Flushed, backlog(opts.SpoolDir))
 	return ExitOK
 }
 
 // backlog says how many events wait in the spool and since when, as
 // "; 3 waiting, oldest 2h0m0s" ("" when the spool is empty or unreadable).
-func backlog(sp *spool.Spool) string {
-	es, err := sp.List()
+func backlog(dir string) string {
+	es, err := spool.New(dir).List()
 	if err != nil || len(es) == 0 {
 		return ""
 	}
@@ -176,85 +180,4 @@ func inputError(err error) string {
 	}
 	// An invalid cloud name: the hook's configuration, not its input.
 	return "usage: " + err.Error()
-}
-
-// result is what deliver did.
-type result struct {
-	res      eventbus.PublishResult
-	flushed  int   // spooled events sent before this one
-	flushErr error // why the spool could not be emptied (not fatal)
-	err      error // why this event was not published
-}
-
-// deliver connects, flushes the spool and publishes ev, all within
-// opts.Timeout. It returns as soon as ctx is cancelled, even in the middle of
-// a connect (which takes no context).
-func deliver(ctx context.Context, opts *Options, ev *eventbus.Event) result {
-	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-	defer cancel()
-	ch := make(chan result, 1)
-	go func() { ch <- publish(ctx, opts, ev) }()
-	select {
-	case r := <-ch:
-		return r
-	case <-ctx.Done():
-		select {
-		case r := <-ch: // the ack won the race
-			return r
-		default:
-			return result{err: ctx.Err()}
-		}
-	}
-}
-
-// publish does the NATS part of a run: connect, send the spool, publish ev
-// (nil: only send the spool).
-func publish(ctx context.Context, opts *Options, ev *eventbus.Event) result {
-	co, err := opts.connOptions(time.Until(deadline(ctx, opts.Timeout)))
-	if err != nil {
-		return result{err: err}
-	}
-	nc, err := eventbus.Connect(co, false)
-	if err != nil {
-		return result{err: err}
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return result{err: fmt.Errorf("jetstream: %w", err)}
-	}
-	var r result
-	// A long backlog may use half of what is left, so that this event
-	// still has time for its own publish (all of it without an event).
-	budget := time.Until(deadline(ctx, opts.Timeout))
-	if ev != nil {
-		budget /= 2
-	}
-	fctx, fcancel := context.WithTimeout(ctx, budget)
-	r.flushed, r.flushErr = spool.New(opts.SpoolDir).Flush(fctx, func(ctx context.Context, e *eventbus.Event) error {
-		_, err := eventbus.Publish(ctx, js, e)
-		return err
-	})
-	fcancel()
-	switch {
-	case errors.Is(r.flushErr, spool.ErrBusy):
-		r.flushErr = nil // another hook is sending them
-	case ctx.Err() == nil && errors.Is(r.flushErr, context.DeadlineExceeded):
-		r.flushErr = errors.New("flush time used up, the next run sends the rest")
-	}
-	if ev == nil {
-		return r
-	}
-	// Publish even when the flush failed: one stuck spool file must not
-	// hold back every new event (workers order snapshots by version).
-	r.res, r.err = eventbus.Publish(ctx, js, ev)
-	return r
-}
-
-// deadline is ctx's deadline, or now + d without one.
-func deadline(ctx context.Context, d time.Duration) time.Time {
-	if dl, ok := ctx.Deadline(); ok {
-		return dl
-	}
-	return time.Now().Add(d)
 }
