@@ -2,11 +2,41 @@
 // Event type (CloudEvents 1.0, structured JSON), its subjects, the names of the
 // JetStream streams and KV buckets, and the publisher, consumer and embedded
 // server helpers.
+//
+// # Ordering the snapshots of one VM
+//
+// Sources report a VM concurrently and out of order (HEM runs hooks in
+// parallel, a spooled event arrives hours late, the hook, the ZeroMQ
+// listener and the sweep report the same change at different times), so
+// every consumer must agree which snapshot of a VM is the newest, whatever
+// the order it sees them in. Compare is that total order:
+//
+//  1. A deleted snapshot (Kind deleted) is newer than any other: terminal.
+//  2. Then the Version, field by field; each source fills every field it
+//     can with a value that never decreases for one VM, 0 where it has none:
+//     Seq, the cloud's own counter of the VM's transitions (OpenNebula: the
+//     highest HISTORY SEQ; Nova has none); Changed, the cloud's time of the
+//     VM's newest transition (OpenNebula: the newest STIME/ETIME of the VM
+//     and its last HISTORY; Nova: updated_at); Observed, the cloud's time of
+//     the snapshot (OpenNebula: LAST_POLL; Nova: the notification's
+//     timestamp); Seen, when the vmglue source took the snapshot, on its own
+//     clock (the hook: the start of the run; a listener: the receipt; the
+//     sweep: the API read). Seen orders what the cloud does not: a NIC
+//     hotplug leaves SEQ, STIME and LAST_POLL as they were.
+//  3. Then the Digest of the content: a deterministic tie-break for two
+//     different snapshots with equal versions (events written before Seen
+//     existed), the same in the hook, the spool, every worker and after a
+//     restart.
+//
+// Seen is not part of the event id nor of the Digest: a copy of one
+// observation, sent again by a retried hook or a spool flush, or taken by a
+// second source, is the same event. The stream drops such a copy within its
+// duplicate window; after it, a consumer that remembers the digests of the
+// snapshots it already stored recognizes the copy as late (the worker's
+// snapshot store does), so it never rolls a VM back.
 package eventbus
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,7 +109,7 @@ type VM struct {
 	// Attributes are the user attributes: OpenNebula USER_TEMPLATE, Nova metadata.
 	Attributes map[string]string `json:"attributes,omitempty"`
 	Times      Times             `json:"times"`
-	// Version orders snapshots of the same VM; see Version.
+	// Version orders snapshots of the same VM; see Version and Compare.
 	Version Version `json:"version"`
 }
 
@@ -107,48 +137,13 @@ type Times struct {
 	Observed *time.Time `json:"observed,omitempty"` // when the source last looked (LAST_POLL)
 }
 
-// Version orders two snapshots of the same VM. A snapshot is newer than
-// another when Compare returns > 0. Deleted always wins; then the source's
-// sequence (OpenNebula: highest HISTORY SEQ; OpenStack: 0), then Changed,
-// then Observed (all in Unix nanoseconds, 0 when unknown).
-type Version struct {
-	Deleted  bool  `json:"deleted,omitempty"`
-	Seq      int64 `json:"seq"`
-	Changed  int64 `json:"changed"`
-	Observed int64 `json:"observed"`
-}
-
-// Compare returns -1, 0 or +1 as v is older than, as new as, or newer than o.
-func (v Version) Compare(o Version) int {
-	switch {
-	case v.Deleted != o.Deleted:
-		if v.Deleted {
-			return 1
-		}
-		return -1
-	case v.Seq != o.Seq:
-		return cmp64(v.Seq, o.Seq)
-	case v.Changed != o.Changed:
-		return cmp64(v.Changed, o.Changed)
-	default:
-		return cmp64(v.Observed, o.Observed)
-	}
-}
-
-func cmp64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // Key returns the KV key of the VM: "<cloud>.<id>".
 func (vm *VM) Key() string { return vm.Cloud + "." + vm.ID }
 
-// Deleted reports whether the snapshot is terminal.
+// Deleted reports whether the snapshot is terminal: its Kind is
+// KindDeleted. This is the one notion of "deleted": older events also
+// carry "version": {"deleted": true}, always with this kind; it is ignored
+// when decoded.
 func (vm *VM) Deleted() bool { return vm.Kind == KindDeleted }
 
 var (
@@ -213,13 +208,15 @@ func NewEvent(vm VM) (Event, error) {
 // eventID is deterministic: the same snapshot always gives the same id, so a
 // retried hook is dropped by the stream's duplicate window, while a snapshot
 // that differs in any field (a hotplugged NIC, a new state) gets a new id.
+// Version.Seen is not part of it: two copies of one observation, taken at
+// different times or by different sources, are one event.
 func eventID(vm VM) (string, error) {
+	vm.Version.Seen = 0
 	b, err := json.Marshal(vm)
 	if err != nil {
 		return "", fmt.Errorf("encode vm: %w", err)
 	}
-	sum := sha256.Sum256(b)
-	return vm.Cloud + "-" + vm.ID + "-" + vm.Kind + "-" + strconv.FormatInt(vm.Version.Seq, 10) + "-" + hex.EncodeToString(sum[:12]), nil
+	return vm.Cloud + "-" + vm.ID + "-" + vm.Kind + "-" + strconv.FormatInt(vm.Version.Seq, 10) + "-" + digest(b), nil
 }
 
 func validKind(k string) bool {

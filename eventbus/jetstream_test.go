@@ -157,16 +157,42 @@ func TestEventIDDeterministic(t *testing.T) {
 	}
 }
 
+// TestCompareSnapshots: the order of two snapshots does not depend on which
+// is asked first, deleted wins, and only the same content is equal.
+func TestCompareSnapshots(t *testing.T) {
+	x, y := sampleVM(eventbus.KindRunning), sampleVM(eventbus.KindRunning)
+	y.NICs = []eventbus.NIC{{ID: "0", IP: "10.0.0.9"}}
+	if c := eventbus.Compare(&x, &y); c == 0 || eventbus.Compare(&y, &x) != -c {
+		t.Fatalf("equal versions, other content: Compare %d and %d, want opposite and not 0", c, eventbus.Compare(&y, &x))
+	}
+	seenLater := x
+	seenLater.Version.Seen = 99
+	if eventbus.Compare(&seenLater, &x) != 1 || seenLater.Digest() != x.Digest() {
+		t.Fatal("a later Seen must be newer with the same digest")
+	}
+	ev1, _ := eventbus.NewEvent(x)
+	ev2, _ := eventbus.NewEvent(seenLater)
+	if ev1.ID != ev2.ID {
+		t.Fatalf("ids %s and %s: Seen must not change the id", ev1.ID, ev2.ID)
+	}
+	del := sampleVM(eventbus.KindDeleted)
+	del.Version.Seq = 0
+	if eventbus.Compare(&del, &seenLater) != 1 || eventbus.Compare(&x, &x) != 0 {
+		t.Fatal("deleted must win, a snapshot must equal itself")
+	}
+}
+
 func TestVersionCompare(t *testing.T) {
 	tests := []struct {
 		name string
 		a, b eventbus.Version
 		want int
 	}{
-		{"deleted wins over higher seq", eventbus.Version{Deleted: true, Seq: 1}, eventbus.Version{Seq: 9, Changed: 9}, 1},
 		{"higher seq", eventbus.Version{Seq: 2}, eventbus.Version{Seq: 1, Changed: 9}, 1},
 		{"later change", eventbus.Version{Seq: 1, Changed: 5}, eventbus.Version{Seq: 1, Changed: 4, Observed: 9}, 1},
 		{"later observation", eventbus.Version{Seq: 1, Changed: 5, Observed: 2}, eventbus.Version{Seq: 1, Changed: 5, Observed: 3}, -1},
+		{"later seen", eventbus.Version{Seq: 1, Changed: 5, Observed: 3, Seen: 7}, eventbus.Version{Seq: 1, Changed: 5, Observed: 3, Seen: 6}, 1},
+		{"seen after the cloud's times", eventbus.Version{Seq: 1, Observed: 3}, eventbus.Version{Seq: 1, Observed: 2, Seen: 9}, 1},
 		{"equal", eventbus.Version{Seq: 1}, eventbus.Version{Seq: 1}, 0},
 	}
 	for _, tt := range tests {

@@ -138,7 +138,7 @@ func compareCorpusVM(t *testing.T, vm eventbus.VM, w corpusVM) {
 	got := corpusVM{
 		id: vm.ID, name: vm.Name, state: vm.State, lcm: vm.LCMState, kind: vm.Kind,
 		host: vm.Host, hostname: vm.Hostname, seq: vm.Version.Seq, nics: len(vm.NICs),
-		labels: vm.Labels, deleted: vm.Version.Deleted,
+		labels: vm.Labels, deleted: vm.Deleted(),
 	}
 	if len(vm.NICs) > 0 {
 		got.firstIP, got.firstMAC = vm.NICs[0].IP, vm.NICs[0].MAC

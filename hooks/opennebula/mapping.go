@@ -80,7 +80,6 @@ func mapVM(n *node, cloud string) (eventbus.VM, error) {
 			Observed: utc(poll),
 		},
 		Version: eventbus.Version{
-			Deleted:  state == stateDone,
 			Seq:      seq,
 			Changed:  nanos(changed),
 			Observed: nanos(poll),

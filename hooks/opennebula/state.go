@@ -9,7 +9,6 @@ import (
 // VM STATE values that the mapping needs by number.
 const (
 	stateActive = 3
-	stateDone   = 6
 )
 
 // stateInfo is the name and kind of one STATE or LCM_STATE value.

@@ -229,7 +229,7 @@ func printVMReport(w io.Writer, r *VMReport) {
 			changed = time.Unix(0, s.Version.Changed).UTC().Format(time.RFC3339)
 		}
 		fmt.Fprintf(w, "  snapshot: %s state=%s/%s host=%s version seq=%d changed=%s deleted=%t\n",
-			s.Kind, s.State, s.LCMState, s.Host, s.Version.Seq, changed, s.Version.Deleted)
+			s.Kind, s.State, s.LCMState, s.Host, s.Version.Seq, changed, s.Deleted())
 	} else {
 		fmt.Fprintln(w, "  snapshot: none")
 	}

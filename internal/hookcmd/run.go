@@ -14,7 +14,8 @@
 // Within Options.Timeout (default 5s), through the sources' shared delivery
 // (hooks/delivery, one-shot mode): connect to NATS (no reconnect), send
 // the events spooled by earlier runs (oldest first), publish this event with
-// its id as Nats-Msg-Id and wait for the JetStream ack. If NATS cannot take it
+// its id as Nats-Msg-Id and wait for the JetStream ack. The event's
+// version.seen is the start of the run (see eventbus: ordering). If NATS cannot take it
 // (down, timeout, stream missing, SIGTERM before the ack), the event is
 // written to the spool (Options.SpoolDir, default /var/lib/one/vmglue/spool,
 // created 0700 as the hook's user, oneadmin) and the next run, or `vmglue
@@ -90,6 +91,7 @@ const (
 // Run handles one hook execution and returns the process exit code. ctx is
 // cancelled on SIGTERM; a run cancelled before the ack spools the event.
 func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stderr io.Writer) int {
+	seen := time.Now()
 	opts.SetDefaults()
 	out := printer{w: stderr, secrets: opts.secrets(), notes: opts.Notes}
 	if opts.FlushOnly {
@@ -108,6 +110,9 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stde
 		out.line("%v", inputError(err))
 		return ExitInvalid
 	}
+	// When this run saw the VM: it orders two snapshots the cloud gives the
+	// same SEQ, STIME and LAST_POLL (a NIC hotplug). Not part of the id.
+	ev.Data.Version.Seen = seen.UnixNano()
 	var r delivery.Report
 	if do, err := opts.delivery(); err != nil {
 		r.Result = delivery.Keep(opts.SpoolDir, &ev, err)

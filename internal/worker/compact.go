@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,11 +67,17 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 		if err != nil {
 			return fmt.Errorf("get snapshot %s: %w", key, err)
 		}
-		var vm eventbus.VM
-		if json.Unmarshal(e.Value(), &vm) != nil || !isDeleted(&vm) || !e.Created().Before(cutoff) {
+		var full record
+		if json.Unmarshal(e.Value(), &full) != nil || !full.Deleted() || !e.Created().Before(cutoff) {
 			return nil
 		}
-		tomb, err := json.Marshal(Tombstone(&vm))
+		// The full snapshot's digest stays known: a late copy of it must
+		// not replace the tombstone.
+		t := record{VM: *Tombstone(&full.VM), Replaced: full.Replaced}
+		if d := full.Digest(); d != t.Digest() && !slices.Contains(t.Replaced, d) {
+			t.Replaced = append(t.Replaced, d)
+		}
+		tomb, err := json.Marshal(t)
 		if err != nil {
 			return fmt.Errorf("encode tombstone %s: %w", key, err)
 		}

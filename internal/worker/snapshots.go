@@ -1,11 +1,11 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -17,22 +17,40 @@ import (
 // sees into it and converges to what it holds, so the order in which events
 // arrive does not matter.
 //
-// The rules of Merge:
+// The rules of Merge, eventbus.Compare's total order plus a memory:
 //   - A deleted snapshot is terminal: nothing that is not deleted replaces
 //     it. A cloud that reuses a VM id (OpenNebula after a database reset)
 //     therefore needs the old key removed by the operator; vmglue does not
 //     guess from creation times.
-//   - A snapshot with an older Version never replaces a newer one.
-//   - Two snapshots with an equal Version but different content: the
-//     incoming one wins. The source changed something without a new
-//     timestamp (a periodic sweep seeing a hotplugged NIC at the same
-//     LAST_POLL), and the newest observation is the best guess.
+//   - A snapshot replaces the stored one only when eventbus.Compare finds
+//     it newer: Version (Seq, Changed, Observed, Seen), then the content
+//     digest as a deterministic tie-break. Every worker merges every event
+//     into the one bucket, in whatever order it sees them, and they all
+//     end on the same snapshot.
+//   - A late copy loses: the record keeps the digests of the last
+//     recentDigests snapshots it replaced, and an incoming snapshot with
+//     one of them is a copy of an observation already superseded (a
+//     spooled event flushed after the stream's duplicate window, a retried
+//     hook, a second source reporting the same change later, with a later
+//     Seen), so merging A, B, A leaves B.
 type Snapshots struct {
 	kv jetstream.KeyValue
 }
 
 // maxCAS bounds the compare-and-set retries of one Merge.
 const maxCAS = 16
+
+// recentDigests is how many digests of replaced snapshots a record keeps
+// (about 25 bytes each).
+const recentDigests = 16
+
+// record is the stored value: the snapshot, and the digests of the
+// snapshots it replaced, newest last. Readers that decode an eventbus.VM
+// ignore the extra field.
+type record struct {
+	eventbus.VM
+	Replaced []string `json:"replaced_digests,omitempty"`
+}
 
 // OpenSnapshots opens the provisioned bucket VMGLUE_VMS.
 func OpenSnapshots(ctx context.Context, js jetstream.JetStream) (*Snapshots, error) {
@@ -46,6 +64,14 @@ func OpenSnapshots(ctx context.Context, js jetstream.JetStream) (*Snapshots, err
 // Get returns the stored snapshot of key "<cloud>.<vmid>" and its revision,
 // or nil and 0 when the VM was never seen.
 func (s *Snapshots) Get(ctx context.Context, key string) (*eventbus.VM, uint64, error) {
+	r, rev, err := s.get(ctx, key)
+	if r == nil {
+		return nil, rev, err
+	}
+	return &r.VM, rev, nil
+}
+
+func (s *Snapshots) get(ctx context.Context, key string) (*record, uint64, error) {
 	e, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, 0, nil
@@ -53,28 +79,33 @@ func (s *Snapshots) Get(ctx context.Context, key string) (*eventbus.VM, uint64, 
 	if err != nil {
 		return nil, 0, fmt.Errorf("get snapshot %s: %w", key, err)
 	}
-	var vm eventbus.VM
-	if err := json.Unmarshal(e.Value(), &vm); err != nil {
+	var r record
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
 		return nil, 0, fmt.Errorf("decode snapshot %s: %w", key, err)
 	}
-	return &vm, e.Revision(), nil
+	return &r, e.Revision(), nil
 }
 
 // Merge stores vm if it is newer than the stored snapshot (see the rules on
 // Snapshots) and returns the newest snapshot of the VM after the merge.
 func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, error) {
 	key := vm.Key()
-	in, err := json.Marshal(vm)
-	if err != nil {
-		return nil, fmt.Errorf("encode snapshot %s: %w", key, err)
-	}
 	for range maxCAS {
-		cur, rev, err := s.Get(ctx, key)
+		cur, rev, err := s.get(ctx, key)
 		if err != nil {
 			return nil, err
 		}
-		if cur != nil && !newer(vm, cur, in) {
-			return cur, nil
+		if cur != nil && !newer(vm, cur) {
+			return &cur.VM, nil
+		}
+		next := record{VM: *vm}
+		if cur != nil {
+			next.Replaced = append(cur.Replaced, cur.Digest())
+			next.Replaced = next.Replaced[max(0, len(next.Replaced)-recentDigests):]
+		}
+		in, err := json.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("encode snapshot %s: %w", key, err)
 		}
 		if cur == nil {
 			_, err = s.kv.Create(ctx, key, in)
@@ -93,25 +124,19 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 	return nil, fmt.Errorf("store snapshot %s: %d concurrent updates, giving up", key, maxCAS)
 }
 
-// newer reports whether the incoming snapshot (encoded as in) replaces cur.
-func newer(vm, cur *eventbus.VM, in []byte) bool {
-	switch d, c := isDeleted(vm), isDeleted(cur); {
-	case c && !d:
-		return false
-	case d && !c: // whatever its version says (a source may not set Deleted)
-		return true
-	}
-	switch vm.Version.Compare(cur.Version) {
-	case 1:
-		return true
-	case -1:
+// newer reports whether the incoming snapshot replaces the stored record:
+// it is newer in eventbus.Compare's order, and neither a copy of the stored
+// snapshot (seen again later) nor of one the record already replaced.
+func newer(vm *eventbus.VM, cur *record) bool {
+	if eventbus.Compare(vm, &cur.VM) <= 0 {
 		return false
 	}
-	old, err := json.Marshal(cur)
-	return err != nil || !bytes.Equal(old, in)
+	if vm.Deleted() && !cur.Deleted() {
+		return true // terminal, whatever came before
+	}
+	d := vm.Digest()
+	return d != cur.Digest() && !slices.Contains(cur.Replaced, d)
 }
-
-func isDeleted(vm *eventbus.VM) bool { return vm.Deleted() || vm.Version.Deleted }
 
 // List returns every stored snapshot, keyed "<cloud>.<vmid>".
 func (s *Snapshots) List(ctx context.Context) (map[string]*eventbus.VM, error) {

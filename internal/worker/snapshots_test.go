@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,16 +20,31 @@ func TestSnapshotsMerge(t *testing.T) {
 		vm.NICs[0].IP = ip
 		return vm
 	}
+	// hotplug is a RUNNING snapshot after a NIC hotplug: SEQ, STIME and
+	// LAST_POLL unchanged, only the NICs and the time the source saw it
+	// differ.
+	hotplug := func(seen int64, ips ...string) eventbus.VM {
+		vm := running(1, ips[0])
+		for i, ip := range ips[1:] {
+			vm.NICs = append(vm.NICs, eventbus.NIC{ID: strconv.Itoa(i + 1), IP: ip})
+		}
+		vm.Version.Seen = seen
+		return vm
+	}
 	deleted := func(seq int64) eventbus.VM {
 		vm := testVM("1")
-		vm.Kind, vm.NICs, vm.Version = eventbus.KindDeleted, nil, eventbus.Version{Deleted: true, Seq: seq}
+		vm.Kind, vm.NICs, vm.Version = eventbus.KindDeleted, nil, eventbus.Version{Seq: seq}
 		return vm
 	}
-	deletedKindOnly := func(seq int64) eventbus.VM {
-		vm := deleted(seq)
-		vm.Version.Deleted = false
-		return vm
+	// An equal version with other content: the digest decides, so both
+	// orders end on the same snapshot.
+	x, y := running(1, "10.0.0.1"), running(1, "10.0.0.9")
+	x.Cloud, y.Cloud = "tie", "tie" // the digest covers the cloud
+	tieWinner := x
+	if eventbus.Compare(&y, &x) > 0 {
+		tieWinner = y
 	}
+	a, b := hotplug(100, "10.0.0.1"), hotplug(200, "10.0.0.1", "10.0.0.2")
 	tests := []struct {
 		name   string
 		merges []eventbus.VM
@@ -36,11 +53,15 @@ func TestSnapshotsMerge(t *testing.T) {
 		{"first snapshot stored", []eventbus.VM{running(1, "10.0.0.1")}, running(1, "10.0.0.1")},
 		{"newer replaces older", []eventbus.VM{running(1, "10.0.0.1"), running(2, "10.0.0.2")}, running(2, "10.0.0.2")},
 		{"older never replaces newer", []eventbus.VM{running(2, "10.0.0.2"), running(1, "10.0.0.1")}, running(2, "10.0.0.2")},
-		{"equal version, other content: incoming wins", []eventbus.VM{running(1, "10.0.0.1"), running(1, "10.0.0.9")}, running(1, "10.0.0.9")},
+		{"equal version, other content: one winner", []eventbus.VM{x, y}, tieWinner},
+		{"hotplug A, B, A: ends on B", []eventbus.VM{a, b, a}, b},
+		{"hotplug B before A: ends on B", []eventbus.VM{b, a}, b},
+		{"late copy of A seen after B (retried hook, second source): ends on B", []eventbus.VM{a, b, hotplug(300, "10.0.0.1")}, b},
+		{"a new observation after B is not a copy", []eventbus.VM{a, b, hotplug(300, "10.0.0.3")}, hotplug(300, "10.0.0.3")},
+		{"the same snapshot seen again changes nothing", []eventbus.VM{a, hotplug(150, "10.0.0.1")}, a},
 		{"deleted wins over newer seq", []eventbus.VM{running(5, "10.0.0.5"), deleted(1)}, deleted(1)},
 		{"deleted is terminal", []eventbus.VM{deleted(1), running(9, "10.0.0.9")}, deleted(1)},
 		{"newer deleted replaces deleted", []eventbus.VM{deleted(1), deleted(2)}, deleted(2)},
-		{"deleted kind without Version.Deleted still wins", []eventbus.VM{running(5, "10.0.0.5"), deletedKindOnly(1)}, deletedKindOnly(1)},
 	}
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s.URL)
@@ -54,19 +75,22 @@ func TestSnapshotsMerge(t *testing.T) {
 			}
 			var got *eventbus.VM
 			for _, vm := range tt.merges {
-				vm.Cloud = "c" + string(rune('a'+i)) // one VM key per case
+				if vm.Cloud != "tie" {
+					vm.Cloud = "c" + strconv.Itoa(i) // one VM key per case
+				}
 				if got, err = snaps.Merge(ctx, &vm); err != nil {
 					t.Fatal(err)
 				}
 			}
-			tt.want.Cloud = "c" + string(rune('a'+i))
+			if tt.want.Cloud != "tie" {
+				tt.want.Cloud = "c" + strconv.Itoa(i)
+			}
 			stored, rev, err := snaps.Get(ctx, tt.want.Key())
 			if err != nil || rev == 0 {
 				t.Fatalf("get: rev %d, %v", rev, err)
 			}
 			for _, vm := range []*eventbus.VM{got, stored} {
-				if vm.Version != tt.want.Version || vm.Kind != tt.want.Kind || len(vm.NICs) != len(tt.want.NICs) ||
-					(len(vm.NICs) > 0 && vm.NICs[0].IP != tt.want.NICs[0].IP) {
+				if !reflect.DeepEqual(*vm, tt.want) {
 					t.Fatalf("newest %+v, want %+v", vm, tt.want)
 				}
 			}
@@ -79,6 +103,41 @@ func TestSnapshotsMerge(t *testing.T) {
 	}
 	if vm, rev, err := snaps.Get(ctx, "nope.1"); vm != nil || rev != 0 || err != nil {
 		t.Fatalf("get of an unknown VM: %v %d %v", vm, rev, err)
+	}
+}
+
+// TestSnapshotsLegacyEvent: an event from before Seen, with the old
+// version.deleted field, still decodes and orders as before.
+func TestSnapshotsLegacyEvent(t *testing.T) {
+	old := `{"specversion":"1.0","id":"one-7-deleted-3-x","source":"opennebula://one","type":"vm.deleted",
+		"subject":"vm/7","time":"2025-11-22T05:42:00Z","datacontenttype":"application/json","vmglueversion":"1",
+		"data":{"cloud":"one","cloud_type":"opennebula","id":"7","name":"web7","state":"DONE","kind":"deleted","nics":[],
+		"version":{"deleted":true,"seq":3,"changed":1763790050000000000,"observed":1763790120000000000}}}`
+	ev, err := eventbus.Unmarshal([]byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := eventbus.Version{Seq: 3, Changed: 1763790050000000000, Observed: 1763790120000000000}
+	if !ev.Data.Deleted() || ev.Data.Version != want {
+		t.Fatalf("decoded deleted=%t version %+v, want deleted and %+v", ev.Data.Deleted(), ev.Data.Version, want)
+	}
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	snaps, err := worker.OpenSnapshots(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive := ev.Data
+	alive.Kind, alive.State, alive.Version.Seq = eventbus.KindRunning, "ACTIVE", 9
+	for _, vm := range []eventbus.VM{alive, ev.Data, alive} {
+		if _, err := snaps.Merge(ctx, &vm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _, err := snaps.Get(ctx, "one.7"); err != nil || got == nil || !got.Deleted() {
+		t.Fatalf("newest %+v (%v), want the deleted one", got, err)
 	}
 }
 

@@ -84,7 +84,6 @@ func Deleted(vm eventbus.VM) eventbus.VM {
 	vm.Kind = eventbus.KindDeleted
 	vm.State, vm.LCMState = "DONE", ""
 	vm.NICs = nil
-	vm.Version.Deleted = true
 	vm.Version.Seq++
 	return vm
 }
