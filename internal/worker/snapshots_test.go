@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"strconv"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -186,5 +188,70 @@ func TestOptionsValidate(t *testing.T) {
 				t.Fatalf("Validate() = %v, want error naming %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSnapshotsLateCopyAfterDuplicateWindow: a hotplug A then B, published
+// through the shared delivery; a copy of A, spooled when its ack was lost,
+// is flushed after the stream's duplicate window, so the stream stores it
+// again. Merging the stream in order, as every worker does, ends on B.
+func TestSnapshotsLateCopyAfterDuplicateWindow(t *testing.T) {
+	const window = time.Second // the smallest the config allows
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := eventbus.Provision(ctx, js, eventbus.ProvisionOptions{DuplicateWindow: window}); err != nil {
+		t.Fatal(err)
+	}
+	a := testVM("7")
+	a.Version.Seen = time.Now().UnixNano()
+	b := a
+	b.NICs = append([]eventbus.NIC{}, a.NICs...)
+	b.NICs = append(b.NICs, eventbus.NIC{ID: "1", IP: "10.0.1.7"})
+	b.Version.Seen = a.Version.Seen + int64(time.Millisecond)
+	evA, err := eventbus.NewEvent(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evB, err := eventbus.NewEvent(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: s.URL}, SpoolDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, ev := range []*eventbus.Event{&evA, &evB} {
+		if r := p.Publish(ctx, ev); r.Outcome != delivery.Published {
+			t.Fatalf("publish %s: %v (%v)", ev.ID, r.Outcome, r.Err)
+		}
+	}
+	if r := delivery.Keep(dir, &evA, errors.New("ack lost")); r.Outcome != delivery.Spooled {
+		t.Fatalf("spool the copy: %v", r.SpoolErr)
+	}
+	// The duplicate window is a duration on the server's clock: let it pass.
+	time.Sleep(window + 500*time.Millisecond)
+	if n, err := p.Flush(ctx); n != 1 || err != nil {
+		t.Fatalf("flush: sent %d, %v", n, err)
+	}
+	stored := natstest.Events(t, js)
+	if len(stored) != 3 || stored[2].ID != evA.ID {
+		t.Fatalf("stream holds %d events; want A, B and A's copy stored again after the window", len(stored))
+	}
+	snaps, err := worker.OpenSnapshots(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range stored {
+		if _, err := snaps.Merge(ctx, &ev.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := snaps.Get(ctx, a.Key())
+	if err != nil || got == nil || len(got.NICs) != 2 || got.Version != b.Version {
+		t.Fatalf("newest %+v (%v), want B with two NICs", got, err)
 	}
 }

@@ -1,0 +1,199 @@
+package delivery_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/hooks/delivery"
+	"github.com/vmglue/vmglue/hooks/spool"
+)
+
+// event returns the event of VM id, running with one NIC.
+func event(t *testing.T, id string) *eventbus.Event {
+	t.Helper()
+	ev, err := eventbus.NewEvent(eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: id, Name: "web" + id,
+		State: "ACTIVE", LCMState: "RUNNING", Kind: eventbus.KindRunning,
+		NICs: []eventbus.NIC{{ID: "0", IP: "10.0.0." + id}}, Version: eventbus.Version{Seq: 1, Changed: 1e18}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ev
+}
+
+// freeAddr returns a loopback address nothing listens on (for now).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// waitFor polls cond until it holds, failing the test after 20s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// storedIDs returns the ids in the event stream, in order.
+func storedIDs(t *testing.T, url string) []string {
+	t.Helper()
+	_, js := natstest.Connect(t, url)
+	var ids []string
+	for _, ev := range natstest.Events(t, js) {
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}
+
+func spooled(t *testing.T, dir string) int {
+	t.Helper()
+	es, err := spool.New(dir).List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(es)
+}
+
+// TestPublisherOutage runs a resident Publisher through two outages of a
+// real nats-server: down at start, then stopped under it. Events are
+// spooled while it is down, sent in order once it is back, and copies are
+// dropped as duplicates.
+func TestPublisherOutage(t *testing.T) {
+	store, addr := t.TempDir(), freeAddr(t)
+	url := "nats://" + addr
+	dir := filepath.Join(t.TempDir(), "spool")
+	p, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: url}, SpoolDir: dir,
+		Timeout: 2 * time.Second, FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("open with nats down: %v", err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+
+	evs := []*eventbus.Event{event(t, "1"), event(t, "2"), event(t, "3"), event(t, "4")}
+	publish := func(ev *eventbus.Event, want delivery.Outcome) {
+		t.Helper()
+		r := p.Publish(ctx, ev)
+		if r.Outcome != want || !r.Outcome.Safe() {
+			t.Fatalf("publish %s: %v (%v), want %v", ev.ID, r.Outcome, r.Err, want)
+		}
+		if want == delivery.Spooled && !errors.Is(r.Err, delivery.ErrNotConnected) {
+			t.Fatalf("publish %s spooled because %v, want ErrNotConnected", ev.ID, r.Err)
+		}
+	}
+	publish(evs[0], delivery.Spooled)
+	publish(evs[1], delivery.Spooled)
+
+	srv := natstest.StartIn(t, store, addr)
+	waitFor(t, "the spool to be sent", func() bool { return spooled(t, dir) == 0 })
+	publish(evs[2], delivery.Published)
+
+	srv.Stop()
+	waitFor(t, "the disconnect", func() bool { return !p.Connected() })
+	publish(evs[3], delivery.Spooled)
+	natstest.StartIn(t, store, addr)
+	waitFor(t, "the spool to be sent again", func() bool { return spooled(t, dir) == 0 })
+	publish(evs[0], delivery.Duplicate)
+
+	got := storedIDs(t, url)
+	want := []string{evs[0].ID, evs[1].ID, evs[2].ID, evs[3].ID}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("stored %v, want %v in this order", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// TestPublisherBehindSpool: an event published while older ones wait in
+// the spool goes behind them, and a spooled copy of a stored event is
+// dropped as a duplicate.
+func TestPublisherBehindSpool(t *testing.T) {
+	srv := natstest.Start(t)
+	dir := filepath.Join(t.TempDir(), "spool")
+	a, b, c := event(t, "1"), event(t, "2"), event(t, "3")
+	o := delivery.Options{Conn: eventbus.ConnOptions{URL: srv.URL}, SpoolDir: dir}
+	if r := delivery.Once(context.Background(), o, a); r.Outcome != delivery.Published {
+		t.Fatalf("once: %v (%v)", r.Outcome, r.Err)
+	}
+	for _, ev := range []*eventbus.Event{a, b} { // a: a copy whose ack was lost
+		if r := delivery.Keep(dir, ev, errors.New("test")); r.Outcome != delivery.Spooled {
+			t.Fatalf("keep: %v (%v)", r.Outcome, r.SpoolErr)
+		}
+	}
+	p, err := delivery.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waitFor(t, "the connection", p.Connected)
+	if r := p.Publish(context.Background(), c); r.Outcome != delivery.Published {
+		t.Fatalf("publish: %v (%v)", r.Outcome, r.Err)
+	}
+	if got, want := storedIDs(t, srv.URL), []string{a.ID, b.ID, c.ID}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("stored %v, want %v", got, want)
+	}
+	if n := spooled(t, dir); n != 0 {
+		t.Fatalf("%d left in the spool", n)
+	}
+}
+
+// TestOnce covers the one-shot delivery: a URL list publishes to the node
+// that answers; NATS down spools; a spool that cannot be written loses
+// the event and says why.
+func TestOnce(t *testing.T) {
+	srv := natstest.Start(t)
+	down := "nats://" + freeAddr(t)
+	readOnly := filepath.Join(t.TempDir(), "ro")
+	if err := os.WriteFile(readOnly, nil, 0o600); err != nil { // a file where the spool directory should be
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		url   string
+		spool string
+		want  delivery.Outcome
+	}{
+		{"first node down, second answers", down + "," + srv.URL, "", delivery.Published},
+		{"only node down: spooled", down, "", delivery.Spooled},
+		{"down and no spool: lost", down, readOnly, delivery.Lost},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := tt.spool
+			if dir == "" {
+				dir = filepath.Join(t.TempDir(), "spool")
+			}
+			o := delivery.Options{Conn: eventbus.ConnOptions{URL: tt.url}, SpoolDir: dir, Timeout: 2 * time.Second}
+			r := delivery.Once(context.Background(), o, event(t, string(rune('5'+i))))
+			if r.Outcome != tt.want {
+				t.Fatalf("outcome %v (err %v, spool %v), want %v", r.Outcome, r.Err, r.SpoolErr, tt.want)
+			}
+			if tt.want == delivery.Lost && (r.Err == nil || r.SpoolErr == nil || r.Outcome.Safe()) {
+				t.Fatalf("lost without both reasons: %v / %v", r.Err, r.SpoolErr)
+			}
+		})
+	}
+}
