@@ -6,6 +6,7 @@ package natstest
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -67,6 +68,19 @@ func StartRaw(t testing.TB, o server.Options) string {
 		t.Fatal("nats not ready")
 	}
 	return ns.ClientURL()
+}
+
+// FreeAddr returns a loopback address where nothing listens (for now): a
+// NATS that is down, or where a server is started later.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }
 
 // Stop shuts the server down and waits for it.

@@ -3,7 +3,6 @@ package delivery_test
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,18 +25,6 @@ func event(t *testing.T, id string) *eventbus.Event {
 		t.Fatal(err)
 	}
 	return &ev
-}
-
-// freeAddr returns a loopback address nothing listens on (for now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }
 
 // waitFor polls cond until it holds, failing the test after 20s.
@@ -77,7 +64,7 @@ func spooled(t *testing.T, dir string) int {
 // spooled while it is down, sent in order once it is back, and copies are
 // dropped as duplicates.
 func TestPublisherOutage(t *testing.T) {
-	store, addr := t.TempDir(), freeAddr(t)
+	store, addr := t.TempDir(), natstest.FreeAddr(t)
 	url := "nats://" + addr
 	dir := filepath.Join(t.TempDir(), "spool")
 	p, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: url}, SpoolDir: dir,
@@ -165,7 +152,7 @@ func TestPublisherBehindSpool(t *testing.T) {
 // the event and says why.
 func TestOnce(t *testing.T) {
 	srv := natstest.Start(t)
-	down := "nats://" + freeAddr(t)
+	down := "nats://" + natstest.FreeAddr(t)
 	readOnly := filepath.Join(t.TempDir(), "ro")
 	if err := os.WriteFile(readOnly, nil, 0o600); err != nil { // a file where the spool directory should be
 		t.Fatal(err)

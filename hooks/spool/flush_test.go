@@ -36,7 +36,7 @@ func TestFlushCreatesNoLockFile(t *testing.T) {
 	if sent, err := s.Flush(context.Background(), r.publish); err != nil || sent != 1 {
 		t.Fatalf("Flush = %d, %v; want 1, nil", sent, err)
 	}
-	des, err := os.ReadDir(s.Dir())
+	des, err := os.ReadDir(s.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestFlushConcurrent(t *testing.T) {
 			// Each goroutine retries until it is not busy, like hooks
 			// that keep firing.
 			for {
-				_, err := New(s.Dir()).Flush(context.Background(), r.publish)
+				_, err := New(s.dir).Flush(context.Background(), r.publish)
 				if !errors.Is(err, ErrBusy) {
 					if err != nil {
 						t.Error(err)
@@ -140,8 +140,8 @@ func TestFlushRemovesStaleTemp(t *testing.T) {
 	if _, err := s.Write(event(t, 1)); err != nil {
 		t.Fatal(err)
 	}
-	stale := filepath.Join(s.Dir(), tmpPrefix+"stale")
-	fresh := filepath.Join(s.Dir(), tmpPrefix+"fresh")
+	stale := filepath.Join(s.dir, tmpPrefix+"stale")
+	fresh := filepath.Join(s.dir, tmpPrefix+"fresh")
 	for _, p := range []string{stale, fresh} {
 		if err := os.WriteFile(p, []byte("{"), 0o600); err != nil {
 			t.Fatal(err)

@@ -64,9 +64,6 @@ type Spool struct {
 // New returns the spool in dir. Nothing is created before the first Write.
 func New(dir string) *Spool { return &Spool{dir: dir} }
 
-// Dir returns the spool directory.
-func (s *Spool) Dir() string { return s.dir }
-
 // Entry is one spooled event file.
 type Entry struct {
 	// Name is the file name, Path the full path.

@@ -187,7 +187,7 @@ func TestFlush(t *testing.T) {
 			if len(left) != tt.wantLeft {
 				t.Errorf("%d left in the spool, want %d", len(left), tt.wantLeft)
 			}
-			bad, _ := filepath.Glob(filepath.Join(s.Dir(), "*"+BadExt))
+			bad, _ := filepath.Glob(filepath.Join(s.dir, "*"+BadExt))
 			if len(bad) != tt.wantBad {
 				t.Errorf("%d .bad files, want %d", len(bad), tt.wantBad)
 			}

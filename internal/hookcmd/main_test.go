@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,13 +148,7 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 // closedURL returns a NATS URL on a loopback port where nothing listens.
 func closedURL(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return "nats://" + addr
+	return "nats://" + natstest.FreeAddr(t)
 }
 
 // stored returns the events in the stream of the server at url.
