@@ -175,6 +175,9 @@ func TestCompareSnapshots(t *testing.T) {
 	if ev1.ID != ev2.ID {
 		t.Fatalf("ids %s and %s: Seen must not change the id", ev1.ID, ev2.ID)
 	}
+	if !strings.HasSuffix(ev2.ID, "-"+seenLater.Digest()) {
+		t.Fatalf("id %s does not end with the digest %s", ev2.ID, seenLater.Digest())
+	}
 	del := sampleVM(eventbus.KindDeleted)
 	del.Version.Seq = 0
 	if eventbus.Compare(&del, &seenLater) != 1 || eventbus.Compare(&x, &x) != 0 {
