@@ -21,6 +21,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/ops/opstest"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -58,7 +59,7 @@ func TestAutosign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []eventbus.VM{vm("7", eventbus.KindRunning), vm("8", eventbus.KindStopped)} {
+	for _, v := range []eventbus.VM{opstest.VM("7", eventbus.KindRunning), opstest.VM("8", eventbus.KindStopped)} {
 		if _, err := snaps.Merge(ctx, &v); err != nil {
 			t.Fatal(err)
 		}

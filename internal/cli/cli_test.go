@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/ops/opstest"
 	"github.com/vmglue/vmglue/internal/serve"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
@@ -98,15 +100,10 @@ func publish(t *testing.T, url string, vm eventbus.VM) eventbus.Event {
 	return ev
 }
 
-func vm(id, kind string) eventbus.VM {
-	return eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: id, Name: "web" + id, State: "ACTIVE", LCMState: "RUNNING",
-		Kind: kind, Host: "node1", NICs: []eventbus.NIC{{ID: "0", IP: "10.0.0." + id}}, Version: eventbus.Version{Seq: 1, Changed: time.Now().UnixNano()}}
-}
-
 func TestTail(t *testing.T) {
 	info := startServe(t)
-	a := publish(t, info.NATSURL, vm("1", eventbus.KindRunning))
-	b := publish(t, info.NATSURL, vm("2", eventbus.KindDeleted))
+	a := publish(t, info.NATSURL, opstest.VM("1", eventbus.KindRunning))
+	b := publish(t, info.NATSURL, opstest.VM("2", eventbus.KindDeleted))
 	tests := []struct {
 		name string
 		args []string
@@ -151,7 +148,7 @@ func TestTailFollow(t *testing.T) {
 	// tail starts with new events only: publish until it has printed one.
 	var ev eventbus.Event
 	testenv.WaitFor(t, 20*time.Second, "tail to print a new event", func() bool {
-		v := vm("7", eventbus.KindRunning)
+		v := opstest.VM("7", eventbus.KindRunning)
 		v.Version.Changed = time.Now().UnixNano()
 		ev = publish(t, info.NATSURL, v)
 		return strings.Contains(out.String(), `"subject":"vm/7"`)

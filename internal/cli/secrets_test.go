@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/ops/opstest"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
@@ -13,13 +14,13 @@ import (
 // --show-secrets is given; the stored events keep them.
 func TestJSONOutputRedactsSecrets(t *testing.T) {
 	e := newOpsEnv(t, "dns", "lb")
-	e.targets["lb"].fail.Store(true)
-	v := vm("50", eventbus.KindRunning)
+	e.Targets["lb"].Fail.Store(true)
+	v := opstest.VM("50", eventbus.KindRunning)
 	v.Attributes = map[string]string{"PUPPET_CHALLENGE": "s3cret-challenge", "DB_PASSWORD": "pw-hunter2",
 		"SSH_PUBLIC_KEY": "ssh-ed25519 AAAApublic", "ROLE": "web"}
 	e.Publish(v)
-	e.idle(t)
-	testenv.WaitFor(t, 20*time.Second, "lb dead letter", func() bool { return e.deadLetters(t) == 1 })
+	e.Idle(t)
+	testenv.WaitFor(t, 20*time.Second, "lb dead letter", func() bool { return e.DeadLetters(t) == 1 })
 
 	secrets := []string{"s3cret-challenge", "pw-hunter2"}
 	kept := []string{"ssh-ed25519 AAAApublic", "ROLE", "web50"}

@@ -10,6 +10,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/hooks/spool"
 	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/ops/opstest"
 )
 
 // vmglue spool list shows what a hook spooled, one event a line; spool
@@ -19,7 +20,7 @@ func TestSpoolListFlush(t *testing.T) {
 	dir := t.TempDir()
 	var ids []string
 	for _, id := range []string{"7", "8"} {
-		ev, err := eventbus.NewEvent(vm(id, eventbus.KindRunning))
+		ev, err := eventbus.NewEvent(opstest.VM(id, eventbus.KindRunning))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,18 +8,19 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
-	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/ops"
+	"github.com/vmglue/vmglue/internal/ops/opstest"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
 func TestStatus(t *testing.T) {
 	e := newOpsEnv(t, "dns", "lb")
-	e.targets["lb"].fail.Store(true)
+	e.Targets["lb"].Fail.Store(true)
 	for _, id := range []string{"1", "2", "3"} {
-		e.Publish(vm(id, eventbus.KindRunning))
+		e.Publish(opstest.VM(id, eventbus.KindRunning))
 	}
-	e.idle(t)
-	testenv.WaitFor(t, 20*time.Second, "3 lb dead letters", func() bool { return e.deadLetters(t) == 3 })
+	e.Idle(t)
+	testenv.WaitFor(t, 20*time.Second, "3 lb dead letters", func() bool { return e.DeadLetters(t) == 3 })
 
 	code, out, errs := e.run(t, "status")
 	if code != 0 {
@@ -41,7 +42,7 @@ func TestStatus(t *testing.T) {
 	}
 
 	code, out, errs = e.run(t, "status", "--json")
-	var st cli.Status
+	var st ops.Status
 	if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
 		t.Fatalf("--json: exit %d %s\n%s", code, errs, out)
 	}

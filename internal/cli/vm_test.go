@@ -4,92 +4,22 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/ops"
+	"github.com/vmglue/vmglue/internal/ops/opstest"
 	"github.com/vmglue/vmglue/internal/testenv"
-	"github.com/vmglue/vmglue/internal/worker"
-	"github.com/vmglue/vmglue/internal/worker/workertest"
 )
 
-// mapTarget is a tiny in-memory worker.Target: one "A <name>" object per VM.
-// It is an honest test double for the runtime, not for DNS: these tests are
-// about what the ops commands read from the bus, which the real runtime
-// (worker.Runner on a real nats-server) writes. While fail is set, Apply
-// fails permanently, so the runtime dead-letters the event.
-type mapTarget struct {
-	name string
-	fail atomic.Bool
-}
+// opsEnv is a real nats-server with running workers (opstest.Env) that
+// the command line is run against.
+type opsEnv struct{ *opstest.Env }
 
-func (m *mapTarget) Name() string { return m.name }
-
-func (m *mapTarget) Desired(vm *eventbus.VM) (worker.Objects, error) {
-	if vm.Deleted() || len(vm.NICs) == 0 {
-		return worker.Objects{}, nil
-	}
-	return worker.Objects{"A " + vm.Name: vm.NICs[0].IP}, nil
-}
-
-func (m *mapTarget) Apply(_ context.Context, _ *eventbus.VM, _, want worker.Objects) (worker.Objects, error) {
-	if m.fail.Load() {
-		return nil, worker.Permanent(errors.New("boom"))
-	}
-	return want.Clone(), nil
-}
-
-// opsEnv is a real nats-server with running workers.
-type opsEnv struct {
-	*workertest.Harness
-	targets map[string]*mapTarget
-}
-
-// newOpsEnv starts a provisioned nats-server and one runner per worker name.
-func newOpsEnv(t *testing.T, workers ...string) *opsEnv {
-	t.Helper()
-	e := &opsEnv{Harness: workertest.NewHarness(t, workers[0]), targets: map[string]*mapTarget{}}
-	for _, w := range workers {
-		e.targets[w] = &mapTarget{name: w}
-		e.StartRunner(e.targets[w], workertest.TestOptions())
-	}
-	return e
-}
-
-// idle waits until every worker has settled every stored event.
-func (e *opsEnv) idle(t *testing.T) {
-	t.Helper()
-	for w := range e.targets {
-		testenv.WaitFor(t, 20*time.Second, "worker "+w+" idle", func() bool {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			c, err := e.JS.Consumer(ctx, eventbus.StreamEvents, worker.ConsumerName(w))
-			if err != nil {
-				return false
-			}
-			ci, err := c.Info(ctx)
-			if err != nil || ci.NumPending != 0 || ci.NumAckPending != 0 {
-				return false
-			}
-			st, err := e.JS.Stream(ctx, eventbus.StreamEvents)
-			return err == nil && ci.AckFloor.Stream >= st.CachedInfo().State.LastSeq
-		})
-	}
-}
-
-// deadLetters returns how many dead letters the stream holds.
-func (e *opsEnv) deadLetters(t *testing.T) int {
-	t.Helper()
-	dls, err := worker.ListDeadLetters(context.Background(), e.JS, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(dls)
-}
+func newOpsEnv(t *testing.T, workers ...string) *opsEnv { return &opsEnv{opstest.New(t, workers...)} }
 
 // run runs the command line against the env's server.
 func (e *opsEnv) run(t *testing.T, args ...string) (int, string, string) {
@@ -124,19 +54,19 @@ func contains(t *testing.T, out string, want, not []string) {
 
 func TestVM(t *testing.T) {
 	e := newOpsEnv(t, "dns", "lb")
-	e.targets["lb"].fail.Store(true)
-	v1 := vm("42", eventbus.KindRunning)
+	e.Targets["lb"].Fail.Store(true)
+	v1 := opstest.VM("42", eventbus.KindRunning)
 	e.Publish(v1)
 	v2 := v1
 	v2.NICs = []eventbus.NIC{{ID: "0", IP: "10.0.9.42"}}
 	v2.Version.Seq = 2
 	ev2 := e.Publish(v2)
-	other := vm("42", eventbus.KindRunning)
+	other := opstest.VM("42", eventbus.KindRunning)
 	other.Cloud = "two"
 	e.Publish(other)
-	e.Publish(vm("43", eventbus.KindRunning))
-	e.idle(t)
-	testenv.WaitFor(t, 20*time.Second, "lb dead letters", func() bool { return e.deadLetters(t) == 4 })
+	e.Publish(opstest.VM("43", eventbus.KindRunning))
+	e.Idle(t)
+	testenv.WaitFor(t, 20*time.Second, "lb dead letters", func() bool { return e.DeadLetters(t) == 4 })
 
 	tests := []struct {
 		name      string
@@ -163,7 +93,7 @@ func TestVM(t *testing.T) {
 	}
 
 	code, out, _ := e.run(t, "vm", "42", "--json")
-	var reps []cli.VMReport
+	var reps []ops.VMReport
 	if code != 0 || json.Unmarshal([]byte(out), &reps) != nil || len(reps) != 2 {
 		t.Fatalf("--json: exit %d, want one JSON array of 2 reports:\n%s", code, out)
 	}
