@@ -1,6 +1,7 @@
 // Package cli is the `vmglue` command line: serve and the ops commands. Each
-// command parses its flags into options and calls a Run function of the
-// package that owns the work.
+// command parses its flags into options and calls the package that owns the
+// work: serve.Run, or for vm, status, tail, replay and dlq the functions of
+// internal/ops, whose results it prints as text or JSON.
 package cli
 
 import (

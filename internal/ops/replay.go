@@ -29,9 +29,12 @@ type ReplayRequest struct {
 // Check rejects requests that are unsupported or would replay everything
 // by accident.
 func (r *ReplayRequest) Check() error {
+	if r.Worker != "" {
+		if err := checkToken(r.Worker, "--worker"); err != nil {
+			return err
+		}
+	}
 	switch {
-	case r.Worker != "" && !eventbus.ValidToken(r.Worker):
-		return checkToken(r.Worker, "--worker")
 	case r.Since != "" && r.StartSequence != 0:
 		return errors.New("--since and --start-sequence: use one of them")
 	case r.Since == "" && r.StartSequence == 0 && r.Cloud == "" && r.VM == "" && r.Kind == "" && !r.All:
