@@ -17,7 +17,7 @@ import (
 )
 
 // ctx is a context for the calls of one test.
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	t.Helper()
 	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
