@@ -104,7 +104,8 @@ func (r *SettleRequest) Check() error {
 // SettleDeadLetters retries or drops the dead letters of req, oldest first
 // with All, else in the order given, after checking that each given one
 // exists (and is Worker's). It calls each, when not nil, after each dead
-// letter is settled, and returns how many were.
+// letter is settled (its event's secrets redacted), and returns how many
+// were.
 func SettleDeadLetters(ctx context.Context, js jetstream.JetStream, req SettleRequest, each func(worker.StoredDeadLetter) error) (int, error) {
 	if err := req.Check(); err != nil {
 		return 0, err
@@ -123,6 +124,7 @@ func SettleDeadLetters(ctx context.Context, js jetstream.JetStream, req SettleRe
 	if err != nil {
 		return 0, err
 	}
+	redactDeadLetters(dls, false) // for each; the settling reads the stored letter
 	for i, dl := range dls {
 		if err := fn(ctx, js, dl.Seq); err != nil {
 			return i, fmt.Errorf("%w (%d of %d %s before)", err, i, len(dls), req.Action.Done())

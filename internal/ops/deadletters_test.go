@@ -3,6 +3,7 @@ package ops_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -84,7 +85,13 @@ func TestDeadLettersSettle(t *testing.T) {
 	before := len(natstest.Events(t, e.JS))
 	var settled []uint64
 	n, err := ops.SettleDeadLetters(ctx(t), e.JS, ops.SettleRequest{Action: ops.Retry, Seqs: []uint64{dns[0].Seq}},
-		func(dl worker.StoredDeadLetter) error { settled = append(settled, dl.Seq); return nil })
+		func(dl worker.StoredDeadLetter) error {
+			if !strings.Contains(string(dl.Event), eventbus.RedactedValue) {
+				t.Errorf("settled dead letter passed on with its secret: %s", dl.Event)
+			}
+			settled = append(settled, dl.Seq)
+			return nil
+		})
 	if err != nil || n != 1 || len(settled) != 1 || settled[0] != dns[0].Seq {
 		t.Fatalf("retry: %d %v %v", n, settled, err)
 	}
