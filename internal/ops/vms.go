@@ -132,7 +132,7 @@ func ListVMs(ctx context.Context, js jetstream.JetStream, req VMListRequest) ([]
 
 func (s *VMSummary) setSnapshot(vm *eventbus.VM) {
 	s.Name, s.Hostname, s.Kind, s.State, s.LCMState, s.Host = vm.Name, vm.Hostname, vm.Kind, vm.State, vm.LCMState, vm.Host
-	s.Deleted = vm.Deleted() || vm.Version.Deleted
+	s.Deleted = vm.Deleted()
 	if vm.Version.Changed != 0 {
 		s.Changed = time.Unix(0, vm.Version.Changed).UTC()
 	}
