@@ -23,6 +23,10 @@ const (
 	// BucketCertnames is the puppet worker's index of certnames, key the
 	// certname, value the JSON array of the VM keys it was recorded for.
 	BucketCertnames = "VMGLUE_CERTNAMES"
+	// BucketCertBindings says which VM each certname's certificate was
+	// signed for: key the certname, value the JSON binding `vmglue
+	// autosign` wrote when it signed (VM key, public key, time).
+	BucketCertBindings = "VMGLUE_CERTBINDINGS"
 )
 
 // VMSubject returns the subject filter of every event of one VM.

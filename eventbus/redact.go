@@ -1,44 +1,118 @@
 package eventbus
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"path"
 	"strings"
 )
 
-// RedactedValue replaces the value of a secret attribute in what the ops
-// commands print.
+// RedactedValue replaces the value of a secret attribute: sources put it
+// on the bus instead of the value (Secrets.Protect), the ops commands print
+// it for an older event that still carries one.
 const RedactedValue = "(redacted)"
 
-// secretWords mark an attribute name as a secret when it contains one of
-// them (upper-cased): the autosign challenge (PUPPET_CHALLENGE), passwords,
-// tokens, private keys.
-var secretWords = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "CHALLENGE", "CREDENTIAL", "PRIVATE"}
+// DefaultSecretPatterns mark a user attribute as a secret by its name:
+// shell patterns (path.Match) over the upper-cased name; a pattern starting
+// with "!" exempts the names it matches, and exemptions win. PASS covers
+// ROOT_PASS, DB_PASS, PASSWORD, PASSWD and PASSPHRASE; a name ending in KEY
+// or with a KEY_ word is a key (API_KEY, SSH_KEY, KEY_DATA) unless it is a
+// public one (SSH_PUBLIC_KEY, *_PUBKEY). KEYBOARD or SSH_AUTHORIZED_KEYS are
+// not secrets. The price of a pattern that catches too much (PASSENGER) is
+// a value no worker sees; the price of one that misses is a secret in the
+// 30-day stream: the defaults err on the first side.
+var DefaultSecretPatterns = []string{
+	"*PASS*", "*PWD*", "*SECRET*", "*TOKEN*", "*CHALLENGE*", "*CREDENTIAL*", "*PRIVATE*", "*PSK*",
+	"*KEY", "*KEY_*", "*APIKEY*",
+	"!*PUBLIC_KEY", "!*PUBLIC_KEY_*", "!*PUBKEY", "!*PUB_KEY",
+}
 
-// SecretAttribute reports whether a user attribute of that name is treated
-// as a secret: its name contains PASSWORD, PASSWD, SECRET, TOKEN,
-// CHALLENGE, CREDENTIAL or PRIVATE, or ends in KEY but not PUBLIC_KEY
-// (SSH_PUBLIC_KEY is not a secret, API_KEY is). Case does not matter.
-func SecretAttribute(name string) bool {
-	n := strings.ToUpper(name)
-	for _, w := range secretWords {
-		if strings.Contains(n, w) {
-			return true
+// SecretNames decides which attribute names are secrets: the default
+// patterns plus the configured ones. The zero value is the defaults.
+type SecretNames struct {
+	secret, exempt []string
+}
+
+// NewSecretNames returns DefaultSecretPatterns plus extra (patterns as in
+// DefaultSecretPatterns: "ROOT_PIN", "*_PIN", "!BYPASS_*"). Extra patterns
+// can only add secrets, or exempt names explicitly with "!".
+func NewSecretNames(extra []string) (*SecretNames, error) {
+	n := &SecretNames{}
+	for _, p := range append(DefaultSecretPatterns[:len(DefaultSecretPatterns):len(DefaultSecretPatterns)], extra...) {
+		p = strings.ToUpper(strings.TrimSpace(p))
+		neg := strings.HasPrefix(p, "!")
+		p = strings.TrimPrefix(p, "!")
+		if p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("secret attribute pattern %q: %w", p, err)
+		}
+		if neg {
+			n.exempt = append(n.exempt, p)
+		} else {
+			n.secret = append(n.secret, p)
 		}
 	}
-	return strings.HasSuffix(n, "KEY") && !strings.HasSuffix(n, "PUBLIC_KEY")
+	return n, nil
 }
+
+// ParseSecretNames is NewSecretNames over a comma-separated list (the
+// hook's VMGLUE_SECRET_ATTRIBUTES).
+func ParseSecretNames(list string) (*SecretNames, error) {
+	var extra []string
+	for _, p := range strings.Split(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			extra = append(extra, p)
+		}
+	}
+	return NewSecretNames(extra)
+}
+
+// defaultNames is SecretNames of the defaults.
+var defaultNames = func() *SecretNames {
+	n, err := NewSecretNames(nil)
+	if err != nil {
+		panic(err)
+	}
+	return n
+}()
+
+// Secret reports whether an attribute of that name is a secret (case does
+// not matter). A nil or zero SecretNames uses the defaults.
+func (n *SecretNames) Secret(name string) bool {
+	if n == nil || (n.secret == nil && n.exempt == nil) {
+		n = defaultNames
+	}
+	u := strings.ToUpper(name)
+	match := func(ps []string) bool {
+		for _, p := range ps {
+			if ok, _ := path.Match(p, u); ok {
+				return true
+			}
+		}
+		return false
+	}
+	return match(n.secret) && !match(n.exempt)
+}
+
+// SecretAttribute reports whether an attribute of that name is a secret
+// under DefaultSecretPatterns.
+func SecretAttribute(name string) bool { return defaultNames.Secret(name) }
 
 // Redacted returns vm with the value of every secret attribute (see
 // SecretAttribute) replaced by RedactedValue, and whether there was one.
-// vm itself is not changed: the copy gets its own Attributes map.
+// vm itself is not changed: the copy gets its own Attributes map. A value
+// that is already a challenge MAC is kept (it reveals nothing).
 func (vm *VM) Redacted() (*VM, bool) {
+	return vm.redacted(defaultNames)
+}
+
+func (vm *VM) redacted(names *SecretNames) (*VM, bool) {
 	var out *VM
 	for k, v := range vm.Attributes {
-		if v == "" || !SecretAttribute(k) {
+		if v == "" || v == RedactedValue || strings.HasPrefix(v, ChallengePrefix) || !names.Secret(k) {
 			continue
 		}
 		if out == nil {
@@ -72,46 +146,4 @@ func RedactEventJSON(b []byte) []byte {
 		return b
 	}
 	return out
-}
-
-// SealedPrefix starts the value of a sealed secret attribute.
-const SealedPrefix = "sha256:"
-
-// Seal returns what a secret attribute's value travels as: "sha256:" and
-// the hex SHA-256 of a domain tag, the VM's cloud and id, and the value.
-// The bus, the KV buckets and the dead letters then never hold the secret,
-// yet a candidate (the challengePassword of a CSR) can be checked with
-// MatchSecret. The VM in the hash keeps equal secrets of two VMs apart.
-func Seal(cloud, id, value string) string {
-	h := sha256.New()
-	for _, s := range []string{"vmglue-secret-v1", cloud, id, value} {
-		h.Write([]byte(s))
-		h.Write([]byte{0})
-	}
-	return SealedPrefix + hex.EncodeToString(h.Sum(nil))
-}
-
-// SealSecrets replaces, in place, the value of every secret attribute (see
-// SecretAttribute) that is not empty and not sealed yet with its Seal.
-// Sources call it before building the event.
-func (vm *VM) SealSecrets() {
-	for k, v := range vm.Attributes {
-		if v != "" && SecretAttribute(k) && !strings.HasPrefix(v, SealedPrefix) {
-			vm.Attributes[k] = Seal(vm.Cloud, vm.ID, v)
-		}
-	}
-}
-
-// MatchSecret reports, in constant time, whether candidate is the secret
-// that stored (an attribute value of vm) holds: sealed, or in clear text as
-// events from before sealing carry it. An empty stored value matches
-// nothing.
-func MatchSecret(vm *VM, stored, candidate string) bool {
-	if stored == "" {
-		return false
-	}
-	if strings.HasPrefix(stored, SealedPrefix) {
-		candidate = Seal(vm.Cloud, vm.ID, candidate)
-	}
-	return subtle.ConstantTimeCompare([]byte(stored), []byte(candidate)) == 1
 }

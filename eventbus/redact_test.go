@@ -3,7 +3,6 @@ package eventbus
 import (
 	"bytes"
 	"encoding/json"
-	"strings"
 	"testing"
 )
 
@@ -21,7 +20,18 @@ func TestSecretAttribute(t *testing.T) {
 		{"API_KEY", true},
 		{"SSH_PRIVATE_KEY", true},
 		{"REGISTRY_CREDENTIALS", true},
+		{"ROOT_PASS", true},
+		{"DB_PASS", true},
+		{"db_pass", true},
+		{"MYSQL_ROOT_PASSPHRASE", true},
+		{"DB_PWD", true},
+		{"SSH_KEY", true},
+		{"WIREGUARD_PSK", true},
+		{"KEY_DATA", true},
+		{"STRIPE_APIKEY", true},
 		{"SSH_PUBLIC_KEY", false},
+		{"SSH_PUBKEY", false},
+		{"SSH_AUTHORIZED_KEYS", false},
 		{"ssh_public_key", false},
 		{"HOSTNAME", false},
 		{"LABELS", false},
@@ -32,6 +42,35 @@ func TestSecretAttribute(t *testing.T) {
 		if got := SecretAttribute(tc.name); got != tc.secret {
 			t.Errorf("SecretAttribute(%q) = %v, want %v", tc.name, got, tc.secret)
 		}
+	}
+}
+
+func TestSecretNamesConfigured(t *testing.T) {
+	n, err := ParseSecretNames(" *_PIN , !db_pass,")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		secret bool
+	}{
+		{"SIM_PIN", true},   // added
+		{"DB_PASS", false},  // exempted explicitly
+		{"ROOT_PASS", true}, // the defaults stay
+		{"SSH_PUBLIC_KEY", false},
+		{"PIN_CODE", false},
+	}
+	for _, tc := range tests {
+		if got := n.Secret(tc.name); got != tc.secret {
+			t.Errorf("Secret(%q) = %v, want %v", tc.name, got, tc.secret)
+		}
+	}
+	if _, err := ParseSecretNames("[A-"); err == nil {
+		t.Error("a malformed pattern was accepted")
+	}
+	var zero *SecretNames
+	if !zero.Secret("ROOT_PASS") || zero.Secret("ROLE") {
+		t.Error("a nil SecretNames is not the defaults")
 	}
 }
 
@@ -84,36 +123,4 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func TestSealAndMatchSecret(t *testing.T) {
-	vm := &VM{Cloud: "one", ID: "7", Attributes: map[string]string{
-		"PUPPET_CHALLENGE": "s3cret", "DB_PASSWORD": "", "ROLE": "web", "API_TOKEN": Seal("one", "7", "t0ken")}}
-	vm.SealSecrets()
-	sealed := vm.Attributes["PUPPET_CHALLENGE"]
-	if sealed != Seal("one", "7", "s3cret") || !strings.HasPrefix(sealed, SealedPrefix) || strings.Contains(sealed, "s3cret") {
-		t.Fatalf("PUPPET_CHALLENGE = %q", sealed)
-	}
-	if vm.Attributes["ROLE"] != "web" || vm.Attributes["DB_PASSWORD"] != "" || vm.Attributes["API_TOKEN"] != Seal("one", "7", "t0ken") {
-		t.Fatalf("attributes %v: only non-empty, unsealed secrets are sealed, once", vm.Attributes)
-	}
-	if Seal("one", "8", "s3cret") == sealed || Seal("two", "7", "s3cret") == sealed {
-		t.Fatal("the seal does not depend on the VM")
-	}
-	tests := []struct {
-		name, stored, candidate string
-		match                   bool
-	}{
-		{"sealed, right", sealed, "s3cret", true},
-		{"sealed, wrong", sealed, "s3cre", false},
-		{"sealed, the seal itself", sealed, sealed, false},
-		{"clear text (older events), right", "s3cret", "s3cret", true},
-		{"clear text, wrong", "s3cret", "S3cret", false},
-		{"nothing stored", "", "", false},
-	}
-	for _, tc := range tests {
-		if got := MatchSecret(vm, tc.stored, tc.candidate); got != tc.match {
-			t.Errorf("%s: MatchSecret = %v, want %v", tc.name, got, tc.match)
-		}
-	}
 }

@@ -37,8 +37,10 @@
 //	Labels             USER_TEMPLATE/LABELS split on ",", trimmed, empty and repeated ones dropped
 //	Attributes         every scalar child of USER_TEMPLATE (LABELS and HOSTNAME included);
 //	                   vectors (elements with children) are skipped; a repeated name keeps its first value;
-//	                   a secret one (eventbus.SecretAttribute: PUPPET_CHALLENGE, *PASSWORD*, ...) is
-//	                   sealed: "sha256:<hex>" (eventbus.Seal), never in clear text
+//	                   never a secret in clear text (eventbus.Secrets.Protect): the challenge
+//	                   attribute (PUPPET_CHALLENGE) becomes "hmac-sha256:<hex>" with the hook's
+//	                   challenge key, or is left out without one; every other secret one
+//	                   (eventbus.SecretNames: *PASS*, *TOKEN*, *KEY, ...) becomes "(redacted)"
 //	Times.Created      /VM/STIME
 //	Times.Ended        /VM/ETIME
 //	Times.Changed      the newest of the last HISTORY's STIME, ETIME, PSTIME, PETIME, RSTIME,

@@ -50,7 +50,7 @@ func FuzzParseHookInput(f *testing.F) {
 					continue
 				}
 			}
-			ev, err := ParseHookInput(stdin, args, testCloud)
+			ev, err := ParseHookInput(stdin, args, testCloud, nil)
 			if err != nil {
 				checkFuzzError(t, err)
 				continue

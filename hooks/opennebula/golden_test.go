@@ -89,7 +89,7 @@ func vmEvent(t *testing.T, doc []byte) eventbus.Event {
 	if err := ev.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	hev, err := ParseHookInput(hookInput(doc, "running"), nil, testCloud)
+	hev, err := ParseHookInput(hookInput(doc, "running"), nil, testCloud, nil)
 	if err != nil {
 		t.Fatalf("ParseHookInput: %v", err)
 	}

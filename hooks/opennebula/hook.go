@@ -27,9 +27,14 @@ var strictBase64 = base64.StdEncoding.Strict()
 // strict standard base64; the other words are ignored, because the state
 // always comes from the XML.
 //
+// protect keeps the VM's secrets off the bus before the event is built
+// (its id covers the attributes): the hook passes eventbus.Secrets.Protect
+// with its challenge key; nil protects with eventbus.Secrets{} (secrets
+// redacted, the challenge left out).
+//
 // Errors caused by the input wrap ErrInvalidInput and are one short line;
 // an invalid cloud name gives an error that wraps eventbus.ErrInvalidEvent.
-func ParseHookInput(stdin []byte, args []string, cloud string) (eventbus.Event, error) {
+func ParseHookInput(stdin []byte, args []string, cloud string, protect func(*eventbus.VM)) (eventbus.Event, error) {
 	if err := checkCloud(cloud); err != nil {
 		return eventbus.Event{}, err
 	}
@@ -37,6 +42,10 @@ func ParseHookInput(stdin []byte, args []string, cloud string) (eventbus.Event, 
 	if err != nil {
 		return eventbus.Event{}, fmt.Errorf("decode hook input: %w", err)
 	}
+	if protect == nil {
+		protect = func(vm *eventbus.VM) { eventbus.Secrets{}.Protect(vm) }
+	}
+	protect(&vm)
 	ev, err := eventbus.NewEvent(vm)
 	if err != nil {
 		return eventbus.Event{}, fmt.Errorf("build event: %w", err)

@@ -30,7 +30,7 @@ func readTestdata(t testing.TB, name string) []byte {
 func TestParseHookInput(t *testing.T) {
 	doc := readTestdata(t, "running-2nics.xml")
 	b64 := base64.StdEncoding.EncodeToString(doc)
-	want, err := ParseHookInput(hookInput(doc), nil, testCloud)
+	want, err := ParseHookInput(hookInput(doc), nil, testCloud, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestParseHookInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseHookInput([]byte(tt.stdin), tt.args, testCloud)
+			got, err := ParseHookInput([]byte(tt.stdin), tt.args, testCloud, nil)
 			if err != nil {
 				t.Fatalf("ParseHookInput: %v", err)
 			}
@@ -115,7 +115,7 @@ func TestParseHookInputErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseHookInput([]byte(tt.stdin), tt.args, testCloud)
+			_, err := ParseHookInput([]byte(tt.stdin), tt.args, testCloud, nil)
 			checkInputError(t, err, tt.want)
 		})
 	}
@@ -152,7 +152,7 @@ func TestInvalidCloud(t *testing.T) {
 	doc := readTestdata(t, "running-2nics.xml")
 	for _, cloud := range []string{"", "a.b", "with space", strings.Repeat("c", 129)} {
 		t.Run("cloud "+cloud, func(t *testing.T) {
-			_, err := ParseHookInput(hookInput(doc), nil, cloud)
+			_, err := ParseHookInput(hookInput(doc), nil, cloud, nil)
 			if !errors.Is(err, eventbus.ErrInvalidEvent) || errors.Is(err, ErrInvalidInput) {
 				t.Errorf("ParseHookInput: %v, want ErrInvalidEvent and not ErrInvalidInput", err)
 			}
@@ -190,7 +190,7 @@ func TestDeterministicID(t *testing.T) {
 	doc := readTestdata(t, "running-2nics.xml")
 	id := func(doc []byte, words ...string) string {
 		t.Helper()
-		ev, err := ParseHookInput(hookInput(doc, words...), nil, testCloud)
+		ev, err := ParseHookInput(hookInput(doc, words...), nil, testCloud, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

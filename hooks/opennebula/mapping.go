@@ -85,7 +85,6 @@ func mapVM(n *node, cloud string) (eventbus.VM, error) {
 			Observed: nanos(poll),
 		},
 	}
-	vm.SealSecrets()
 	return vm, nil
 }
 

@@ -14,7 +14,9 @@ var ErrInvalidInput = errors.New("invalid input")
 
 // ParseVM reads one <VM> document, as one.vm.info returns it or a hook's
 // $TEMPLATE decodes to, and maps it as the package documentation describes.
-// The document may be at most MaxInputSize bytes.
+// The document may be at most MaxInputSize bytes. Secret attributes are
+// redacted and the challenge attribute is left out (eventbus.Secrets
+// without a key): a caller holding the challenge key parses hook input.
 func ParseVM(xmlDoc []byte, cloud string) (eventbus.VM, error) {
 	if err := checkCloud(cloud); err != nil {
 		return eventbus.VM{}, err
@@ -23,12 +25,14 @@ func ParseVM(xmlDoc []byte, cloud string) (eventbus.VM, error) {
 	if err != nil {
 		return eventbus.VM{}, fmt.Errorf("parse vm: %w", err)
 	}
+	eventbus.Secrets{}.Protect(&vm)
 	return vm, nil
 }
 
 // ParsePool reads a <VM_POOL> document (one.vmpool.info or infoextended) and
 // maps each <VM> in it, in document order. Other children of VM_POOL are
 // ignored. The pool has no size limit: the caller bounds what it reads.
+// Secrets are protected as by ParseVM.
 func ParsePool(xmlDoc []byte, cloud string) ([]eventbus.VM, error) {
 	if err := checkCloud(cloud); err != nil {
 		return nil, err
@@ -36,6 +40,9 @@ func ParsePool(xmlDoc []byte, cloud string) ([]eventbus.VM, error) {
 	vms, err := parsePool(xmlDoc, cloud)
 	if err != nil {
 		return nil, fmt.Errorf("parse vm pool: %w", err)
+	}
+	for i := range vms {
+		eventbus.Secrets{}.Protect(&vms[i])
 	}
 	return vms, nil
 }

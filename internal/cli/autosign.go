@@ -35,12 +35,21 @@ setting of puppet.conf, through a wrapper that sets VMGLUE_CONFIG): the certname
 is the argument, the CSR PEM comes on stdin.
 
 It signs only when the CSR's CN is the certname and a VM with that certname
-(workers.puppet.certname) is known to vmglue and live; with
-workers.puppet.autosign.require_challenge the CSR's challengePassword must match
-the VM's attribute too. It writes one line to stderr (Puppet Server logs it).
+(workers.puppet.certname) is known to vmglue and booting or booted (starting,
+running, changing, migrating; never a VM that only exists, PENDING or HOLD);
+with workers.puppet.autosign.require_challenge the CSR's challengePassword must
+match the VM's attribute too, checked with the challenge key
+(workers.puppet.autosign.challenge_key_file). Signing binds the certname to the
+VM and the CSR's public key (bucket VMGLUE_CERTBINDINGS): a certname another
+live VM holds is refused, and the puppet worker revokes a certificate only for
+the VM it is bound to. It writes one line to stderr (Puppet Server logs it).
+
+VMGLUE_NATS_URL (or --server) in Puppet Server's environment overrides nats.url
+of the config.
 
 Exit codes: 0 sign, 1 refuse, 2 error (bad usage, no workers.puppet section,
-NATS, JetStream or its bucket unreachable, no answer within --timeout). Anything
+NATS, JetStream or its bucket unreachable, no answer within --timeout, no
+readable challenge key with require_challenge). Anything
 but 0 refuses: it never signs when it cannot look the VM up.`,
 		Args: cobra.ArbitraryArgs, // puppet.Main checks them: a usage error is exit 2
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,7 +74,7 @@ but 0 refuses: it never signs when it cannot look the VM up.`,
 func runAutosign(ctx context.Context, g *globals, args []string, stdin io.Reader, timeout time.Duration) int {
 	if len(args) != 1 {
 		// Main checks the arguments before it uses the lookup.
-		return puppet.Main(ctx, args, stdin, g.stderr, nil, puppet.AutosignConfig{})
+		return puppet.Main(ctx, args, stdin, g.stderr, puppet.Policy{})
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(g.stderr, "refused %s: %s\n", quoteCertname(args[0]), strings.ReplaceAll(err.Error(), "\n", "; "))
@@ -125,7 +134,16 @@ func runAutosign(ctx context.Context, g *globals, args []string, stdin io.Reader
 	if idx, err := puppet.OpenCertIndex(ctx, js); err == nil {
 		lookup.UseIndex(idx)
 	}
-	return puppet.Main(ctx, args, stdin, g.stderr, lookup, pc.Autosign)
+	// Signing binds the certname to the VM: no binding, no signature.
+	binder, err := puppet.OpenBindings(ctx, js)
+	if err != nil {
+		return fail(late("open certificate bindings", err))
+	}
+	p := puppet.Policy{Lookup: lookup, Binder: binder, Config: pc.Autosign}
+	if pc.Autosign.RequireChallenge {
+		p.ChallengeKey, p.KeyErr = eventbus.ReadChallengeKey(pc.Autosign.ChallengeKeyFile)
+	}
+	return puppet.Main(ctx, args, stdin, g.stderr, p)
 }
 
 // quoteCertname quotes a certname for a log line, cut to a sane length:

@@ -50,6 +50,18 @@ type Options struct {
 	Timeout  time.Duration // VMGLUE_HOOK_TIMEOUT (Go duration or seconds)
 	MaxInput int64         // largest stdin accepted, in bytes
 
+	// SecretAttributes are name patterns of secret attributes added to
+	// eventbus.DefaultSecretPatterns, comma separated ("!" exempts);
+	// VMGLUE_SECRET_ATTRIBUTES.
+	SecretAttributes string
+	// ChallengeAttribute is the attribute sent as a MAC keyed with the
+	// challenge key (VMGLUE_CHALLENGE_ATTRIBUTE, default PUPPET_CHALLENGE).
+	ChallengeAttribute string
+	// ChallengeKeyFile holds the challenge key (VMGLUE_CHALLENGE_KEY_FILE,
+	// default /etc/vmglue/challenge.key). It is read only for a VM with
+	// the challenge attribute; without it the attribute is left out.
+	ChallengeKeyFile string
+
 	// FlushOnly sends the spool and exits, reading no input (-flush: the
 	// spool flush timer runs the hook this way, with the hook's settings).
 	FlushOnly bool
@@ -64,10 +76,12 @@ type Options struct {
 // Env names the environment variable of each option.
 var Env = struct {
 	URL, Cloud, SpoolDir, User, Password, PasswordFile, Token, TokenFile, Creds, CA, Timeout string
+	SecretAttributes, ChallengeAttribute, ChallengeKeyFile                                   string
 }{
 	"VMGLUE_NATS_URL", "VMGLUE_CLOUD", "VMGLUE_SPOOL_DIR", "VMGLUE_NATS_USER",
 	"VMGLUE_NATS_PASSWORD", "VMGLUE_NATS_PASSWORD_FILE", "VMGLUE_NATS_TOKEN",
 	"VMGLUE_NATS_TOKEN_FILE", "VMGLUE_NATS_CREDS", "VMGLUE_NATS_CA", "VMGLUE_HOOK_TIMEOUT",
+	"VMGLUE_SECRET_ATTRIBUTES", "VMGLUE_CHALLENGE_ATTRIBUTE", "VMGLUE_CHALLENGE_KEY_FILE",
 }
 
 // OptionsFromEnv returns the defaults overridden by the environment
@@ -85,6 +99,10 @@ func OptionsFromEnv(getenv func(string) string) Options {
 		TokenFile:    getenv(Env.TokenFile),
 		CredsFile:    getenv(Env.Creds),
 		CAFile:       getenv(Env.CA),
+
+		SecretAttributes:   getenv(Env.SecretAttributes),
+		ChallengeAttribute: getenv(Env.ChallengeAttribute),
+		ChallengeKeyFile:   getenv(Env.ChallengeKeyFile),
 	}
 	if s := getenv(Env.Timeout); s != "" {
 		d, err := parseTimeout(s)
@@ -130,6 +148,12 @@ func (o *Options) SetDefaults() {
 	if o.MaxInput <= 0 {
 		o.MaxInput = DefaultMaxInput
 	}
+	if o.ChallengeAttribute == "" {
+		o.ChallengeAttribute = eventbus.DefaultChallengeAttribute
+	}
+	if o.ChallengeKeyFile == "" {
+		o.ChallengeKeyFile = eventbus.DefaultChallengeKeyFile
+	}
 }
 
 // RegisterFlags defines the hook's flags on fs, with the current values as
@@ -145,6 +169,10 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.CAFile, "ca", o.CAFile, "CA bundle to verify the NATS server (env "+Env.CA+")")
 	fs.DurationVar(&o.Timeout, "timeout", o.Timeout, "budget for connect, flush, publish and ack (env "+Env.Timeout+")")
 	fs.Int64Var(&o.MaxInput, "max-input", o.MaxInput, "largest stdin accepted, in bytes")
+	fs.StringVar(&o.SecretAttributes, "secret-attributes", o.SecretAttributes,
+		"secret attribute name patterns added to the defaults, comma separated, \"!\" exempts (env "+Env.SecretAttributes+")")
+	fs.StringVar(&o.ChallengeAttribute, "challenge-attribute", o.ChallengeAttribute, "attribute sent as a MAC keyed with the challenge key (env "+Env.ChallengeAttribute+")")
+	fs.StringVar(&o.ChallengeKeyFile, "challenge-key-file", o.ChallengeKeyFile, "challenge key file; without it the challenge attribute is left out (env "+Env.ChallengeKeyFile+")")
 	fs.BoolVar(&o.FlushOnly, "flush", false, "only send the spooled events, read no input (for a timer)")
 }
 
@@ -153,6 +181,31 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 func (o *Options) delivery() (delivery.Options, error) {
 	c, err := o.connOptions()
 	return delivery.Options{Conn: c, SpoolDir: o.SpoolDir, Timeout: o.Timeout}, err
+}
+
+// secretPolicy returns how this run protects a VM's secrets. An invalid
+// pattern list is noted and the defaults apply: a typo must not lose the
+// event. The key file is read at most once, and only for a VM that has the
+// challenge attribute.
+func (o *Options) secretPolicy(notes *[]string) eventbus.Secrets {
+	names, err := eventbus.ParseSecretNames(o.SecretAttributes)
+	if err != nil {
+		*notes = append(*notes, fmt.Sprintf("%s: %v, defaults used", Env.SecretAttributes, err))
+		names = nil
+	}
+	var (
+		key     []byte
+		keyErr  error
+		keyRead bool
+	)
+	return eventbus.Secrets{Names: names, ChallengeAttribute: o.ChallengeAttribute,
+		ChallengeKey: func() ([]byte, error) {
+			if !keyRead {
+				key, keyErr = eventbus.ReadChallengeKey(o.ChallengeKeyFile)
+				keyRead = true
+			}
+			return key, keyErr
+		}}
 }
 
 // connOptions reads the secret files and returns the NATS settings.

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/vmglue/vmglue/internal/cli"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
@@ -149,31 +150,71 @@ func TestHookCorpus(t *testing.T) {
 	}
 }
 
-// A secret user attribute (the autosign challenge) leaves the hook sealed:
-// the stored event, and so every bucket and dead letter after it, never
-// holds it in clear text; nor does the hook's output.
-func TestHookSealsSecrets(t *testing.T) {
-	srv := natstest.Start(t)
-	const secret = "hunter2-challenge"
-	doc := testenv.OneVMXML(testenv.OneVM{ID: 61, Name: "web61", State: 3, LCM: 3, IP: "10.0.0.61", Time: 1763790000,
-		UserAttr: map[string]string{"PUPPET_CHALLENGE": secret, "ROLE": "web"}})
-	res := hookRun{stdin: []byte(b64(string(doc)) + " running"), env: env(srv.URL, t.TempDir())}.run(t)
-	if res.code != 0 || strings.Contains(res.stderr, secret) {
-		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+// No secret user attribute reaches the bus, through a real NATS: the
+// stored event (and so every bucket, dead letter and tail after it) holds
+// neither ROOT_PASS, DB_PASS nor a configured *_PIN in clear text, only
+// "(redacted)"; the autosign challenge travels as a MAC keyed with the
+// challenge key, or, without a readable key, not at all, which the hook's
+// line says (exit 0: the event is published all the same).
+func TestHookKeepsSecretsOffTheBus(t *testing.T) {
+	const challenge = "hunter2-challenge"
+	secrets := map[string]string{"ROOT_PASS": "r00t-pass-value", "DB_PASS": "db-pass-value", "SIM_PIN": "pin-value-4711"}
+	dir := t.TempDir()
+	key := []byte(strings.Repeat("k3y", 12))
+	keyFile := filepath.Join(dir, "challenge.key")
+	if err := os.WriteFile(keyFile, append(key, '\n'), 0o640); err != nil {
+		t.Fatal(err)
 	}
-	evs := stored(t, srv.URL)
-	if len(evs) != 1 {
-		t.Fatalf("%d events stored, want 1", len(evs))
+	openKey := filepath.Join(dir, "open.key")
+	if err := os.WriteFile(openKey, key, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	vm := evs[0].Data
-	raw, _ := json.Marshal(evs[0])
-	if bytes.Contains(raw, []byte(secret)) {
-		t.Fatalf("stored event holds the secret: %s", raw)
+	if err := os.Chmod(openKey, 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if got := vm.Attributes["PUPPET_CHALLENGE"]; got != eventbus.Seal("one", "61", secret) || !eventbus.MatchSecret(&vm, got, secret) {
-		t.Fatalf("PUPPET_CHALLENGE stored as %q, want the seal of the secret", got)
+	tests := []struct {
+		name, keyFile string
+		mac           bool   // the challenge is stored as its MAC; else absent
+		note          string // in the hook's line
+	}{
+		{"key", keyFile, true, ""},
+		{"no key file", filepath.Join(dir, "missing.key"), false, "PUPPET_CHALLENGE not sent: no challenge key: open " + dir + "/missing.key: no such file"},
+		{"key readable by everyone", openKey, false, "PUPPET_CHALLENGE not sent: no challenge key: " + openKey + " is readable by every user"},
 	}
-	if vm.Attributes["ROLE"] != "web" {
-		t.Fatalf("ROLE %q, want it in clear text", vm.Attributes["ROLE"])
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := natstest.Start(t)
+			attrs := map[string]string{"PUPPET_CHALLENGE": challenge, "ROLE": "web", "SSH_PUBLIC_KEY": "ssh-ed25519 AAAA"}
+			maps.Copy(attrs, secrets)
+			doc := testenv.OneVMXML(testenv.OneVM{ID: 61 + i, Name: "web61", State: 3, LCM: 3, IP: "10.0.0.61", Time: 1763790000, UserAttr: attrs})
+			res := hookRun{stdin: []byte(b64(string(doc)) + " running"), env: env(srv.URL, t.TempDir(),
+				"VMGLUE_CHALLENGE_KEY_FILE", tc.keyFile, "VMGLUE_SECRET_ATTRIBUTES", "*_PIN")}.run(t)
+			if res.code != 0 || !strings.Contains(res.stderr, "published") || !strings.Contains(res.stderr, tc.note) {
+				t.Fatalf("exit %d, stderr %q; want published, with %q", res.code, res.stderr, tc.note)
+			}
+			evs := stored(t, srv.URL)
+			if len(evs) != 1 {
+				t.Fatalf("%d events stored, want 1", len(evs))
+			}
+			vm := evs[0].Data
+			raw, _ := json.Marshal(evs[0])
+			for _, v := range append(slices.Collect(maps.Values(secrets)), challenge, string(key)) {
+				if bytes.Contains(raw, []byte(v)) || strings.Contains(res.stderr, v) {
+					t.Fatalf("secret %q in the stored event or the hook's line: %s / %s", v, raw, res.stderr)
+				}
+			}
+			for k := range secrets {
+				if vm.Attributes[k] != eventbus.RedactedValue {
+					t.Errorf("%s stored as %q, want %q", k, vm.Attributes[k], eventbus.RedactedValue)
+				}
+			}
+			got, ok := vm.Attributes["PUPPET_CHALLENGE"]
+			if tc.mac != ok || (ok && !eventbus.MatchChallenge(key, &vm, got, challenge)) {
+				t.Fatalf("PUPPET_CHALLENGE stored as %q (present %v), want its MAC: %v", got, ok, tc.mac)
+			}
+			if vm.Attributes["ROLE"] != "web" || vm.Attributes["SSH_PUBLIC_KEY"] != "ssh-ed25519 AAAA" {
+				t.Fatalf("attributes %v: ROLE and SSH_PUBLIC_KEY must stay in clear text", vm.Attributes)
+			}
+		})
 	}
 }

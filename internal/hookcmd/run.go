@@ -38,6 +38,22 @@
 //	VMGLUE_NATS_CA             -ca             CA bundle for TLS
 //	VMGLUE_HOOK_TIMEOUT        -timeout        budget of a run (5s); keep OpenNebula's TIMEOUT above it
 //	                           -max-input      largest stdin accepted, in bytes
+//	VMGLUE_SECRET_ATTRIBUTES   -secret-attributes   name patterns of secret attributes added to
+//	                                                eventbus.DefaultSecretPatterns ("*_PIN,!BYPASS*")
+//	VMGLUE_CHALLENGE_ATTRIBUTE -challenge-attribute the Puppet challenge attribute (PUPPET_CHALLENGE)
+//	VMGLUE_CHALLENGE_KEY_FILE  -challenge-key-file  its key (/etc/vmglue/challenge.key, root:oneadmin 0640)
+//
+// # Secrets
+//
+// No secret attribute reaches the bus: the value of every attribute whose
+// name matches a secret pattern (*PASS*, *PWD*, *SECRET*, *TOKEN*, *KEY,
+// *CREDENTIAL*, *PRIVATE*, ...; SSH_PUBLIC_KEY is not one) is replaced by
+// "(redacted)", and the challenge attribute by its HMAC-SHA256 keyed with
+// the challenge key, which `vmglue autosign` checks with the same key.
+// Without a readable key (missing, shorter than 32 bytes, readable by every
+// user) the challenge attribute is left out, the event is published all
+// the same, and the line says so:
+// "(config: PUPPET_CHALLENGE not sent: no challenge key: ...)".
 //
 // # Output and exit codes
 //
@@ -76,6 +92,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/opennebula"
 	"github.com/vmglue/vmglue/hooks/spool"
@@ -105,7 +122,10 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stde
 			return ExitInvalid
 		}
 	}
-	ev, err := opennebula.ParseHookInput(in, args, opts.Cloud)
+	sec := opts.secretPolicy(&out.notes)
+	ev, err := opennebula.ParseHookInput(in, args, opts.Cloud, func(vm *eventbus.VM) {
+		out.notes = append(out.notes, sec.Protect(vm)...)
+	})
 	if err != nil {
 		out.line("%v", inputError(err))
 		return ExitInvalid

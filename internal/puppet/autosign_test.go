@@ -26,6 +26,40 @@ func (m mapLookup) VMByCertname(_ context.Context, certname string) (*eventbus.V
 	return m[certname], nil
 }
 
+// testKey is the challenge key of the unit tests.
+var testKey = []byte("unit-test-challenge-key-0123456789")
+
+// withMAC returns vm with its PUPPET_CHALLENGE as the hook sends it.
+func withMAC(vm *eventbus.VM) *eventbus.VM {
+	if c := vm.Attributes["PUPPET_CHALLENGE"]; c != "" {
+		vm.Attributes["PUPPET_CHALLENGE"] = eventbus.ChallengeMAC(testKey, vm.Cloud, vm.ID, c)
+	}
+	return vm
+}
+
+// memBinder is an in-memory Binder: certname → VM key; a certname bound
+// to another VM is held (the unit tests have no snapshots to ask).
+type memBinder map[string]string
+
+func (m memBinder) Bind(_ context.Context, certname string, vm *eventbus.VM, _ string) error {
+	if k, ok := m[certname]; ok && k != vm.Key() {
+		return fmt.Errorf("%w: vm %s", ErrHeld, k)
+	}
+	m[certname] = vm.Key()
+	return nil
+}
+
+type failingBinder struct{}
+
+func (failingBinder) Bind(context.Context, string, *eventbus.VM, string) error {
+	return errors.New("nats: timeout")
+}
+
+// policy is a Policy over lookup with a fresh memBinder and testKey.
+func policy(lookup Lookup, cfg AutosignConfig) Policy {
+	return Policy{Lookup: lookup, Binder: memBinder{}, Config: cfg, ChallengeKey: testKey}
+}
+
 type failingLookup struct{}
 
 func (failingLookup) VMByCertname(context.Context, string) (*eventbus.VM, error) {
@@ -45,7 +79,7 @@ func autosignHelper(vmsFile string) int {
 		return ExitError
 	}
 	cfg := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
-	return Main(context.Background(), os.Args[1:], os.Stdin, os.Stderr, vms, cfg)
+	return Main(context.Background(), os.Args[1:], os.Stdin, os.Stderr, policy(vms, cfg))
 }
 
 // agentCSR is one real CSR made by `puppet ssl bootstrap` (refused by the
@@ -74,47 +108,60 @@ func realCSR(t *testing.T) (string, []byte) {
 
 func TestAutosign(t *testing.T) {
 	certname, csr := realCSR(t)
+	// vm is the VM as the hook publishes it: the challenge as its MAC.
 	vm := func(kind, challenge string) mapLookup {
+		return mapLookup{certname: withMAC(fakeVM(strings.TrimSuffix(certname, ".cloud.test"), kind,
+			map[string]string{"PUPPET_CHALLENGE": challenge}))}
+	}
+	// clear is the VM with its challenge in clear text, as no hook sends it.
+	clear := func(kind, challenge string) mapLookup {
 		return mapLookup{certname: fakeVM(strings.TrimSuffix(certname, ".cloud.test"), kind,
 			map[string]string{"PUPPET_CHALLENGE": challenge})}
 	}
-	// sealed is the VM as a hook publishes it: the challenge sealed.
-	sealed := func(kind, challenge string) mapLookup {
-		l := vm(kind, challenge)
-		l[certname].SealSecrets()
-		if strings.Contains(l[certname].Attributes["PUPPET_CHALLENGE"], challenge) {
-			t.Fatalf("challenge not sealed: %v", l[certname].Attributes)
-		}
-		return l
-	}
 	strict := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
+	noKey := policy(vm(eventbus.KindRunning, "s3cret"), strict)
+	noKey.ChallengeKey, noKey.KeyErr = nil, fmt.Errorf("%w: open /etc/vmglue/challenge.key: no such file or directory", eventbus.ErrNoChallengeKey)
+	otherKey := policy(vm(eventbus.KindRunning, "s3cret"), strict)
+	otherKey.ChallengeKey = []byte("another-challenge-key-0123456789ab")
+	held := policy(vm(eventbus.KindRunning, "s3cret"), strict)
+	held.Binder = memBinder{certname: "one.id-victim"}
+	brokenBinder := policy(vm(eventbus.KindRunning, "s3cret"), strict)
+	brokenBinder.Binder = failingBinder{}
 	tests := []struct {
 		name     string
 		certname string
 		csr      []byte
-		lookup   Lookup
-		cfg      AutosignConfig
+		policy   Policy
 		sign     bool
 		reason   string
 		err      bool
 	}{
-		{"running vm, right challenge", certname, csr, vm(eventbus.KindRunning, "s3cret"), strict, true, "signed", false},
-		{"starting vm, no challenge required", certname, csr, vm(eventbus.KindStarting, ""), AutosignConfig{}, true, "signed", false},
-		{"wrong challenge", certname, csr, vm(eventbus.KindRunning, "other"), strict, false, "challengePassword does not match", false},
-		{"sealed challenge, right", certname, csr, sealed(eventbus.KindRunning, "s3cret"), strict, true, "signed", false},
-		{"sealed challenge, wrong", certname, csr, sealed(eventbus.KindRunning, "other"), strict, false, "challengePassword does not match", false},
-		{"vm without challenge attribute", certname, csr, vm(eventbus.KindRunning, ""), strict, false, "has no PUPPET_CHALLENGE", false},
-		{"unknown certname", certname, csr, mapLookup{}, strict, false, "no VM known", false},
-		{"deleted vm", certname, csr, vm(eventbus.KindDeleted, "s3cret"), strict, false, "is deleted", false},
-		{"stopped vm", certname, csr, vm(eventbus.KindStopped, "s3cret"), strict, false, "is stopped", false},
-		{"lookup fails", certname, csr, failingLookup{}, strict, false, "lookup failed", true},
-		{"csr of another name", "other.cloud.test", csr, mapLookup{"other.cloud.test": fakeVM("other", eventbus.KindRunning, nil)}, AutosignConfig{}, false, "does not match the certname", false},
-		{"garbage", certname, []byte("hello"), vm(eventbus.KindRunning, "s3cret"), strict, false, "no PEM", false},
-		{"invalid certname", "Evil\nName", csr, mapLookup{}, strict, false, "not a valid certname", false},
+		{"running vm, right challenge", certname, csr, policy(vm(eventbus.KindRunning, "s3cret"), strict), true, "signed", false},
+		{"starting (booting) vm, no challenge required", certname, csr, policy(vm(eventbus.KindStarting, ""), AutosignConfig{}), true, "signed", false},
+		{"migrating vm", certname, csr, policy(vm(eventbus.KindMigrating, "s3cret"), strict), true, "signed", false},
+		{"changing vm", certname, csr, policy(vm(eventbus.KindChanging, "s3cret"), strict), true, "signed", false},
+		{"wrong challenge", certname, csr, policy(vm(eventbus.KindRunning, "other"), strict), false, "challengePassword does not match", false},
+		{"challenge MAC of another key", certname, csr, otherKey, false, "challengePassword does not match", false},
+		{"challenge in clear text (no hook sends it)", certname, csr, policy(clear(eventbus.KindRunning, "s3cret"), strict), false, "is not a keyed MAC", false},
+		{"redacted challenge", certname, csr, policy(clear(eventbus.KindRunning, eventbus.RedactedValue), strict), false, "is not a keyed MAC", false},
+		{"no challenge key", certname, csr, noKey, false, "require_challenge without a challenge key", true},
+		{"vm without challenge attribute", certname, csr, policy(vm(eventbus.KindRunning, ""), strict), false, "has no PUPPET_CHALLENGE", false},
+		{"unknown certname", certname, csr, policy(mapLookup{}, strict), false, "no VM known", false},
+		{"never booted (created: PENDING)", certname, csr, policy(vm(eventbus.KindCreated, "s3cret"), strict), false, "is created (autosign signs only a VM that is booting or booted)", false},
+		{"never booted, no challenge required", certname, csr, policy(vm(eventbus.KindCreated, ""), AutosignConfig{}), false, "is created", false},
+		{"deleted vm", certname, csr, policy(vm(eventbus.KindDeleted, "s3cret"), strict), false, "is deleted", false},
+		{"stopped vm", certname, csr, policy(vm(eventbus.KindStopped, "s3cret"), strict), false, "is stopped", false},
+		{"stopping vm", certname, csr, policy(vm(eventbus.KindStopping, "s3cret"), strict), false, "is stopping", false},
+		{"certname held by another live vm", certname, csr, held, false, "certname held by another live VM: vm one.id-victim", false},
+		{"binding fails", certname, csr, brokenBinder, false, "binding to vm", true},
+		{"lookup fails", certname, csr, policy(failingLookup{}, strict), false, "lookup failed", true},
+		{"csr of another name", "other.cloud.test", csr, policy(mapLookup{"other.cloud.test": fakeVM("other", eventbus.KindRunning, nil)}, AutosignConfig{}), false, "does not match the certname", false},
+		{"garbage", certname, []byte("hello"), policy(vm(eventbus.KindRunning, "s3cret"), strict), false, "no PEM", false},
+		{"invalid certname", "Evil\nName", csr, policy(mapLookup{}, strict), false, "not a valid certname", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Autosign(context.Background(), tc.certname, tc.csr, tc.lookup, tc.cfg)
+			d, err := Autosign(context.Background(), tc.certname, tc.csr, tc.policy)
 			if (err != nil) != tc.err || d.Sign != tc.sign || !strings.Contains(d.Reason, tc.reason) {
 				t.Fatalf("got %+v, %v; want sign=%v reason ~%q err=%v", d, err, tc.sign, tc.reason, tc.err)
 			}
@@ -152,8 +199,8 @@ func TestAutosignOpenSSLChallenge(t *testing.T) {
 				want string
 				sign bool
 			}{{tc.challenge, true}, {tc.challenge + "x", false}} {
-				lookup := mapLookup{"vm9.cloud.test": fakeVM("vm9", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": c.want})}
-				if d, err := Autosign(context.Background(), "vm9.cloud.test", out, lookup, cfg); d.Sign != c.sign || err != nil {
+				lookup := mapLookup{"vm9.cloud.test": withMAC(fakeVM("vm9", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": c.want}))}
+				if d, err := Autosign(context.Background(), "vm9.cloud.test", out, policy(lookup, cfg)); d.Sign != c.sign || err != nil {
 					t.Errorf("vm challenge %q: got %+v %v, want sign=%v", c.want, d, err, c.sign)
 				}
 			}
@@ -163,7 +210,7 @@ func TestAutosignOpenSSLChallenge(t *testing.T) {
 
 func TestMainExitCodes(t *testing.T) {
 	certname, csr := realCSR(t)
-	lookup := mapLookup{certname: fakeVM("x", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "s3cret"})}
+	lookup := mapLookup{certname: withMAC(fakeVM("x", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "s3cret"}))}
 	cfg := AutosignConfig{RequireChallenge: true, ChallengeAttribute: "PUPPET_CHALLENGE"}
 	tests := []struct {
 		name   string
@@ -180,7 +227,7 @@ func TestMainExitCodes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			if code := Main(context.Background(), tc.args, tc.stdin, &stderr, tc.lookup, cfg); code != tc.code {
+			if code := Main(context.Background(), tc.args, tc.stdin, &stderr, policy(tc.lookup, cfg)); code != tc.code {
 				t.Fatalf("exit %d, want %d (%s)", code, tc.code, stderr.String())
 			}
 			if lines := strings.Count(stderr.String(), "\n"); lines != 1 {
@@ -198,31 +245,12 @@ func TestAutosignEndToEnd(t *testing.T) {
 	name := uniq("boot")
 	altName := uniq("alt")
 	certname, evil, alt := name+".cloud.test", uniq("evil")+".cloud.test", altName+".cloud.test"
-	dir := s.PolicyDir(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vms, _ := json.Marshal(mapLookup{
-		certname: fakeVM(name, eventbus.KindStarting, map[string]string{"PUPPET_CHALLENGE": "boot-secret"}),
-		evil:     fakeVM("evil", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "right"}),
-		alt:      fakeVM(altName, eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "alt-secret"}),
+		certname: withMAC(fakeVM(name, eventbus.KindStarting, map[string]string{"PUPPET_CHALLENGE": "boot-secret"})),
+		evil:     withMAC(fakeVM("evil", eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "right"})),
+		alt:      withMAC(fakeVM(altName, eventbus.KindRunning, map[string]string{"PUPPET_CHALLENGE": "alt-secret"})),
 	})
-	policy := fmt.Sprintf("#!/bin/sh\nVMGLUE_AUTOSIGN_HELPER_VMS=%s/vms.json exec %s/puppet.test \"$@\"\n", dir, dir)
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{{"puppet.test", bin, 0o755}, {"vms.json", vms, 0o644}, {"policy", []byte(policy), 0o755}} {
-		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testenv.UseAutosign(t, s, dir+"/policy")
+	installHelper(t, s, "VMGLUE_AUTOSIGN_HELPER_VMS=DIR/vms.json", map[string][]byte{"vms.json": vms})
 
 	// A live VM with the right challenge that asks for the CA's own name
 	// as an alternative name (the stack's CA allows alt names).

@@ -20,8 +20,9 @@ const maxCSR = 64 << 10
 // (policy-based autosigning): args holds the certname, stdin the CSR PEM.
 // It writes one line to stderr (Puppet Server logs it) and returns
 // ExitSign, ExitRefuse, or ExitError for a usage error or a failed lookup,
-// which refuses too. The caller wires cfg and the lookup (KVLookup).
-func Main(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer, lookup Lookup, cfg AutosignConfig) int {
+// which refuses too. The caller wires the policy (KVLookup, Bindings, the
+// challenge key).
+func Main(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer, p Policy) int {
 	if len(args) != 1 {
 		fmt.Fprintln(stderr, "usage: vmglue autosign <certname> < csr.pem (run by Puppet Server)")
 		return ExitError
@@ -35,7 +36,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stderr io.Writer,
 		fmt.Fprintf(stderr, "refused %s: CSR larger than %d bytes\n", excerpt([]byte(args[0])), maxCSR)
 		return ExitRefuse
 	}
-	d, err := Autosign(ctx, args[0], csr, lookup, cfg)
+	d, err := Autosign(ctx, args[0], csr, p)
 	if err != nil {
 		fmt.Fprintf(stderr, "refused %s: %v\n", excerpt([]byte(args[0])), err)
 		return ExitError

@@ -65,6 +65,11 @@ func newClient(name, base string, tc *tls.Config, timeout time.Duration) (*clien
 // do sends one request and returns the status and (at most 64 KiB of) body.
 // A transport error is returned classified; the caller classifies statuses.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, body []byte) (int, []byte, error) {
+	return c.doAccept(ctx, method, path, query, body, "application/json")
+}
+
+// doAccept is do asking for the media type accept.
+func (c *client) doAccept(ctx context.Context, method, path string, query url.Values, body []byte, accept string) (int, []byte, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = query.Encode()
@@ -72,7 +77,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return 0, nil, worker.Permanent(fmt.Errorf("build %s request: %w", c.name, err))
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

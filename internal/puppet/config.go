@@ -67,7 +67,12 @@ type AutosignConfig struct {
 	RequireChallenge bool `yaml:"require_challenge"`
 	// ChallengeAttribute is the user attribute (OpenNebula USER_TEMPLATE,
 	// Nova metadata) holding the expected challenge. Default "PUPPET_CHALLENGE".
+	// The hook sends it as a MAC keyed with the challenge key.
 	ChallengeAttribute string `yaml:"challenge_attribute"`
+	// ChallengeKeyFile holds the challenge key, the same as the hook's
+	// (root:puppet 0640). Read only with require_challenge. Default
+	// /etc/vmglue/challenge.key.
+	ChallengeKeyFile string `yaml:"challenge_key_file"`
 }
 
 // DefaultCertname is the default certname template: the VM's DNS name.
@@ -85,7 +90,10 @@ func (c *Config) SetDefaults() {
 		c.PuppetDBWait = 10 * time.Second
 	}
 	if c.Autosign.ChallengeAttribute == "" {
-		c.Autosign.ChallengeAttribute = "PUPPET_CHALLENGE"
+		c.Autosign.ChallengeAttribute = eventbus.DefaultChallengeAttribute
+	}
+	if c.Autosign.ChallengeKeyFile == "" {
+		c.Autosign.ChallengeKeyFile = eventbus.DefaultChallengeKeyFile
 	}
 	if c.VerifyCertAge == nil {
 		verify := true
@@ -131,8 +139,8 @@ func (c *Config) Validate() error {
 		return errors.New("puppet.autosign.challenge_attribute: required with require_challenge")
 	}
 	if a := c.Autosign.ChallengeAttribute; a != "" && !eventbus.SecretAttribute(a) {
-		return fmt.Errorf("puppet.autosign.challenge_attribute: the hook does not seal %q, so the challenge would travel in clear text on the bus; "+
-			"use a name that contains CHALLENGE, TOKEN, SECRET or PASSWORD (eventbus.SecretAttribute), e.g. PUPPET_CHALLENGE", a)
+		return fmt.Errorf("puppet.autosign.challenge_attribute: %q is not a protected attribute name (eventbus.DefaultSecretPatterns: *CHALLENGE*, *TOKEN*, *PASS*, ...), "+
+			"so a hook set up for another challenge attribute would send it in clear text; use e.g. PUPPET_CHALLENGE", a)
 	}
 	return nil
 }

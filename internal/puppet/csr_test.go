@@ -107,7 +107,7 @@ func TestAutosignRefusesOverreach(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := Autosign(context.Background(), certname, goCSR(t, certname, tc.edit), lookup, AutosignConfig{})
+			d, err := Autosign(context.Background(), certname, goCSR(t, certname, tc.edit), policy(lookup, AutosignConfig{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -139,7 +139,7 @@ func FuzzAutosignCSR(f *testing.F) {
 	lookup := mapLookup{certname: fakeVM("web1", eventbus.KindRunning, nil)}
 	f.Fuzz(func(t *testing.T, der []byte) {
 		in := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-		d, err := Autosign(context.Background(), certname, in, lookup, AutosignConfig{})
+		d, err := Autosign(context.Background(), certname, in, policy(lookup, AutosignConfig{}))
 		if err != nil || d.Reason == "" || strings.Contains(d.Reason, "\n") {
 			t.Fatalf("decision %+v, %v: want one reason line", d, err)
 		}

@@ -17,6 +17,9 @@ func TestMain(m *testing.M) {
 	if vms := os.Getenv("VMGLUE_AUTOSIGN_HELPER_VMS"); vms != "" {
 		os.Exit(autosignHelper(vms))
 	}
+	if url := os.Getenv("VMGLUE_AUTOSIGN_HELPER_NATS"); url != "" {
+		os.Exit(autosignNATSHelper(url))
+	}
 	code := m.Run()
 	testenv.StopPuppet()
 	os.Exit(code)

@@ -19,6 +19,13 @@ import (
 // buckets and returns JetStream and the bucket eventbus.BucketVMs.
 func provisioned(t testing.TB) (jetstream.JetStream, jetstream.KeyValue) {
 	t.Helper()
+	_, js, kv := provisionedAt(t)
+	return js, kv
+}
+
+// provisionedAt is provisioned, with the server's client URL.
+func provisionedAt(t testing.TB) (string, jetstream.JetStream, jetstream.KeyValue) {
+	t.Helper()
 	ns, err := natsserver.Start(natsserver.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +48,7 @@ func provisioned(t testing.TB) (jetstream.JetStream, jetstream.KeyValue) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return js, kv
+	return ns.ClientURL(), js, kv
 }
 
 // openIndex opens the provisioned certname index.

@@ -55,6 +55,8 @@ type Target struct {
 	now      func() time.Time
 	// index, when set, is kept in step with the recorded certificates.
 	index *CertIndex
+	// bindings, when set, decide which certificate a delete may clean.
+	bindings *Bindings
 }
 
 var _ worker.Target = (*Target)(nil)
@@ -90,6 +92,12 @@ func New(cfg Config, log zerolog.Logger) (*Target, error) {
 // reads, in step with the certificates it records. Call it before the
 // runtime starts.
 func (t *Target) SetIndex(idx *CertIndex) { t.index = idx }
+
+// SetBindings makes a delete clean only the certificate `vmglue autosign`
+// bound to the VM (see cleanBound); without bindings a delete relies on
+// the certificate's age (verify_cert_age). Call it before the runtime
+// starts.
+func (t *Target) SetBindings(b *Bindings) { t.bindings = b }
 
 // Name is "puppet".
 func (t *Target) Name() string { return "puppet" }
@@ -161,6 +169,12 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
+		if !vm.Deleted() {
+			// A renamed live VM: its agent keeps its certificate (and node)
+			// under the old certname. Never revoked while the VM lives.
+			log.Debug().Str("object", c.Key).Msg("kept: the vm is alive (renamed)")
+			continue
+		}
 		if name, ok := strings.CutPrefix(c.Key, prefixNode); ok && foreign[name] {
 			log.Warn().Str("certname", name).Msg("node left active: its certificate is not the vm's")
 			continue
@@ -213,6 +227,9 @@ func (t *Target) delete(ctx context.Context, log zerolog.Logger, vm *eventbus.VM
 	start := t.now()
 	switch kind {
 	case prefixCert:
+		if t.bindings != nil {
+			return t.cleanBound(ctx, log, vm, name)
+		}
 		gone, err := t.verifyCertOwner(ctx, log, vm, name)
 		if err != nil {
 			if !errors.Is(err, worker.ErrConflict) {

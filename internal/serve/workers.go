@@ -77,6 +77,11 @@ var constructors = map[string]func(cfg *config.Config, js jetstream.JetStream, l
 			return built{}, err
 		}
 		t.SetIndex(idx)
+		bindings, err := puppet.OpenBindings(ctx, js)
+		if err != nil {
+			return built{}, err
+		}
+		t.SetBindings(bindings)
 		// Certificates recorded before the index existed (an upgrade).
 		plog := log.With().Str("worker", t.Name()).Logger()
 		backfill := func(ctx context.Context, _ *worker.Runner) {
