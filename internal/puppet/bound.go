@@ -21,7 +21,7 @@ import (
 // the CA carries the bound public key. Then the binding goes.
 //
 //   - No binding and no certificate: nothing to clean (a name the VM had
-//     before its agent asked for one).
+//     before its agent asked for one); a pending request is discarded.
 //   - No binding, or one naming another VM: the certificate was not signed
 //     for vm (a tenant renamed vm to another VM's name, or an operator
 //     signed it by hand): a Permanent ErrConflict, nothing revoked, and
@@ -37,11 +37,21 @@ func (t *Target) cleanBound(ctx context.Context, log zerolog.Logger, vm *eventbu
 	}
 	if b == nil {
 		// A name the VM had but never got a certificate for (renamed
-		// before its agent asked) is no conflict while the CA has nothing.
-		if _, found, err := t.ca.certStatus(ctx, certname); err != nil {
+		// before its agent asked, or refused) is no conflict while the CA
+		// has no certificate: at most a pending request, which grants
+		// nothing and would block the name's next VM, so it goes.
+		st, found, err := t.ca.certStatus(ctx, certname)
+		switch {
+		case err != nil:
 			return &uncheckedError{err}
-		} else if !found {
+		case !found:
 			log.Info().Str("certname", certname).Msg("no certificate and no binding: nothing to clean")
+			return nil
+		case st.State == "requested":
+			if _, err := t.ca.cleanCert(ctx, certname); err != nil {
+				return err
+			}
+			log.Info().Str("certname", certname).Msg("pending request discarded (no certificate was signed)")
 			return nil
 		}
 	}

@@ -158,13 +158,13 @@ func writeFile(t *testing.T, name, text string) string {
 }
 
 // hook runs vmglue-hook once, as HEM does, and fails the test unless it exits 0.
-func hook(t *testing.T, url, spoolDir string, v testenv.OneVM, word string) string {
+func hook(t *testing.T, url, spoolDir string, v testenv.OneVM, word string, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hookBin)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=" + url,
-		"VMGLUE_SPOOL_DIR=" + spoolDir, "VMGLUE_HOOK_TIMEOUT=2s"}
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=" + url,
+		"VMGLUE_SPOOL_DIR=" + spoolDir, "VMGLUE_HOOK_TIMEOUT=2s"}, env...)
 	cmd.Stdin = bytes.NewReader(testenv.HookStdin(testenv.OneVMXML(v), word))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr

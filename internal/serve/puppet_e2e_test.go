@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/user"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,6 +59,20 @@ func bootedAgent(a *testenv.PuppetAdmin, prefix string) (name, certname string, 
 	return name, certname, serial
 }
 
+// bind plays `vmglue autosign` for a certificate signed by the test: it
+// binds certname to the VM key (cloud one) with the certificate's key.
+func bind(t *testing.T, a *testenv.PuppetAdmin, js jetstream.JetStream, certname, id string) {
+	t.Helper()
+	b, err := puppet.OpenBindings(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := &eventbus.VM{Cloud: "one", ID: id}
+	if err := b.Bind(context.Background(), certname, vm, puppet.PublicKeyID(a.CertPublicKey(certname))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // recorded waits until the puppet worker recorded the certificate and node
 // of certname as the VM key's.
 func recorded(t *testing.T, reg *worker.Registry, key, certname string) {
@@ -104,6 +120,7 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 
 	in := start(t, puppetConfig(t, s))
 	_, js := natstest.Connect(t, in.Info.NATSURL)
+	bind(t, a, js, certname, "51")
 	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
 	if err != nil {
 		t.Fatal(err)
@@ -158,10 +175,10 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 	}
 }
 
-// A new VM gets the certname of a host whose certificate the CA issued
-// before the VM existed (its STIME is an hour ahead): the VM's DONE hook
-// leaves that certificate signed and its node active, and the event is
-// dead-lettered as a conflict naming the certname.
+// A new VM gets the certname of a host whose certificate vmglue autosign
+// did not sign for it (issued before the VM existed: its STIME is an hour
+// ahead): the VM's DONE hook leaves that certificate signed and its node
+// active, and the event is dead-lettered as a conflict naming the certname.
 func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
 	s := testenv.Puppet(t)
 	a := testenv.NewPuppetAdmin(t, s)
@@ -207,7 +224,7 @@ const autosignChallenge = "autosign:\n  require_challenge: true\n  challenge_att
 // Puppet Server runs the real `vmglue autosign` binary, through the
 // wrapper of deploy/puppet, against the JetStream state of a running
 // `vmglue serve`: the RUNNING hooks of two VMs carry a PUPPET_CHALLENGE
-// (sealed by the hook), then real agents boot. The VM's agent with the
+// (sent as its MAC under the challenge key both hold), then real agents boot. The VM's agent with the
 // right challenge is signed; the other VM's agent with a wrong challenge
 // and an agent whose certname is no VM's stay pending, each refusal's
 // reason in Puppet Server's log. The DONE hooks clean up after them.
@@ -229,8 +246,22 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("built %s in %s", bin, time.Since(t0).Round(time.Millisecond))
+	// The challenge key, as an operator installs it on both hosts: the
+	// hook's copy readable by its user, autosign's by the puppet group.
+	keyFile := filepath.Join(dir, "challenge.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("c0ffee", 8)+"\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	grp, err := user.LookupGroup("puppet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid, _ := strconv.Atoi(grp.Gid)
+	if err := os.Chown(keyFile, 0, gid); err != nil {
+		t.Fatal(err)
+	}
 	conf := fmt.Sprintf("nats:\n  url: %s\nworkers:\n  puppet:\n%s", in.Info.NATSURL,
-		indent(puppetWorkerYAML(s)+autosignChallenge, "    "))
+		indent(puppetWorkerYAML(s)+autosignChallenge+"  challenge_key_file: "+keyFile+"\n", "    "))
 	wrapper, err := os.ReadFile("../../deploy/puppet/vmglue-autosign")
 	if err != nil {
 		t.Fatal(err)
@@ -254,7 +285,7 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 	vms := []testenv.OneVM{running(61, good, "10.0.0.61", "", time.Now().Unix()), running(62, wrong, "10.0.0.62", "", time.Now().Unix())}
 	for i := range vms {
 		vms[i].UserAttr = map[string]string{"PUPPET_CHALLENGE": "challenge-of-" + vms[i].Name}
-		hook(t, in.Info.NATSURL, spool, vms[i], "running")
+		hook(t, in.Info.NATSURL, spool, vms[i], "running", "VMGLUE_CHALLENGE_KEY_FILE="+keyFile)
 	}
 	for _, v := range vms {
 		recorded(t, reg, fmt.Sprintf("one.%d", v.ID), v.Name+".cloud.test")
@@ -264,8 +295,8 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 		t.Fatal(err)
 	}
 	if vm, _, err := snaps.Get(context.Background(), "one.61"); err != nil || vm == nil ||
-		!strings.HasPrefix(vm.Attributes["PUPPET_CHALLENGE"], eventbus.SealedPrefix) {
-		t.Fatalf("snapshot one.61: want the challenge sealed, got %+v %v", vm, err)
+		!strings.HasPrefix(vm.Attributes["PUPPET_CHALLENGE"], eventbus.ChallengePrefix) {
+		t.Fatalf("snapshot one.61: want the challenge as its MAC, got %+v %v", vm, err)
 	}
 
 	for _, tc := range []struct {
@@ -318,6 +349,7 @@ func TestPuppetCADownRetriedUntilBack(t *testing.T) {
 	via.CAURL = "https://" + fw.Addr
 	in := start(t, puppetConfig(t, &via))
 	_, js := natstest.Connect(t, in.Info.NATSURL)
+	bind(t, a, js, certname, "71")
 	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
 	if err != nil {
 		t.Fatal(err)

@@ -153,6 +153,19 @@ func (a *PuppetAdmin) setState(certname, state string) {
 // CertSerial returns the serial of the signed certificate of certname.
 func (a *PuppetAdmin) CertSerial(certname string) *big.Int {
 	a.t.Helper()
+	return a.cert(certname).SerialNumber
+}
+
+// CertPublicKey returns the DER SubjectPublicKeyInfo of the signed
+// certificate of certname.
+func (a *PuppetAdmin) CertPublicKey(certname string) []byte {
+	a.t.Helper()
+	return a.cert(certname).RawSubjectPublicKeyInfo
+}
+
+// cert returns the signed certificate of certname.
+func (a *PuppetAdmin) cert(certname string) *x509.Certificate {
+	a.t.Helper()
 	code, body := a.call(a.plain, http.MethodGet, a.s.CAURL+"/puppet-ca/v1/certificate/"+certname, "", nil)
 	if code != http.StatusOK {
 		a.t.Fatalf("get certificate %s: %d %s", certname, code, body)
@@ -165,7 +178,7 @@ func (a *PuppetAdmin) CertSerial(certname string) *big.Int {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	return c.SerialNumber
+	return c
 }
 
 // CertState is the CA's state of certname ("requested", "signed",
