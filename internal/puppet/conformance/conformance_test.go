@@ -62,9 +62,11 @@ func TestConformance(t *testing.T) {
 				NICs:  []eventbus.NIC{{ID: "0", Network: "public", IP: "10.0.0.42"}},
 				Times: eventbus.Times{Created: &created}}
 		},
-		// A renamed VM has another certname: the old certificate and node
-		// are cleaned, the new ones are the VM's.
+		// A renamed VM has another certname: the new certificate and node
+		// are the VM's, the old ones stay its own until it is deleted.
 		Change: func(vm *eventbus.VM) { vm.Name += "-renamed" },
+		KeepOnChange: "a renamed live VM's agent keeps its certificate under the old certname: the worker never " +
+			"revokes a live VM's certificate, it cleans every certname the VM had once the VM is deleted",
 		Observe: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			name := certname(t, target, vm)
 			a := testenv.NewPuppetAdmin(t, testenv.Puppet(t))

@@ -1,6 +1,8 @@
 package workertest
 
 import (
+	"maps"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -54,7 +56,12 @@ func update(e *env) {
 	}
 	e.Publish(v2)
 	e.WaitIdle()
-	e.converged(v2, e.desired(v2))
+	applied := e.desired(v2)
+	if e.f.KeepOnChange != "" {
+		e.t.Logf("the old objects stay recorded (Fixture.KeepOnChange): %s", e.f.KeepOnChange)
+		maps.Copy(applied, e.desired(e.vm))
+	}
+	e.convergedKeeping(v2, e.desired(v2), applied)
 }
 
 func createDelete(e *env) {
