@@ -106,13 +106,14 @@ func SecretAttribute(name string) bool { return defaultNames.Secret(name) }
 // vm itself is not changed: the copy gets its own Attributes map. A value
 // that is already a challenge MAC is kept (it reveals nothing).
 func (vm *VM) Redacted() (*VM, bool) {
-	return vm.redacted(defaultNames)
+	return defaultNames.Redact(vm)
 }
 
-func (vm *VM) redacted(names *SecretNames) (*VM, bool) {
+// Redact is VM.Redacted with the secret names n (nil: the defaults).
+func (n *SecretNames) Redact(vm *VM) (*VM, bool) {
 	var out *VM
 	for k, v := range vm.Attributes {
-		if v == "" || v == RedactedValue || strings.HasPrefix(v, ChallengePrefix) || !names.Secret(k) {
+		if v == "" || v == RedactedValue || strings.HasPrefix(v, ChallengePrefix) || !n.Secret(k) {
 			continue
 		}
 		if out == nil {
@@ -131,12 +132,16 @@ func (vm *VM) redacted(names *SecretNames) (*VM, bool) {
 // RedactEventJSON returns the event JSON b with the secret attributes of
 // its VM redacted. b is returned unchanged when it holds no secret or is not
 // a readable event.
-func RedactEventJSON(b []byte) []byte {
+func RedactEventJSON(b []byte) []byte { return defaultNames.RedactEventJSON(b) }
+
+// RedactEventJSON is the package's RedactEventJSON with the secret names n
+// (nil: the defaults).
+func (n *SecretNames) RedactEventJSON(b []byte) []byte {
 	ev, err := Unmarshal(b)
 	if err != nil {
 		return b
 	}
-	vm, changed := ev.Data.Redacted()
+	vm, changed := n.Redact(&ev.Data)
 	if !changed {
 		return b
 	}

@@ -180,3 +180,51 @@ func TestAutosignJetStreamUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// What Puppet Server's environment and the config decide: VMGLUE_NATS_URL
+// overrides nats.url of the config; a VM that never booted (PENDING) is
+// refused; require_challenge without a readable challenge key refuses
+// every CSR with the reason (exit 2).
+func TestAutosignEnvironmentAndPolicy(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	snaps, err := worker.OpenSnapshots(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []eventbus.VM{opstest.VM("11", eventbus.KindRunning), opstest.VM("12", eventbus.KindCreated)} {
+		if _, err := snaps.Merge(ctx, &v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down := natstest.Start(t)
+	down.Stop()
+	dir := t.TempDir()
+	elsewhere := filepath.Join(dir, "elsewhere.yaml")
+	challenge := filepath.Join(dir, "challenge.yaml")
+	for path, text := range map[string]string{
+		elsewhere: "nats:\n  url: " + down.URL + "\n" + puppetConfig,
+		challenge: puppetConfig + "    autosign:\n      require_challenge: true\n      challenge_key_file: " + dir + "/missing.key\n",
+	} {
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("VMGLUE_NATS_URL", s.URL)
+	tests := []struct {
+		name, config, certname string
+		code                   int
+		stderr                 string
+	}{
+		{"VMGLUE_NATS_URL overrides nats.url", elsewhere, "web11.cloud.test", 0, "signed web11.cloud.test: vm one.11 is running"},
+		{"never booted vm refuses", elsewhere, "web12.cloud.test", 1, "vm one.12 is created (autosign signs only a VM that is booting or booted)"},
+		{"require_challenge without a key", challenge, "web11.cloud.test", 2, "challenge key: no challenge key: open " + dir + "/missing.key: no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runAutosign(t, []string{"autosign", "-c", tt.config, tt.certname}, csrPEM(t, tt.certname), tt.code, tt.stderr)
+		})
+	}
+}

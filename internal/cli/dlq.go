@@ -32,7 +32,7 @@ func dlqCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withJetStream("vmglue dlq list", func(js jetstream.JetStream) error {
-				dls, err := ops.DeadLetters(cmd.Context(), js, ops.DeadLetterRequest{Worker: workerName, ShowSecrets: g.showSecrets})
+				dls, err := ops.DeadLetters(cmd.Context(), js, ops.DeadLetterRequest{Worker: workerName, ShowSecrets: g.showSecrets, Secrets: g.secrets})
 				if err != nil {
 					return err
 				}

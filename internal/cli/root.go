@@ -29,8 +29,10 @@ type globals struct {
 	// showSecrets prints secret VM attributes (eventbus.SecretAttribute)
 	// in JSON output instead of eventbus.RedactedValue.
 	showSecrets bool
-	stdout      io.Writer
-	stderr      io.Writer
+	// secrets are the secret attribute names of the loaded config.
+	secrets *eventbus.SecretNames
+	stdout  io.Writer
+	stderr  io.Writer
 }
 
 // Execute runs the command line and returns the process exit code.
@@ -90,7 +92,11 @@ func (e *exitError) Error() string {
 func (e *exitError) Unwrap() error { return e.err }
 
 func (g *globals) load() (*config.Config, error) {
-	return config.Load(g.configPath)
+	cfg, err := config.Load(g.configPath)
+	if err == nil {
+		g.secrets = cfg.SecretNames()
+	}
+	return cfg, err
 }
 
 // clientURL is where the ops commands connect.

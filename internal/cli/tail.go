@@ -22,7 +22,7 @@ func tailCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withJetStream("vmglue tail", func(js jetstream.JetStream) error {
-				req.ShowSecrets = g.showSecrets
+				req.ShowSecrets, req.Secrets = g.showSecrets, g.secrets
 				return ops.Tail(cmd.Context(), js, req, func(data []byte) error {
 					return printEvent(g.stdout, data, asJSON)
 				})

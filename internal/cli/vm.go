@@ -31,7 +31,7 @@ is shown.`,
 			}
 			return g.withJetStream("vmglue vm", func(js jetstream.JetStream) error {
 				reps, err := ops.VMReports(cmd.Context(), js, ops.VMRequest{Cloud: cloud, ID: args[0],
-					Workers: cfg.Workers.Names(), ShowSecrets: g.showSecrets})
+					Workers: cfg.Workers.Names(), ShowSecrets: g.showSecrets, Secrets: g.secrets})
 				if err != nil {
 					return err
 				}

@@ -26,6 +26,21 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	Runtime Runtime `yaml:"runtime"`
 	Workers Workers `yaml:"workers"`
+	// SecretAttributes are name patterns of secret VM attributes added to
+	// eventbus.DefaultSecretPatterns ("!" exempts): the ops commands
+	// print such attributes as (redacted). The hook has its own setting
+	// (VMGLUE_SECRET_ATTRIBUTES): it redacts them before the bus.
+	SecretAttributes []string `yaml:"secret_attributes"`
+}
+
+// SecretNames returns the secret attribute names of the configuration
+// (the defaults plus secret_attributes; Validate checked them).
+func (c *Config) SecretNames() *eventbus.SecretNames {
+	n, err := eventbus.NewSecretNames(c.SecretAttributes)
+	if err != nil {
+		return nil // the defaults
+	}
+	return n
 }
 
 // Log configures zerolog.
@@ -153,6 +168,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.CompactAfter < 0 {
 		return errors.New("runtime.compact_after: must not be negative")
+	}
+	if _, err := eventbus.NewSecretNames(c.SecretAttributes); err != nil {
+		return fmt.Errorf("secret_attributes: %w", err)
 	}
 	return c.Workers.validate()
 }

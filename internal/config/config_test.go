@@ -35,6 +35,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"dns without servers", "workers:\n  dns:\n    forward_zones: [a.test.]\n", "dns."},
 		{"lb without instances", "workers:\n  lb: {}\n", "instances"},
 		{"negative compact_after", "runtime:\n  compact_after: -1h\n", "runtime.compact_after"},
+		{"malformed secret attribute pattern", "secret_attributes: [\"[A-\"]\n", "secret_attributes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,9 @@ type DeadLetterRequest struct {
 	// ShowSecrets keeps secret VM attributes in the events; by default
 	// their values are eventbus.RedactedValue.
 	ShowSecrets bool
+	// Secrets are the secret attribute names (config secret_attributes);
+	// nil: eventbus.DefaultSecretPatterns.
+	Secrets *eventbus.SecretNames
 }
 
 // DeadLetters returns the dead letters of req.Worker (or of every worker),
@@ -26,15 +29,15 @@ func DeadLetters(ctx context.Context, js jetstream.JetStream, req DeadLetterRequ
 	if err != nil {
 		return nil, err
 	}
-	return redactDeadLetters(dls, req.ShowSecrets), nil
+	return redactDeadLetters(dls, req.ShowSecrets, req.Secrets), nil
 }
 
 // redactDeadLetters redacts, in place, the secret attributes of the events
-// of dls unless show, and returns dls.
-func redactDeadLetters(dls []worker.StoredDeadLetter, show bool) []worker.StoredDeadLetter {
+// of dls (names: nil for the defaults) unless show, and returns dls.
+func redactDeadLetters(dls []worker.StoredDeadLetter, show bool, names *eventbus.SecretNames) []worker.StoredDeadLetter {
 	if !show {
 		for i := range dls {
-			dls[i].Event = eventbus.RedactEventJSON(dls[i].Event)
+			dls[i].Event = names.RedactEventJSON(dls[i].Event)
 		}
 	}
 	return dls
@@ -124,7 +127,7 @@ func SettleDeadLetters(ctx context.Context, js jetstream.JetStream, req SettleRe
 	if err != nil {
 		return 0, err
 	}
-	redactDeadLetters(dls, false) // for each; the settling reads the stored letter
+	redactDeadLetters(dls, false, nil) // for each; the settling reads the stored letter
 	for i, dl := range dls {
 		if err := fn(ctx, js, dl.Seq); err != nil {
 			return i, fmt.Errorf("%w (%d of %d %s before)", err, i, len(dls), req.Action.Done())

@@ -95,6 +95,9 @@ type TailRequest struct {
 	// ShowSecrets passes secret VM attributes on; by default their values
 	// are eventbus.RedactedValue.
 	ShowSecrets bool
+	// Secrets are the secret attribute names (config secret_attributes);
+	// nil: eventbus.DefaultSecretPatterns.
+	Secrets *eventbus.SecretNames
 }
 
 // Tail calls each with the JSON body of every selected event, in stream
@@ -129,7 +132,7 @@ func Tail(ctx context.Context, js jetstream.JetStream, req TailRequest, each fun
 	err = consume(ctx, cons, "tail", func(m jetstream.Msg) (bool, error) {
 		data := m.Data()
 		if !req.ShowSecrets {
-			data = eventbus.RedactEventJSON(data)
+			data = req.Secrets.RedactEventJSON(data)
 		}
 		if err := each(data); err != nil {
 			return true, err

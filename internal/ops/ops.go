@@ -37,7 +37,7 @@ type StoredEvent struct {
 
 // storedEvent decodes a message of VMGLUE_EVENTS, its secret attributes
 // redacted unless showSecrets.
-func storedEvent(m jetstream.Msg, seq uint64, showSecrets bool) StoredEvent {
+func storedEvent(m jetstream.Msg, seq uint64, showSecrets bool, names *eventbus.SecretNames) StoredEvent {
 	e := StoredEvent{Seq: seq}
 	if md, err := m.Metadata(); err == nil {
 		e.Stored = md.Timestamp.UTC()
@@ -48,7 +48,7 @@ func storedEvent(m jetstream.Msg, seq uint64, showSecrets bool) StoredEvent {
 		return e
 	}
 	if !showSecrets {
-		vm, _ := ev.Data.Redacted()
+		vm, _ := names.Redact(&ev.Data)
 		ev.Data = *vm
 	}
 	e.Event = &ev

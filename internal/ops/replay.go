@@ -65,7 +65,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, req ReplayRequest, each
 	err = scanEvents(ctx, js, cc, func(m jetstream.Msg, seq uint64) error {
 		n++
 		if each != nil {
-			if err := each(storedEvent(m, seq, false)); err != nil {
+			if err := each(storedEvent(m, seq, false, nil)); err != nil {
 				return err
 			}
 		}

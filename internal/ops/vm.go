@@ -23,6 +23,9 @@ type VMRequest struct {
 	// ShowSecrets keeps secret VM attributes; by default their values are
 	// eventbus.RedactedValue.
 	ShowSecrets bool
+	// Secrets are the secret attribute names (config secret_attributes);
+	// nil: eventbus.DefaultSecretPatterns.
+	Secrets *eventbus.SecretNames
 }
 
 // VMReport is what is known of one VM in one cloud: what `vmglue vm` shows.
@@ -67,7 +70,7 @@ func VMReports(ctx context.Context, js jetstream.JetStream, req VMRequest) ([]VM
 	cc := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventbus.VMSubject(cloudTok, id)}, DeliverPolicy: jetstream.DeliverAllPolicy}
 	err := scanEvents(ctx, js, cc, func(m jetstream.Msg, seq uint64) error {
 		r := rep(subjectToken(m.Subject(), 2))
-		r.Timeline = append(r.Timeline, storedEvent(m, seq, req.ShowSecrets))
+		r.Timeline = append(r.Timeline, storedEvent(m, seq, req.ShowSecrets, req.Secrets))
 		return nil
 	})
 	if err != nil {
@@ -83,7 +86,7 @@ func VMReports(ctx context.Context, js jetstream.JetStream, req VMRequest) ([]VM
 			return nil, gerr
 		}
 		if vm != nil {
-			rep(strings.TrimSuffix(key, "."+id)).Snapshot = redactVM(vm, req.ShowSecrets)
+			rep(strings.TrimSuffix(key, "."+id)).Snapshot = redactVM(vm, req.ShowSecrets, req.Secrets)
 		}
 	}
 	for _, key := range bucketKeys(ctx, js, eventbus.BucketApplied, "*."+cloudTok+"."+id, &err) {
@@ -107,7 +110,7 @@ func VMReports(ctx context.Context, js jetstream.JetStream, req VMRequest) ([]VM
 	if err != nil {
 		return nil, err
 	}
-	for _, dl := range redactDeadLetters(dls, req.ShowSecrets) {
+	for _, dl := range redactDeadLetters(dls, req.ShowSecrets, req.Secrets) {
 		r := rep(subjectToken(dl.Subject, 2))
 		r.DeadLetters = append(r.DeadLetters, dl)
 	}
@@ -127,11 +130,12 @@ func VMReports(ctx context.Context, js jetstream.JetStream, req VMRequest) ([]VM
 	return out, nil
 }
 
-// redactVM returns vm with its secret attributes redacted unless show.
-func redactVM(vm *eventbus.VM, show bool) *eventbus.VM {
+// redactVM returns vm with its secret attributes (names: nil for the
+// defaults) redacted unless show.
+func redactVM(vm *eventbus.VM, show bool, names *eventbus.SecretNames) *eventbus.VM {
 	if show {
 		return vm
 	}
-	r, _ := vm.Redacted()
+	r, _ := names.Redact(vm)
 	return r
 }
