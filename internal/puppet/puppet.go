@@ -2,26 +2,22 @@
 // cleans the VM's certificate on the Puppet CA and deactivates its node in
 // PuppetDB, so that the name can be reused and the node leaves exported
 // resources and reports. It also holds the policy of `vmglue autosign`, which
-// lets Puppet Server sign the CSR of a VM vmglue saw boot.
+// lets Puppet Server sign the CSR of a VM that is booting or booted.
 //
-// While a VM lives the worker only records ownership of "cert <certname>"
-// and "node <certname>"; Apply does not call Puppet for them (unless
-// on_running.check_access). Only objects in have, recorded for a live VM of
-// ours, are ever cleaned: a certname vmglue never saw for a live VM is never
-// touched.
-//
-// A name is not proof of ownership: an infrastructure host, or an unrelated
-// earlier machine, may hold a signed certificate with the certname a new VM
-// gets. So before cleaning, the worker reads the certificate's status from
-// the CA (verify_cert_age, on by default): a certificate the CA issued
-// before the VM was created (not_before plus the CA's one-day backdating,
-// earlier than Times.Created minus ownership_skew) is another host's, and
-// one issued after the VM ended (later than Times.Ended plus ownership_skew)
-// is a successor's: a VM with the same name that booted while the delete
-// was retried or replayed. Either is
-// neither revoked nor cleaned, the node of that certname is not
-// deactivated, and Apply returns a Permanent ErrConflict (dead letter
-// "conflict"). See README.md.
+// A name is not proof of ownership: tenants choose and change their VMs'
+// names. So the binding certname ↔ VM is made once, when autosign signs:
+// it records the VM and the CSR's public key (Bindings, the bucket
+// eventbus.BucketCertBindings) and refuses a certname another live VM
+// holds. While a VM lives the worker only records "cert <certname>" and
+// "node <certname>" for every certname the VM has had (a rename never
+// revokes anything); when it is deleted, Apply cleans a recorded
+// certificate only when its binding names this VM and the CA's certificate
+// carries the bound public key (cleanBound). Any other certificate (a
+// tenant renamed its VM to another VM's name; signed by hand) is neither
+// revoked nor cleaned, its node is not deactivated, and Apply returns a
+// Permanent ErrConflict (dead letter "conflict"). Without bindings (a
+// Target used without SetBindings) the certificate's age decides instead
+// (verify_cert_age, see verifyCertOwner). See README.md.
 package puppet
 
 import (
