@@ -119,7 +119,6 @@ func (w *bindingWorld) vm(t *testing.T, id, name, kind string) *eventbus.VM {
 	if kind == eventbus.KindDeleted {
 		ended := time.Now()
 		vm.Times.Ended = &ended
-		vm.Version.Deleted = true
 	}
 	b, err := json.Marshal(vm)
 	if err != nil {

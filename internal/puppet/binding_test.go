@@ -23,7 +23,7 @@ func TestBindings(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := func(id, kind string) *eventbus.VM {
-		vm := &eventbus.VM{Cloud: "one", ID: id, Name: "web", Kind: kind, Version: eventbus.Version{Deleted: kind == eventbus.KindDeleted}}
+		vm := &eventbus.VM{Cloud: "one", ID: id, Name: "web", Kind: kind}
 		raw, _ := json.Marshal(vm)
 		if _, err := vms.Put(ctx, vm.Key(), raw); err != nil {
 			t.Fatal(err)
