@@ -30,12 +30,22 @@ func TestOptionsFromEnv(t *testing.T) {
 			"VMGLUE_NATS_URL": "nats://n1:4222", "VMGLUE_CLOUD": "east", "VMGLUE_SPOOL_DIR": "/s",
 			"VMGLUE_NATS_USER": "u", "VMGLUE_NATS_PASSWORD": "p", "VMGLUE_NATS_PASSWORD_FILE": "/pf",
 			"VMGLUE_NATS_TOKEN": "t", "VMGLUE_NATS_TOKEN_FILE": "/tf", "VMGLUE_NATS_CREDS": "/c",
-			"VMGLUE_NATS_CA": "/ca", "VMGLUE_HOOK_TIMEOUT": "1500ms",
+			"VMGLUE_NATS_CA": "/ca", "VMGLUE_HOOK_TIMEOUT": "1500ms", "VMGLUE_SECRET_ATTRIBUTES": "*_PIN",
+			"VMGLUE_CHALLENGE_ATTRIBUTE": "VM_CHALLENGE", "VMGLUE_CHALLENGE_KEY_FILE": "/k",
 		}, want: func(o hookcmd.Options) bool {
 			return reflect.DeepEqual(o, hookcmd.Options{URL: "nats://n1:4222", Cloud: "east", SpoolDir: "/s", User: "u",
 				Password: "p", PasswordFile: "/pf", Token: "t", TokenFile: "/tf", CredsFile: "/c",
-				CAFile: "/ca", Timeout: 1500 * time.Millisecond, MaxInput: hookcmd.DefaultMaxInput})
+				CAFile: "/ca", Timeout: 1500 * time.Millisecond, MaxInput: hookcmd.DefaultMaxInput,
+				SecretAttributes: "*_PIN", ChallengeAttribute: "VM_CHALLENGE", ChallengeKeyFile: "/k"})
 		}},
+		{name: "challenge defaults", want: func(o hookcmd.Options) bool {
+			return o.ChallengeAttribute == eventbus.DefaultChallengeAttribute && o.ChallengeKeyFile == eventbus.DefaultChallengeKeyFile
+		}},
+		{name: "secret flags override env", env: map[string]string{"VMGLUE_CHALLENGE_KEY_FILE": "/env.key"},
+			flags: []string{"-challenge-key-file", "/flag.key", "-secret-attributes", "*_PIN", "-challenge-attribute", "X_CHALLENGE"},
+			want: func(o hookcmd.Options) bool {
+				return o.ChallengeKeyFile == "/flag.key" && o.SecretAttributes == "*_PIN" && o.ChallengeAttribute == "X_CHALLENGE"
+			}},
 		{name: "timeout in seconds", env: map[string]string{"VMGLUE_HOOK_TIMEOUT": "3"},
 			want: func(o hookcmd.Options) bool { return o.Timeout == 3*time.Second }},
 		{name: "flags override env", env: map[string]string{"VMGLUE_CLOUD": "east", "VMGLUE_HOOK_TIMEOUT": "3s"},
