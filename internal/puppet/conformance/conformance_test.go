@@ -4,7 +4,7 @@
 // own tests do not depend on the runtime's packages.
 //
 // The puppet worker creates nothing: a VM's agent gets its certificate
-// (signed by the autosign policy, only for a VM vmglue saw boot) and sends
+// (signed by the autosign policy, only for a VM that is booting or booted) and sends
 // its facts, and the worker only records that the certificate and the node
 // are the VM's. So the fixture plays the agent: right after vmglue recorded
 // a live VM (an Apply of the real Target that leaves the VM's objects
