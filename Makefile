@@ -17,13 +17,18 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign clean
+.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -o $(BIN)/vmglue ./cmd/vmglue
 	CGO_ENABLED=0 $(GO) build $(GOFLAGS_B) -o $(BIN)/vmglue-hook ./cmd/vmglue-hook
+
+# Debian packages vmglue and vmglue-hook in dist/ (DEB_ARCH="amd64 arm64"
+# for both architectures); nfpm runs as a pinned Go module (scripts/deb.sh).
+deb:
+	VERSION=$(VERSION) GO=$(GO) scripts/deb.sh dist
 
 run: build
 	$(BIN)/vmglue serve $(ARGS)
@@ -51,6 +56,7 @@ test: test-deps
 	@scripts/puppet-stack.sh stop $(TESTDIR)/puppet >/dev/null 2>&1 || true
 	@echo "starting Puppet Server + PuppetDB in the background (log: $(TESTDIR)/puppet-start.log)"
 	@setsid scripts/puppet-stack.sh start $(TESTDIR)/puppet > $(TESTDIR)/puppet-start.log 2>&1 < /dev/null &
+	@setsid scripts/deb-chroot.sh > $(TESTDIR)/deb-chroot.log 2>&1 < /dev/null &
 	@rc=0; \
 	$(MAKE) --no-print-directory vet build || rc=$$?; \
 	if [ $$rc -eq 0 ]; then \
@@ -81,4 +87,4 @@ bench-autosign:
 	$(GO) test -run '^$$' -bench BenchmarkKVLookup -benchtime 20x ./internal/puppet
 
 clean:
-	rm -rf $(BIN) $(TESTDIR)
+	rm -rf $(BIN) dist $(TESTDIR)

@@ -3,7 +3,7 @@
 # package that is already installed is not touched, and nothing is started
 # (the tests start every server themselves, on loopback).
 set -euo pipefail
-pkgs=(bind9 bind9-dnsutils haproxy puppetserver puppet-agent puppetdb puppet-terminus-puppetdb postgresql openssl curl)
+pkgs=(bind9 bind9-dnsutils haproxy puppetserver puppet-agent puppetdb puppet-terminus-puppetdb postgresql openssl curl debootstrap lintian)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
