@@ -75,6 +75,8 @@ func TestInstallPurge(t *testing.T) {
 		t.Fatalf("spool holds %v, want one event", spooled)
 	}
 
+	// What serve keeps (the embedded NATS server's data) goes with purge.
+	c.must("vmglue", "mkdir /var/lib/vmglue/jetstream && echo x > /var/lib/vmglue/jetstream/data")
 	out = c.must("", "apt -o Dpkg::Use-Pty=0 purge -y vmglue vmglue-hook 2>&1")
 	t.Logf("apt purge:\n%s", out)
 	if !strings.Contains(out, "still holds unsent events: kept") {
