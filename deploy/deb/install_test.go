@@ -59,6 +59,15 @@ func TestInstallPurge(t *testing.T) {
 	delete(owners, "/var/lib/one")
 	checkOwners(t, c, owners)
 
+	// An upgrade (here a reinstall: postinst configure with the old version)
+	// keeps the administrator's edit, the user and the owners.
+	c.must("", "echo '# edited' >> /etc/vmglue/vmglue.yaml")
+	c.must("", "cd /tmp && apt -o Dpkg::Use-Pty=0 install --reinstall -y ./vmglue_*.deb ./vmglue-hook_*.deb 2>&1")
+	if b, err := os.ReadFile(c.path("/etc/vmglue/vmglue.yaml")); err != nil || !strings.HasSuffix(string(b), "# edited\n") {
+		t.Errorf("the reinstall replaced the edited /etc/vmglue/vmglue.yaml (%v)", err)
+	}
+	checkOwners(t, c, owners)
+
 	// A hook run as HEM makes it: oneadmin, hook.env's environment, no
 	// network (unshare --net): the event goes to the spool, exit 0.
 	xml, err := os.ReadFile(filepath.Join(repo, "testdata/sample/vm-42-running.xml"))
