@@ -22,6 +22,8 @@ if [ -s "$tarball" ]; then
 	echo "$tarball"
 	exit 0
 fi
+# What a killed earlier run left (never a mount: see above).
+rm -rf "$cache"/build.*
 
 # mirror prints the first deb URI of apt's sources that serves bookworm.
 mirror() {

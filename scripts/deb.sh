@@ -73,10 +73,21 @@ cp deploy/hook.env deploy/prometheus/vmglue-rules.yaml "$STAGE/common/"
 awk '/^workers:/ { print "# Every worker is off until its section is uncommented (see README)."; print "workers: {}"; off = 1; next }
 	off && /[^[:space:]]/ { print "#" $0; next } { print }' deploy/vmglue.example.yaml >"$STAGE/common/vmglue.yaml"
 
+# binaries ARCH builds vmglue and vmglue-hook for ARCH into the stage, once.
+binaries() {
+	local cmd
+	mkdir -p "$STAGE/$1"
+	for cmd in vmglue vmglue-hook; do
+		[ -x "$STAGE/$1/$cmd" ] ||
+			CGO_ENABLED=0 GOOS=linux GOARCH=$1 "$GO" build -trimpath -ldflags "$LDFLAGS" -o "$STAGE/$1/$cmd" "./cmd/$cmd"
+	done
+}
+hostarch=$("$GO" env GOARCH)
+binaries "$hostarch"
+host=$STAGE/$hostarch/vmglue
+
 # Docs: man pages made of `vmglue help` of every command and of the hook's
 # usage, the changelog, the copyright.
-host=$STAGE/host-vmglue
-CGO_ENABLED=0 "$GO" build -trimpath -ldflags "$LDFLAGS" -o "$host" ./cmd/vmglue
 helptree() {
 	echo "vmglue${*:+ $*} --help"
 	echo
@@ -103,8 +114,7 @@ manpage() {
 }
 helptree | manpage vmglue "keeps DNS, Puppet and load balancers in step with a cloud's VMs"
 # The hook's usage goes to stderr with exit 0 (-h).
-CGO_ENABLED=0 "$GO" build -trimpath -o "$STAGE/host-hook" ./cmd/vmglue-hook
-"$STAGE/host-hook" -h 2>&1 | manpage vmglue-hook "OpenNebula VM state hook that publishes vmglue events"
+"$STAGE/$hostarch/vmglue-hook" -h 2>&1 | manpage vmglue-hook "OpenNebula VM state hook that publishes vmglue events"
 date=$(git log -1 --format=%cD)
 for pkg in vmglue vmglue-hook; do
 	{
@@ -121,10 +131,7 @@ cp deploy/deb/*.lintian-overrides "$STAGE/common/"
 cp deploy/deb/*.postinst deploy/deb/*.prerm deploy/deb/*.postrm "$STAGE/common/"
 
 for arch in ${DEB_ARCH:-amd64}; do
-	mkdir -p "$STAGE/$arch"
-	for cmd in vmglue vmglue-hook; do
-		CGO_ENABLED=0 GOOS=linux GOARCH=$arch "$GO" build -trimpath -ldflags "$LDFLAGS" -o "$STAGE/$arch/$cmd" "./cmd/$cmd"
-	done
+	binaries "$arch"
 	for pkg in vmglue vmglue-hook; do
 		# nfpm reads src paths relative to its working directory: the stage.
 		(cd "$STAGE" && DEB_GOARCH=$arch "$GO" run "$NFPM" package --config "$ROOT/deploy/deb/$pkg.nfpm.yaml" --packager deb --target "$OUT/")
