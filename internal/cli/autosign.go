@@ -87,7 +87,7 @@ func runAutosign(ctx context.Context, g *globals, args []string, stdin io.Reader
 	if err != nil {
 		return fail(err)
 	}
-	pc := cfg.Workers.Puppet
+	pc, _ := cfg.Workers["puppet"].(*puppet.Config)
 	if pc == nil {
 		return fail(errors.New("workers.puppet is not configured: autosign needs its certname template and policy"))
 	}

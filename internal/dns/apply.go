@@ -10,7 +10,6 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -57,9 +56,10 @@ func (n *nameChange) proof() string {
 // Apply sends, per zone, one UPDATE with the difference between have and
 // want (batched with other VMs' updates), guarded by prerequisites so that
 // it never changes a name vmglue does not own. See the package doc.
-func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
+	vm, have, want := req.VM, req.Have, req.Want
 	result := have.Clone()
-	unverified := worker.Unverified(ctx) // ours, but an interrupted Apply may not have made them
+	unverified := req.Unverified // ours, but an interrupted Apply may not have made them
 	if worker.Diff(have, want).Empty() && len(unverified) == 0 {
 		return result, nil
 	}

@@ -56,7 +56,7 @@ func desiredTarget(t *testing.T, mutate func(*Config)) *Target {
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	tg, err := New(cfg, zerolog.Nop())
+	tg, err := New(cfg, worker.Deps{Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}

@@ -39,7 +39,7 @@
 // name, and the records are left untouched, unless adopt_existing is set
 // (then our RRset types replace theirs; other types at the name stay). A
 // foreign name we only wanted to delete is left alone and forgotten.
-// Objects of have that worker.Unverified reports (an Apply interrupted by a
+// Objects of have that worker.Request.Unverified names (an Apply interrupted by a
 // crash) are rewritten in full under the same prerequisites, so they are
 // created when missing and verified when present.
 //

@@ -130,7 +130,7 @@ func TestSecretFromFile(t *testing.T) {
 	b := testenv.StartBIND(t, testenv.BINDOptions{})
 	cfg := testConfig(b)
 	cfg.TSIG.SecretFile = filepath.Join(t.TempDir(), "missing")
-	if _, err := New(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "secret_file") {
+	if _, err := New(cfg, worker.Deps{Log: zerolog.Nop()}); err == nil || !strings.Contains(err.Error(), "secret_file") {
 		t.Fatalf("missing secret file: err = %v", err)
 	}
 	bad := filepath.Join(t.TempDir(), "bad")
@@ -138,7 +138,7 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.TSIG.SecretFile = bad
-	_, err := New(cfg, zerolog.Nop())
+	_, err := New(cfg, worker.Deps{Log: zerolog.Nop()})
 	if err == nil || strings.Contains(err.Error(), "not base64 !!") {
 		t.Fatalf("bad secret: err = %v (must fail without echoing the secret)", err)
 	}

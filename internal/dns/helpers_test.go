@@ -29,7 +29,7 @@ func testConfig(b *testenv.BIND) Config {
 
 func newTarget(t testing.TB, cfg Config) *Target {
 	t.Helper()
-	tg, err := New(cfg, zerolog.Nop())
+	tg, err := New(cfg, worker.Deps{Log: zerolog.Nop()})
 	if err != nil {
 		t.Fatalf("new target: %v", err)
 	}
@@ -58,7 +58,7 @@ func converge(t testing.TB, ctx context.Context, tg *Target, vm *eventbus.VM, ha
 	if err != nil {
 		t.Fatalf("desired %s: %v", vm.Key(), err)
 	}
-	return tg.Apply(ctx, vm, have, want)
+	return tg.Apply(ctx, worker.Request{VM: vm, Have: have, Want: want})
 }
 
 // mustConverge is converge that fails the test on error and checks that

@@ -43,7 +43,7 @@ var _ worker.Target = (*Target)(nil)
 
 // New validates cfg (after SetDefaults), reads the TSIG secret and returns
 // the target.
-func New(cfg Config, log zerolog.Logger) (*Target, error) {
+func New(cfg Config, deps worker.Deps) (*Target, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -58,7 +58,7 @@ func New(cfg Config, log zerolog.Logger) (*Target, error) {
 	}
 	t := &Target{
 		cfg:      cfg,
-		log:      log.With().Str("worker", "dns").Logger(),
+		log:      deps.Log.With().Str("worker", "dns").Logger(),
 		tmpl:     tmpl,
 		forward:  canonicalZones(cfg.ForwardZones),
 		reverse:  canonicalZones(cfg.ReverseZones),

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -22,7 +21,8 @@ import (
 // of retries, and never puts a leaving server back. A server draining is
 // returned as "draining since <unix> ..." with a Requeue; the runtime
 // records it, so a restarted vmglue resumes the same drain.
-func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
+	vm, have, want := req.VM, req.Have, req.Want
 	st := t.vm(vm.Key())
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -60,20 +60,20 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 		t.reached(in.Name, err)
 		if err != nil {
 			o.add(fmt.Errorf("instance %s: %w", in.Name, err))
-			t.markUnreached(ctx, out, keys, have, want)
+			t.markUnreached(out, keys, req)
 			continue
 		}
 		for i, key := range keys {
 			k := key.String()
 			v, err := t.step(ctx, c, state, key, have[k], want[k])
 			if err != nil && unreachable(err) {
-				v = unreached(unconfirmed(ctx, k, v, want[k]), want[k])
+				v = unreached(unconfirmed(req.Unverified, k, v, want[k]), want[k])
 			}
 			set(out, k, v)
 			if err != nil {
 				o.add(fmt.Errorf("instance %s: %s: %w", in.Name, key.haproxy(), err))
 				if unreachable(err) {
-					t.markUnreached(ctx, out, keys[i+1:], have, want)
+					t.markUnreached(out, keys[i+1:], req)
 					break
 				}
 			}
@@ -92,19 +92,20 @@ func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.O
 
 // markUnreached records the objects of an instance that could not be
 // reached in the form Resync completes when it answers (see unreached).
-func (t *Target) markUnreached(ctx context.Context, out worker.Objects, keys []objectKey, have, want worker.Objects) {
+func (t *Target) markUnreached(out worker.Objects, keys []objectKey, req worker.Request) {
+	have, want, unverified := req.Have, req.Want, req.Unverified
 	for _, key := range keys {
 		k := key.String()
-		set(out, k, unreached(unconfirmed(ctx, k, have[k], want[k]), want[k]))
+		set(out, k, unreached(unconfirmed(unverified, k, have[k], want[k]), want[k]))
 	}
 }
 
 // unconfirmed returns "" for a wanted object whose value v is unverified
-// (worker.Unverified: pending from an Apply that failed or never
+// (in Request.Unverified: pending from an Apply that failed or never
 // returned, so perhaps never added), else v: such an object is recorded
 // "wanted", not as in place, when its instance cannot be reached.
-func unconfirmed(ctx context.Context, k, v, want string) string {
-	if want != "" && v != "" && worker.Unverified(ctx)[k] == v {
+func unconfirmed(unverified worker.Objects, k, v, want string) string {
+	if want != "" && v != "" && unverified[k] == v {
 		return ""
 	}
 	return v

@@ -1,15 +1,12 @@
 package lb
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/vmglue/vmglue/eventbus"
 )
@@ -85,19 +82,6 @@ var (
 	nameRE = regexp.MustCompile(`^[A-Za-z0-9._:-]+$`)
 )
 
-// LoadConfig decodes YAML strictly (unknown keys fail), sets defaults and
-// validates.
-func LoadConfig(b []byte) (Config, error) {
-	var c Config
-	d := yaml.NewDecoder(bytes.NewReader(b))
-	d.KnownFields(true)
-	if err := d.Decode(&c); err != nil {
-		return Config{}, fmt.Errorf("decode lb config: %w", err)
-	}
-	c.SetDefaults()
-	return c, c.Validate()
-}
-
 // SetDefaults fills the zero fields.
 func (c *Config) SetDefaults() {
 	if c.Attribute == "" {
@@ -127,7 +111,7 @@ func (c *Config) SetDefaults() {
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("lb config: %s: %s", key, fmt.Sprintf(format, a...)))
+		errs = append(errs, fmt.Errorf("lb.%s: %s", key, fmt.Sprintf(format, a...)))
 	}
 	if len(c.Instances) == 0 {
 		bad("instances", "at least one HAProxy instance is required")

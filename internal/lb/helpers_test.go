@@ -72,7 +72,7 @@ func newTargetLog(t *testing.T, cfg Config) (*Target, *recorder, *testenv.LogBuf
 	buf := &testenv.LogBuffer{}
 	console := zerolog.NewConsoleWriter(zerolog.ConsoleTestWriter(t))
 	log := zerolog.New(zerolog.MultiLevelWriter(console, buf)).Level(zerolog.DebugLevel)
-	tgt, err := New(cfg, log)
+	tgt, err := New(cfg, worker.Deps{Log: log})
 	if err != nil {
 		t.Fatalf("new: %v", err)
 	}
@@ -102,7 +102,7 @@ func applyOnce(t *testing.T, tgt *Target, vm *eventbus.VM, have worker.Objects) 
 	if err != nil {
 		return have, err
 	}
-	return tgt.Apply(context.Background(), vm, have, want)
+	return tgt.Apply(context.Background(), worker.Request{VM: vm, Have: have, Want: want})
 }
 
 // converge simulates the runtime: it delivers the VM again and again while

@@ -27,17 +27,23 @@ type Target struct {
 
 	// guard, when set, runs each repair of a Resync under the VM's lease
 	// with its current registry record (worker.Runner.Guard).
-	guard Guard
+	guard worker.GuardFunc
 }
-
-// Guard runs fn for one VM under its lease with the objects applied for it
-// now; worker.Runner.Guard is one.
-type Guard func(ctx context.Context, vmKey string, fn func(applied worker.Objects) error) error
 
 // SetGuard makes Resync check every repair with g, so that a Resync in one
 // vmglue process never re-adds a server a converge in another process has
 // just removed. Call it before the runtime starts.
-func (t *Target) SetGuard(g Guard) { t.guard = g }
+func (t *Target) SetGuard(g worker.GuardFunc) { t.guard = g }
+
+// ResyncInterval is workers.lb.resync_interval: it wins over the runtime's.
+func (t *Target) ResyncInterval() time.Duration { return t.cfg.ResyncInterval }
+
+// RunBeside watches the instances for reloads until ctx ends: a reloaded
+// HAProxy forgot our servers, so r resyncs at once (through the runner, so
+// that Resync never races a converge).
+func (t *Target) RunBeside(ctx context.Context, r *worker.Runner) {
+	t.WatchReloads(ctx, func(string) { r.TriggerResync() })
+}
 
 // vmState serialises Apply and Resync for one VM and remembers what Apply
 // last returned, so a Resync working from an older copy of the registry
@@ -55,12 +61,12 @@ var _ worker.Target = (*Target)(nil)
 
 // New validates cfg (after filling its defaults) and returns the Target.
 // It does not contact HAProxy.
-func New(cfg Config, log zerolog.Logger) (*Target, error) {
+func New(cfg Config, deps worker.Deps) (*Target, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Target{cfg: cfg, log: log.With().Str("worker", "lb").Logger(),
+	t := &Target{cfg: cfg, log: deps.Log.With().Str("worker", "lb").Logger(),
 		clients: map[string]*Client{}, now: time.Now, vms: map[string]*vmState{}, metrics: newMetrics()}
 	for _, in := range cfg.Instances {
 		c, err := NewClient(in.Address, cfg.CommandTimeout)

@@ -157,7 +157,7 @@ func TestInvalidInputSendsNothing(t *testing.T) {
 				_, err = applyOnce(t, tgt, vm, nil)
 			} else {
 				var got worker.Objects
-				got, err = tgt.Apply(context.Background(), vm, nil, tc.want)
+				got, err = tgt.Apply(context.Background(), worker.Request{VM: vm, Want: tc.want})
 				if len(got) != 0 {
 					t.Errorf("applied %v", got)
 				}

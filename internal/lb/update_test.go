@@ -26,7 +26,7 @@ func TestInterruptedAddIsCompleted(t *testing.T) {
 	}
 	for _, have := range []worker.Objects{want, {"lb1/web/one-60": prefixAdded + want["lb1/web/one-60"]}} {
 		h.Command("disable server web/one-60")
-		got, err := tgt.Apply(context.Background(), vm, have, want)
+		got, err := tgt.Apply(context.Background(), worker.Request{VM: vm, Have: have, Want: want})
 		if err != nil || !got.Equal(want) {
 			t.Fatalf("apply from %v: %v, %v", have, got, err)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 func TestMain(m *testing.M) {
@@ -45,7 +46,7 @@ func testConfig(s *testenv.PuppetStack) Config {
 
 func newTarget(t *testing.T, cfg Config) *Target {
 	t.Helper()
-	tg, err := New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel))
+	tg, err := New(cfg, worker.Deps{Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)})
 	if err != nil {
 		t.Fatalf("new target: %v", err)
 	}

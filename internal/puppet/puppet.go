@@ -29,6 +29,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -53,13 +54,18 @@ type Target struct {
 	index *CertIndex
 	// bindings, when set, decide which certificate a delete may clean.
 	bindings *Bindings
+	// registry is the worker's registry, which RunBeside backfills the
+	// index from.
+	registry *worker.Registry
 }
 
 var _ worker.Target = (*Target)(nil)
 
 // New validates cfg (SetDefaults is applied to a copy), loads the TLS files
-// and returns the target. It does not contact the servers.
-func New(cfg Config, log zerolog.Logger) (*Target, error) {
+// and returns the target. It does not contact the servers. Given
+// deps.JS, it opens the certname index (see SetIndex) and backfills it in
+// RunBeside.
+func New(cfg Config, deps worker.Deps) (*Target, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -80,8 +86,51 @@ func New(cfg Config, log zerolog.Logger) (*Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Target{cfg: cfg, certname: tmpl, ca: ca, pdb: pdb, now: time.Now,
-		log: log.With().Str("worker", "puppet").Logger()}, nil
+	t := &Target{cfg: cfg, certname: tmpl, ca: ca, pdb: pdb, now: time.Now,
+		log: deps.Log.With().Str("worker", "puppet").Logger()}
+	if deps.JS != nil {
+		if err := t.openIndex(deps.JS); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// openIndex opens the certname index `vmglue autosign` reads, the
+// certname bindings autosign records (which decide what a delete may clean)
+// and the worker's registry, which RunBeside backfills the index from.
+func (t *Target) openIndex(js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	idx, err := OpenCertIndex(ctx, js)
+	if err != nil {
+		return err
+	}
+	reg, err := worker.OpenRegistry(ctx, js, t.Name())
+	if err != nil {
+		return err
+	}
+	bindings, err := OpenBindings(ctx, js)
+	if err != nil {
+		return err
+	}
+	t.index, t.registry, t.bindings = idx, reg, bindings
+	return nil
+}
+
+// RunBeside backfills the certname index with the certificates recorded
+// before the index existed (an upgrade), once, when New was given the
+// JetStream handle.
+func (t *Target) RunBeside(ctx context.Context, _ *worker.Runner) {
+	if t.index == nil || t.registry == nil {
+		return
+	}
+	n, err := t.index.Backfill(ctx, t.registry)
+	if err != nil && ctx.Err() == nil {
+		t.log.Error().Err(err).Msg("certname index backfill")
+		return
+	}
+	t.log.Info().Int("certnames", n).Msg("certname index backfilled")
 }
 
 // SetIndex makes the target keep idx, the certname index `vmglue autosign`
@@ -127,7 +176,8 @@ func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
 // verifyCertOwner); while the certificate cannot be checked (CA down) its
 // node waits too. It tries every other delete: the error is permanent only
 // when every failure is.
-func (t *Target) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
+	vm, have, want := req.VM, req.Have, req.Want
 	out := have.Clone()
 	if err := ctx.Err(); err != nil { // shutting down: change nothing
 		return out, err

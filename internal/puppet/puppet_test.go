@@ -23,7 +23,7 @@ func converge(t *testing.T, tg *Target, vm *eventbus.VM, have worker.Objects) (w
 		t.Fatalf("desired: %v", err)
 	}
 	start := time.Now()
-	out, err := tg.Apply(context.Background(), vm, have, want)
+	out, err := tg.Apply(context.Background(), worker.Request{VM: vm, Have: have, Want: want})
 	t.Logf("apply %s (%d→%d objects): %s, err=%v", vm.Kind, len(have), len(want), time.Since(start).Round(time.Millisecond), err)
 	return out, err
 }
@@ -226,7 +226,7 @@ func TestApplyRejectsForeignKeys(t *testing.T) {
 	tg := newTarget(t, testConfig(testenv.Puppet(t)))
 	vm := fakeVM("x", eventbus.KindDeleted, nil)
 	for _, key := range []string{"cert ../../etc", "dns web1", "node UPPER.cloud.test"} {
-		_, err := tg.Apply(context.Background(), vm, worker.Objects{key: ""}, worker.Objects{})
+		_, err := tg.Apply(context.Background(), worker.Request{VM: vm, Have: worker.Objects{key: ""}, Want: worker.Objects{}})
 		if !worker.IsPermanent(err) {
 			t.Errorf("key %q: want permanent error, got %v", key, err)
 		}
@@ -392,7 +392,7 @@ func TestConcurrentDeletesAllRevoked(t *testing.T) {
 			name := vm.Name + ".cloud.test"
 			have := worker.Objects{"cert " + name: ""}
 			want, _ := tg.Desired(vm)
-			_, errs[i] = tg.Apply(context.Background(), vm, have, want)
+			_, errs[i] = tg.Apply(context.Background(), worker.Request{VM: vm, Have: have, Want: want})
 		})
 	}
 	wg.Wait()

@@ -155,7 +155,7 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	got, aerr := r.apply(withUnverified(ctx, unverified), newest, have.Clone(), want.Clone())
+	got, aerr := r.apply(ctx, Request{VM: newest, Have: have.Clone(), Want: want.Clone(), Unverified: unverified})
 	after := &Record{Applied: got, EventID: j.ev.ID, Updated: now()}
 	switch {
 	case errors.Is(aerr, errPanic):
@@ -269,14 +269,14 @@ func (r *Runner) desired(vm *eventbus.VM) (want Objects, err error) {
 
 // apply calls Target.Apply, turning a panic into a transient error that
 // keeps the registry's pending objects, as a crash would.
-func (r *Runner) apply(ctx context.Context, vm *eventbus.VM, have, want Objects) (got Objects, err error) {
+func (r *Runner) apply(ctx context.Context, req Request) (got Objects, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.log.Error().Str("stack", string(debug.Stack())).Msg("apply panicked")
 			got, err = nil, fmt.Errorf("apply: %w: %v", errPanic, p)
 		}
 	}()
-	got, err = r.t.Apply(ctx, vm, have, want)
+	got, err = r.t.Apply(ctx, req)
 	if err != nil {
 		err = fmt.Errorf("apply: %w", err)
 	}

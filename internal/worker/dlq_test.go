@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/worker"
 	"github.com/vmglue/vmglue/internal/worker/workertest"
@@ -21,11 +20,11 @@ type flakyTarget struct {
 	fail atomic.Bool
 }
 
-func (f *flakyTarget) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+func (f *flakyTarget) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
 	if f.fail.Load() {
 		return nil, worker.Permanent(errors.New("boom"))
 	}
-	return f.memTarget.Apply(ctx, vm, have, want)
+	return f.memTarget.Apply(ctx, req)
 }
 
 // deadLettered starts a failing worker "mem", publishes the VMs and waits

@@ -34,7 +34,7 @@
 // applied. After a Permanent error only the unverified objects the target
 // still reports stay pending: what it dropped it found not ours. The next
 // converge passes them in have, as ours, although they may not exist, and
-// names them in Unverified(ctx); so a delete that arrives before the retry
+// names them in Request.Unverified; so a delete that arrives before the retry
 // still removes them. They stay pending until an Apply confirms or removes
 // them.
 //

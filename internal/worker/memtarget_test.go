@@ -56,7 +56,8 @@ func (m *memTarget) Desired(vm *eventbus.VM) (worker.Objects, error) {
 // that are free, and reports a conflict for a key that someone else holds.
 // It sets every wanted object, not only the difference, so that objects in
 // have that an interrupted Apply never created are created now.
-func (m *memTarget) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+func (m *memTarget) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
+	vm, have, want := req.VM, req.Have, req.Want
 	m.mu.Lock()
 	m.cur[vm.Key()]++
 	m.maxCur = max(m.maxCur, m.cur[vm.Key()])

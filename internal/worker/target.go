@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -68,25 +69,53 @@ type Target interface {
 	// Permanent (an invalid name, a bad per-VM setting) dead-letters the event.
 	Desired(vm *eventbus.VM) (Objects, error)
 
-	// Apply changes the target from have (what this worker applied before
-	// for this VM: these objects are ours) to want, and returns what is in
-	// place afterwards. On error the returned Objects still describe what is
-	// in place, so that a partial success is recorded and not redone.
-	// An object present in the target but absent from have is foreign:
-	// Apply must not change it and returns a Permanent ErrConflict unless the
-	// target's policy adopts it. Errors: Permanent → dead letter, Requeue →
-	// try again after a delay without counting as a failure, anything else →
-	// transient, retried with backoff.
-	//
-	// have is ownership, not proof of existence: after an Apply that never
-	// returned (a crash) it also holds the objects that Apply was about to
-	// create, which may or may not exist. So Apply makes every object of
-	// want exist with its value (create, or verify and fix), even when have
-	// already lists it, and deletes the objects of have that want lacks (a
-	// missing one is not an error). Unverified(ctx) names the objects of
-	// have that may not exist, so a target applying only Diff(have, want)
-	// knows what else to create. The conformance suite checks this.
-	Apply(ctx context.Context, vm *eventbus.VM, have, want Objects) (Objects, error)
+	// Apply changes the target from req.Have to req.Want for req.VM and
+	// returns what is in place afterwards. See Request for the contract.
+	Apply(ctx context.Context, req Request) (Objects, error)
+}
+
+// Request is the input of one Target.Apply. The conformance suite
+// (internal/worker/workertest) checks every rule below.
+//
+//   - Have is what this worker applied before for the VM: these objects are
+//     ours. An object present in the target but absent from Have is
+//     foreign: Apply must not change it and returns a Permanent ErrConflict
+//     unless the target's policy adopts it.
+//   - Have is ownership, not proof of existence: after an Apply that never
+//     returned (a crash) or failed, it also holds the objects that Apply was
+//     about to create, which may or may not exist. So Apply makes every
+//     object of Want exist with its value (create, or verify and fix), even
+//     when Have already lists it, and deletes the objects of Have that Want
+//     lacks (a missing one is not an error).
+//   - Unverified names the objects of Have that may not exist (pending from
+//     an earlier Apply that failed or never returned), so a target applying
+//     only Diff(Have, Want) knows what else to create. It is empty in the
+//     normal case.
+//   - On error the returned Objects still describe what is in place, so that
+//     a partial success is recorded and not redone. An unverified object
+//     returned unchanged by a failed Apply is not taken as proof that it
+//     exists.
+//   - Errors: Permanent → dead letter, Requeue → try again after a delay
+//     without counting as a failure, anything else → transient, retried
+//     with backoff. A cancelled context must fail the Apply (the event is
+//     redelivered).
+//
+// Apply owns none of the maps: it must not modify them; Result gives a copy
+// of Have to build the answer from.
+type Request struct {
+	VM         *eventbus.VM
+	Have       Objects
+	Want       Objects
+	Unverified Objects
+}
+
+// Result returns a copy of Have (never nil): the starting point of what an
+// Apply returns.
+func (r Request) Result() Objects {
+	if r.Have == nil {
+		return Objects{}
+	}
+	return maps.Clone(r.Have)
 }
 
 // ErrConflict is wrapped by targets when an object that vmglue does not own
@@ -125,22 +154,4 @@ func (e *RequeueError) Error() string { return fmt.Sprintf("requeue in %s: %s", 
 // Requeue returns a RequeueError.
 func Requeue(after time.Duration, reason string) error {
 	return &RequeueError{After: after, Reason: reason}
-}
-
-type unverifiedKey struct{}
-
-// Unverified returns the objects of have, in the context of an Apply, that an
-// earlier interrupted Apply was about to put in place: they are ours but may
-// not exist. It is empty in the normal case.
-func Unverified(ctx context.Context) Objects {
-	o, _ := ctx.Value(unverifiedKey{}).(Objects)
-	return o
-}
-
-// withUnverified returns ctx carrying the unverified objects of an Apply.
-func withUnverified(ctx context.Context, u Objects) context.Context {
-	if len(u) == 0 {
-		return ctx
-	}
-	return context.WithValue(ctx, unverifiedKey{}, u)
 }

@@ -33,7 +33,7 @@ func TestConformance(t *testing.T) {
 				TSIG:         dns.TSIG{Name: bind.KeyName, SecretFile: bind.SecretPath},
 				ForwardZones: []string{"cloud.test."},
 				ReverseZones: []string{"10.in-addr.arpa.", "d.f.ip6.arpa."},
-			}, zerolog.Nop())
+			}, worker.Deps{Log: zerolog.Nop()})
 			if err != nil {
 				t.Fatalf("new dns target: %v", err)
 			}

@@ -48,7 +48,7 @@ func TestConformance(t *testing.T) {
 				Server:         lb.ServerOptions{Weight: weight, Check: true},
 				DrainPoll:      20 * time.Millisecond,
 				CommandTimeout: 2 * time.Second,
-			}, zerolog.Nop())
+			}, worker.Deps{Log: zerolog.Nop()})
 			if err != nil {
 				t.Fatalf("new lb target: %v", err)
 			}

@@ -40,11 +40,11 @@ func (m *MapTarget) Desired(vm *eventbus.VM) (worker.Objects, error) {
 }
 
 // Apply succeeds with want, or fails permanently while Fail is set.
-func (m *MapTarget) Apply(_ context.Context, _ *eventbus.VM, _, want worker.Objects) (worker.Objects, error) {
+func (m *MapTarget) Apply(_ context.Context, req worker.Request) (worker.Objects, error) {
 	if m.Fail.Load() {
 		return nil, worker.Permanent(errors.New("boom"))
 	}
-	return maps.Clone(want), nil
+	return maps.Clone(req.Want), nil
 }
 
 // Env is a provisioned nats-server with one runner per worker.

@@ -46,7 +46,7 @@ func TestConformance(t *testing.T) {
 		New: func(t *testing.T) worker.Target {
 			s := testenv.Puppet(t)
 			tg, err := puppet.New(puppet.Config{CAURL: s.CAURL, PuppetDBURL: s.PuppetDBURL, Domain: "cloud.test",
-				TLS: puppet.TLSConfig{CAFile: s.CAFile, CertFile: s.CertFile, KeyFile: s.KeyFile}}, zerolog.Nop())
+				TLS: puppet.TLSConfig{CAFile: s.CAFile, CertFile: s.CertFile, KeyFile: s.KeyFile}}, worker.Deps{Log: zerolog.Nop()})
 			if err != nil {
 				t.Fatalf("new puppet target: %v", err)
 			}
@@ -106,9 +106,9 @@ type agent struct {
 	admin *testenv.PuppetAdmin
 }
 
-func (a *agent) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
-	out, err := a.Target.Apply(ctx, vm, have, want)
-	if err != nil || vm.Deleted() {
+func (a *agent) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
+	out, err := a.Target.Apply(ctx, req)
+	if err != nil || req.VM.Deleted() {
 		return out, err
 	}
 	for k := range out {

@@ -3,9 +3,9 @@ package workertest
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 
-	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -13,7 +13,7 @@ import (
 type Call struct {
 	VM         string // "<cloud>.<vmid>"
 	Have, Want worker.Objects
-	Unverified worker.Objects // worker.Unverified of the call's context
+	Unverified worker.Objects // Request.Unverified
 }
 
 // Spy wraps a Target, records every Apply and can fault the next ones: it
@@ -84,9 +84,9 @@ func (s *Spy) Changes() []Call {
 }
 
 // Apply records the call and applies the next fault, if any.
-func (s *Spy) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Objects) (worker.Objects, error) {
+func (s *Spy) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
 	s.mu.Lock()
-	s.calls = append(s.calls, Call{VM: vm.Key(), Have: have.Clone(), Want: want.Clone(), Unverified: worker.Unverified(ctx).Clone()})
+	s.calls = append(s.calls, Call{VM: req.VM.Key(), Have: maps.Clone(req.Have), Want: maps.Clone(req.Want), Unverified: maps.Clone(req.Unverified)})
 	var f Fault
 	if len(s.fault) > 0 {
 		f, s.fault = s.fault[0], s.fault[1:]
@@ -100,13 +100,13 @@ func (s *Spy) Apply(ctx context.Context, vm *eventbus.VM, have, want worker.Obje
 	case CrashBefore:
 		panic("workertest: simulated crash before apply")
 	case CrashAfter:
-		_, _ = s.Target.Apply(ctx, vm, have, want)
+		_, _ = s.Target.Apply(ctx, req)
 		panic("workertest: simulated crash after apply")
 	case LostAnswer:
-		_, _ = s.Target.Apply(ctx, vm, have, want)
-		return have, errLostAnswer
+		_, _ = s.Target.Apply(ctx, req)
+		return req.Have, errLostAnswer
 	case Down:
-		return have, errDown
+		return req.Have, errDown
 	}
-	return s.Target.Apply(ctx, vm, have, want)
+	return s.Target.Apply(ctx, req)
 }
