@@ -183,6 +183,12 @@ func TestConfigCheck(t *testing.T) {
 	if strings.Contains(out.String(), "pw@") || !strings.Contains(out.String(), "level: debug") {
 		t.Fatalf("config check printed %q", out.String())
 	}
+	// The effective configuration: the runtime's defaults, as serve uses them.
+	for _, want := range []string{"concurrency: 64\n", "max_deliver: 20\n", "backoff_base: 1s\n", "resync_interval: 5m0s\n", "listen: 127.0.0.1:9464\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config check printed no %q:\n%s", want, out.String())
+		}
+	}
 	out.Reset()
 	errb.Reset()
 	if code := cli.Execute(context.Background(), []string{"config", "check", "-c", bad}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "levle") {

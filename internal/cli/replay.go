@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/catalog"
 	"github.com/vmglue/vmglue/internal/ops"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -73,7 +74,7 @@ would be republished and the count, and publishes nothing.`,
 	c.Flags().StringVar(&req.Cloud, "cloud", "", "only this cloud")
 	c.Flags().StringVar(&req.VM, "vm", "", "only this VM id")
 	c.Flags().StringVar(&req.Kind, "type", "", "only this kind (running, deleted, ... or vm.running)")
-	c.Flags().StringVar(&req.Worker, "worker", "", "only this worker (dns, lb, puppet) converges the replayed events")
+	c.Flags().StringVar(&req.Worker, "worker", "", "only this worker ("+strings.Join(catalog.Names(), ", ")+") converges the replayed events")
 	c.Flags().BoolVar(&req.DryRun, "dry-run", false, "print the events that would be republished and exit")
 	return c
 }

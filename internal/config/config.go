@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // Config is the whole configuration of `vmglue serve` and the ops commands.
@@ -69,12 +70,15 @@ type Embedded struct {
 	DataDir string `yaml:"data_dir"`
 }
 
-// Metrics is the HTTP listener of /metrics and /healthz ("" turns it off).
+// Metrics is the HTTP listener of /metrics and /healthz. An absent listen
+// is DefaultMetricsListen; an explicit "" turns it off.
 type Metrics struct {
 	Listen string `yaml:"listen"`
 }
 
-// Runtime tunes every worker's runtime.
+// Runtime tunes every worker's runtime. SetDefaults fills it with the
+// worker runtime's defaults (worker.Default*), so that `vmglue config check`
+// prints what serve uses.
 type Runtime struct {
 	Concurrency     int           `yaml:"concurrency"`
 	MaxDeliver      int           `yaml:"max_deliver"`
@@ -116,7 +120,14 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "state", "vmglue")
 }
 
-// SetDefaults fills what the file left out.
+// New returns the configuration before a file is decoded over it: what a
+// zero value cannot tell from an explicit setting is filled here
+// (metrics.listen: absent is the default, "" turns metrics off).
+func New() *Config {
+	return &Config{Metrics: Metrics{Listen: DefaultMetricsListen}}
+}
+
+// SetDefaults fills what the file left out (after New and decoding).
 func (c *Config) SetDefaults() {
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
@@ -133,16 +144,43 @@ func (c *Config) SetDefaults() {
 		}
 	}
 	c.NATS.Stream.SetDefaults()
-	if c.Metrics.Listen == "" {
-		c.Metrics.Listen = DefaultMetricsListen
-	}
-	if c.Runtime.CompactAfter == 0 {
-		c.Runtime.CompactAfter = DefaultCompactAfter
-	}
-	if c.Runtime.CompactInterval == 0 {
-		c.Runtime.CompactInterval = DefaultCompactInterval
-	}
+	c.Runtime.setDefaults()
 	c.Workers.setDefaults()
+}
+
+func (r *Runtime) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if r.Concurrency == 0 {
+		r.Concurrency = worker.DefaultConcurrency
+	}
+	if r.MaxDeliver == 0 {
+		r.MaxDeliver = worker.DefaultMaxDeliver
+	}
+	def(&r.BackoffBase, worker.DefaultBackoffBase)
+	def(&r.BackoffMax, worker.DefaultBackoffMax)
+	def(&r.ShutdownTimeout, worker.DefaultShutdownTimeout)
+	def(&r.ResyncInterval, worker.DefaultResyncInterval)
+	def(&r.CompactAfter, DefaultCompactAfter)
+	def(&r.CompactInterval, DefaultCompactInterval)
+}
+
+// Options turns the runtime section into worker options; what the section
+// does not hold (ack wait, instance id, ...) worker.Options.SetDefaults
+// fills.
+func (r Runtime) Options() worker.Options {
+	o := worker.Options{
+		Concurrency:     r.Concurrency,
+		MaxDeliver:      r.MaxDeliver,
+		ShutdownTimeout: r.ShutdownTimeout,
+		ResyncInterval:  r.ResyncInterval,
+	}
+	o.Backoff.Base = r.BackoffBase
+	o.Backoff.Max = r.BackoffMax
+	return o
 }
 
 // Validate checks the configuration and names the offending key.
@@ -163,8 +201,10 @@ func (c *Config) Validate() error {
 	if c.NATS.PasswordFile != "" && c.NATS.User == "" {
 		return errors.New("nats.password_file: set nats.user too")
 	}
-	if c.Runtime.Concurrency < 0 || c.Runtime.MaxDeliver < 0 {
-		return errors.New("runtime: concurrency and max_deliver must not be negative")
+	o := c.Runtime.Options()
+	o.SetDefaults()
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("runtime.%w", err)
 	}
 	if c.Runtime.CompactAfter < 0 {
 		return errors.New("runtime.compact_after: must not be negative")
@@ -178,13 +218,13 @@ func (c *Config) Validate() error {
 // Load reads, decodes strictly, defaults and validates a config file. An
 // empty path gives the defaults.
 func Load(path string) (*Config, error) {
-	var c Config
+	c := New()
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}
-		if err := decode(b, &c); err != nil {
+		if err := decode(b, c); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -192,7 +232,7 @@ func Load(path string) (*Config, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("config %s: %w", displayPath(path), err)
 	}
-	return &c, nil
+	return c, nil
 }
 
 func displayPath(p string) string {

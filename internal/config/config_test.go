@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/lb"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // The shipped example must stay loadable (secret files are only read when
@@ -32,18 +35,17 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"bad level", "log:\n  level: loud\n", "log.level"},
 		{"bad replicas", "nats:\n  stream:\n    replicas: 9\n", "nats.stream.replicas"},
 		{"password without user", "nats:\n  password_file: /x\n", "nats.password_file"},
-		{"dns without servers", "workers:\n  dns:\n    forward_zones: [a.test.]\n", "dns."},
-		{"lb without instances", "workers:\n  lb: {}\n", "instances"},
+		{"dns without servers", "workers:\n  dns:\n    forward_zones: [a.test.]\n", "workers.dns.servers: "},
+		{"lb without instances", "workers:\n  lb: {}\n", "workers.lb.instances: "},
+		{"unknown worker", "workers:\n  monitr: {}\n", "workers.monitr: unknown worker"},
+		{"unknown key in a worker", "log:\n  level: info\nworkers:\n  lb:\n    drain_timout: 1m\n", "line 5: field drain_timout not found"},
+		{"negative concurrency", "runtime:\n  concurrency: -1\n", "runtime.concurrency"},
 		{"negative compact_after", "runtime:\n  compact_after: -1h\n", "runtime.compact_after"},
 		{"malformed secret attribute pattern", "secret_attributes: [\"[A-\"]\n", "secret_attributes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := filepath.Join(t.TempDir(), "c.yaml")
-			if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			_, err := config.Load(p)
+			_, err := config.Load(writeConfig(t, tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v, want one line naming %q", err, tt.want)
 			}
@@ -65,4 +67,74 @@ func TestSecretFromFileAndEnv(t *testing.T) {
 	if err == nil {
 		t.Fatal("missing secret file: no error")
 	}
+}
+
+// metrics.listen: absent is the default, an explicit "" turns
+// metrics off, as deploy/vmglue.example.yaml says; a null is absent.
+func TestMetricsListen(t *testing.T) {
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"absent", "log:\n  level: info\n", config.DefaultMetricsListen},
+		{"section without listen", "metrics: {}\n", config.DefaultMetricsListen},
+		{"explicitly empty", "metrics:\n  listen: \"\"\n", ""},
+		{"null is absent", "metrics:\n  listen:\n", config.DefaultMetricsListen},
+		{"set", "metrics:\n  listen: 127.0.0.1:9999\n", "127.0.0.1:9999"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Load(writeConfig(t, tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Metrics.Listen != tt.want {
+				t.Fatalf("metrics.listen %q, want %q", cfg.Metrics.Listen, tt.want)
+			}
+		})
+	}
+}
+
+// Load fills every default of the runtime section: the worker runtime's
+// SetDefaults finds nothing left to fill, so what `config check` prints is
+// what serve uses.
+func TestRuntimeDefaultsAreFilled(t *testing.T) {
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Runtime.Options()
+	want := got
+	want.SetDefaults()
+	if got.Concurrency != want.Concurrency || got.MaxDeliver != want.MaxDeliver || got.Backoff.Base != want.Backoff.Base ||
+		got.Backoff.Max != want.Backoff.Max || got.ShutdownTimeout != want.ShutdownTimeout || got.ResyncInterval != want.ResyncInterval {
+		t.Fatalf("runtime %+v, the runtime's defaults %+v", got, want)
+	}
+	if got.Concurrency != worker.DefaultConcurrency || got.ResyncInterval != worker.DefaultResyncInterval {
+		t.Fatalf("runtime %+v", got)
+	}
+}
+
+// A worker section decodes into its package's Config, with its defaults.
+func TestWorkerSection(t *testing.T) {
+	cfg, err := config.Load(writeConfig(t, "workers:\n  lb:\n    instances: [{name: lb1, address: \"unix:/run/haproxy/admin.sock\"}]\n    drain_timeout: 2m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := cfg.Workers["lb"].(*lb.Config)
+	if !ok || c.DrainTimeout != 2*time.Minute || c.DrainPoll != lb.DefaultDrainPoll || c.ServerName != lb.DefaultServerName ||
+		len(c.Instances) != 1 || c.Instances[0].Name != "lb1" {
+		t.Fatalf("workers.lb %#v", cfg.Workers["lb"])
+	}
+	if got := cfg.Workers.Names(); len(got) != 1 || got[0] != "lb" {
+		t.Fatalf("workers %v", got)
+	}
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -23,24 +23,11 @@ type runFunc func(ctx context.Context) error
 
 func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 
-// RuntimeOptions turns the config's runtime section into worker options.
-func RuntimeOptions(cfg *config.Config) worker.Options {
-	o := worker.Options{
-		Concurrency:     cfg.Runtime.Concurrency,
-		MaxDeliver:      cfg.Runtime.MaxDeliver,
-		ShutdownTimeout: cfg.Runtime.ShutdownTimeout,
-		ResyncInterval:  cfg.Runtime.ResyncInterval,
-	}
-	o.Backoff.Base = cfg.Runtime.BackoffBase
-	o.Backoff.Max = cfg.Runtime.BackoffMax
-	return o
-}
-
 // targetOptions are the runtime options of target t: the more specific
 // setting wins, so a target's own resync interval (workers.lb.
 // resync_interval) overrides runtime.resync_interval.
 func targetOptions(cfg *config.Config, t worker.Target) worker.Options {
-	o := RuntimeOptions(cfg)
+	o := cfg.Runtime.Options()
 	if ri, ok := t.(worker.ResyncIntervaler); ok && ri.ResyncInterval() != 0 {
 		o.ResyncInterval = ri.ResyncInterval()
 	}
