@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natsserver"
@@ -111,56 +111,43 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		log.Info().Str("listen", info.MetricsAddr).Msg("serving /metrics and /healthz")
 	}
 
-	// The workers run under their own context: the first one that fails
-	// stops serve (and the others), instead of serving on without it.
-	rctx, stopRunners := context.WithCancel(ctx)
-	defer stopRunners()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(runners))
+	// The workers run in one group: the first one that fails stops serve
+	// (and the others), instead of serving on without it.
+	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range runners {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := r.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
-				errs <- err
+		g.Go(func() error {
+			if err := r.Run(gctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
 			}
-		}()
+			return nil
+		})
 	}
-	err = waitStarted(ctx, runners, errs)
-	if err == nil {
-		if o.Ready != nil {
-			o.Ready(info)
+	g.Go(func() error {
+		if awaitStarted(gctx, runners) {
+			if o.Ready != nil {
+				o.Ready(info)
+			}
+			log.Info().Int("workers", len(cfg.Workers.Names())).Msg("vmglue serve ready")
 		}
-		log.Info().Int("workers", len(cfg.Workers.Names())).Msg("vmglue serve ready")
-		select {
-		case <-ctx.Done():
-		case err = <-errs:
-		}
-	}
-	if err != nil {
-		log.Error().Err(err).Msg("worker failed, shutting down")
-	} else {
+		<-gctx.Done()
 		log.Info().Msg("shutting down")
+		return nil
+	})
+	err = g.Wait()
+	if err != nil {
+		log.Error().Err(err).Msg("worker failed, shut down")
 	}
-	stopRunners()
-	wg.Wait()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
-	if err == nil { // a worker that failed while shutting down
-		select {
-		case err = <-errs:
-		default:
-		}
-	}
 	return err
 }
 
-// waitStarted waits until every runner that tells (a worker's Started)
-// consumes, a runner fails, or ctx is done (nil: shutting down anyway).
-func waitStarted(ctx context.Context, runners []runner, errs <-chan error) error {
+// awaitStarted reports whether every runner that tells (a worker's
+// Started) consumes before ctx is done.
+func awaitStarted(ctx context.Context, runners []runner) bool {
 	for _, r := range runners {
 		s, ok := r.(interface{ Started() <-chan struct{} })
 		if !ok {
@@ -168,13 +155,11 @@ func waitStarted(ctx context.Context, runners []runner, errs <-chan error) error
 		}
 		select {
 		case <-s.Started():
-		case err := <-errs:
-			return err
 		case <-ctx.Done():
-			return nil
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func handler(reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream) http.Handler {
