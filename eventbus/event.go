@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -177,7 +178,7 @@ func NewEvent(vm VM) (Event, error) {
 	if !ValidToken(vm.ID) {
 		return Event{}, fmt.Errorf("%w: vm id %q: use letters, digits, '-' and '_'", ErrInvalidEvent, vm.ID)
 	}
-	if !validKind(vm.Kind) {
+	if !ValidKind(vm.Kind) {
 		return Event{}, fmt.Errorf("%w: kind %q", ErrInvalidEvent, vm.Kind)
 	}
 	if vm.NICs == nil {
@@ -219,14 +220,8 @@ func eventID(vm VM) (string, error) {
 	return vm.Cloud + "-" + vm.ID + "-" + vm.Kind + "-" + strconv.FormatInt(vm.Version.Seq, 10) + "-" + digest(b), nil
 }
 
-func validKind(k string) bool {
-	for _, x := range Kinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
+// ValidKind reports whether k is one of Kinds.
+func ValidKind(k string) bool { return slices.Contains(Kinds, k) }
 
 // NATSSubject returns the NATS subject of the event: vmglue.vm.<cloud>.<vmid>.<kind>.
 func (e *Event) NATSSubject() string {
@@ -241,7 +236,7 @@ func (e *Event) Validate() error {
 	if e.ID == "" {
 		return fmt.Errorf("%w: empty id", ErrInvalidEvent)
 	}
-	if !ValidToken(e.Data.Cloud) || !ValidToken(e.Data.ID) || !validKind(e.Data.Kind) {
+	if !ValidToken(e.Data.Cloud) || !ValidToken(e.Data.ID) || !ValidKind(e.Data.Kind) {
 		return fmt.Errorf("%w: cloud %q, vm %q, kind %q", ErrInvalidEvent, e.Data.Cloud, e.Data.ID, e.Data.Kind)
 	}
 	if e.Type != TypePrefix+e.Data.Kind {

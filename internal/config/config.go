@@ -256,29 +256,13 @@ func decode(b []byte, c *Config) error {
 func (c *Config) ConnOptions(name, url string) (eventbus.ConnOptions, error) {
 	o := eventbus.ConnOptions{URL: url, User: c.NATS.User, CredsFile: c.NATS.CredsFile, CAFile: c.NATS.CAFile, Name: name}
 	var err error
-	if o.Password, err = Secret(c.NATS.PasswordFile, c.NATS.PasswordEnv); err != nil {
-		return o, fmt.Errorf("nats.password_file: %w", err)
+	if o.Password, err = eventbus.ReadSecret(c.NATS.PasswordFile, c.NATS.PasswordEnv); err != nil {
+		return o, fmt.Errorf("nats.password_file: read secret: %w", err)
 	}
-	if o.Token, err = Secret(c.NATS.TokenFile, c.NATS.TokenEnv); err != nil {
-		return o, fmt.Errorf("nats.token_file: %w", err)
+	if o.Token, err = eventbus.ReadSecret(c.NATS.TokenFile, c.NATS.TokenEnv); err != nil {
+		return o, fmt.Errorf("nats.token_file: read secret: %w", err)
 	}
 	return o, nil
-}
-
-// Secret reads a secret from a file (trailing newline trimmed) or, when file
-// is empty, from the named environment variable. Errors never hold the value.
-func Secret(file, env string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("read secret: %w", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	if env != "" {
-		return os.Getenv(env), nil
-	}
-	return "", nil
 }
 
 // String prints the effective configuration as YAML. Secrets only ever live

@@ -53,22 +53,6 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 	}
 }
 
-func TestSecretFromFileAndEnv(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "s")
-	os.WriteFile(p, []byte("hunter2\n"), 0o600)
-	if s, err := config.Secret(p, ""); err != nil || s != "hunter2" {
-		t.Fatalf("file secret %q %v", s, err)
-	}
-	t.Setenv("VMGLUE_TEST_SECRET", "fromenv")
-	if s, _ := config.Secret("", "VMGLUE_TEST_SECRET"); s != "fromenv" {
-		t.Fatalf("env secret %q", s)
-	}
-	_, err := config.Secret(filepath.Join(t.TempDir(), "missing"), "")
-	if err == nil {
-		t.Fatal("missing secret file: no error")
-	}
-}
-
 // metrics.listen: absent is the default, an explicit "" turns
 // metrics off, as deploy/vmglue.example.yaml says; a null is absent.
 func TestMetricsListen(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -58,7 +59,7 @@ func (n *nameChange) proof() string {
 // it never changes a name vmglue does not own. See the package doc.
 func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
 	vm, have, want := req.VM, req.Have, req.Want
-	result := have.Clone()
+	result := req.Result()
 	unverified := req.Unverified // ours, but an interrupted Apply may not have made them
 	if worker.Diff(have, want).Empty() && len(unverified) == 0 {
 		return result, nil
@@ -234,7 +235,7 @@ func (t *Target) group(have, want, unverified worker.Objects) (map[string][]*nam
 				n.full = true
 			}
 		}
-		if n.zone == "" || (equalMaps(n.have, n.want) && !n.full) {
+		if n.zone == "" || (maps.Equal(n.have, n.want) && !n.full) {
 			continue
 		}
 		if v, ok := n.have[n.proof()]; ok && unverified[n.proof()+" "+n.name] != v {
@@ -248,10 +249,6 @@ func (t *Target) group(have, want, unverified worker.Objects) (map[string][]*nam
 		sort.Slice(l, func(i, j int) bool { return l[i].name < l[j].name })
 	}
 	return zones, forgotten, nil
-}
-
-func equalMaps(a, b map[string]string) bool {
-	return worker.Objects(a).Equal(worker.Objects(b))
 }
 
 // applyZone sends the zone's changes. A failed prerequisite means the names

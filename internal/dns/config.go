@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"text/template"
@@ -191,7 +190,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for i, k := range c.PresentKinds {
-		if !validKind(k) || k == eventbus.KindDeleted {
+		if !eventbus.ValidKind(k) || k == eventbus.KindDeleted {
 			bad(fmt.Sprintf("present_kinds[%d]", i), "%q is not a kind (or is deleted)", k)
 		}
 	}
@@ -247,28 +246,14 @@ func (c *Config) hasZone(z string) bool {
 	return false
 }
 
-func validKind(k string) bool {
-	for _, x := range eventbus.Kinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
-}
-
 // secret reads the TSIG secret from the file or the environment. The value
 // never appears in an error.
 func (c *Config) secret() (string, error) {
-	var b []byte
-	if c.TSIG.SecretFile != "" {
-		var err error
-		if b, err = os.ReadFile(c.TSIG.SecretFile); err != nil {
-			return "", fmt.Errorf("read dns.tsig.secret_file: %w", err)
-		}
-	} else {
-		b = []byte(os.Getenv(c.TSIG.SecretEnv))
+	s, err := eventbus.ReadSecret(c.TSIG.SecretFile, c.TSIG.SecretEnv)
+	if err != nil {
+		return "", fmt.Errorf("read dns.tsig.secret_file: %w", err)
 	}
-	s := strings.TrimSpace(string(b))
+	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", errors.New("dns.tsig: the secret is empty")
 	}

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -20,6 +21,18 @@ func TestNormalize(t *testing.T) {
 		{in: "xn--bcher-kva", want: "xn--bcher-kva"},
 		{in: "Bücher", want: "xn--bcher-kva"},
 		{in: "münchen", want: "xn--mnchen-3ya"},
+		// Punycode (RFC 3492) of labels with non-ASCII letters.
+		{in: "日本語", want: "xn--wgv71a119e"},
+		{in: "Ünïcödé-Test", want: "xn--ncd-test-d1a1d7d6c"},
+		{in: "a-ü-b", want: "xn--a--b-1ra"},
+		{in: "straße", want: "xn--strae-oqa"},
+		{in: "ÄÖÜ", want: "xn--4ca0bs"},
+		{in: "ελληνικά", want: "xn--hxargifdar"},
+		{in: "emoji😀x", want: "emoji-x"},
+		{in: "web-ñ1.Cloud", want: "xn--web-1-rta.cloud"},
+		{in: "ǅemo", want: "xn--emo-jcb"},
+		{in: strings.Repeat("ü", 40) + "abc", want: "xn--abc-goa" + strings.Repeat("a", 39)},
+		{in: strings.Repeat("ü", 70) + "abc", want: "abc"}, // too long encoded: non-ASCII dropped
 		{in: "web1.Prod.", want: "web1.prod."},
 		{in: "web1.prod", want: "web1.prod"},
 		{in: strings.Repeat("a", 70), want: strings.Repeat("a", 63)},
@@ -128,7 +141,7 @@ func TestDesired(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !got.Equal(tc.want) {
+			if err != nil || !maps.Equal(got, tc.want) {
 				t.Fatalf("Desired = %v, %v\nwant %v", got, err, tc.want)
 			}
 		})

@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,7 +65,7 @@ func TestOutageIsTransient(t *testing.T) {
 	if err == nil || worker.IsPermanent(err) {
 		t.Fatalf("err = %v, want a transient error", err)
 	}
-	if !got.Equal(have) {
+	if !maps.Equal(got, have) {
 		t.Fatalf("after a failed apply got %v, want the old state %v", got, have)
 	}
 

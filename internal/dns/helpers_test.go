@@ -3,6 +3,7 @@ package dns
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sort"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func mustConverge(t testing.TB, tg *Target, vm *eventbus.VM, have worker.Objects
 		t.Fatalf("apply %s: %v", vm.Key(), err)
 	}
 	want, _ := tg.Desired(vm)
-	if !got.Equal(want) {
+	if !maps.Equal(got, want) {
 		t.Fatalf("apply %s returned %v, want %v", vm.Key(), got, want)
 	}
 	return got

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	mdns "github.com/miekg/dns"
+	"golang.org/x/net/idna"
 )
 
 // errInvalidName is wrapped by every name that cannot be made valid.
@@ -68,7 +69,7 @@ func normalizeLabel(l string) string {
 	}
 	l = collapse(b.String())
 	if !ascii {
-		if p := "xn--" + punycode(l); len(p) <= 63 {
+		if p, err := idna.Punycode.ToASCII(l); err == nil && len(p) <= 63 {
 			return p
 		}
 		l = collapse(strings.Map(func(r rune) rune {
@@ -103,82 +104,6 @@ func validLabel(l string) bool {
 		}
 	}
 	return true
-}
-
-// punycode encodes s (RFC 3492, the Bootstring parameters of IDNA).
-func punycode(s string) string {
-	const base, tmin, tmax, skew, damp = 36, 1, 26, 38, 700
-	digit := func(d int) byte {
-		if d < 26 {
-			return byte('a' + d)
-		}
-		return byte('0' + d - 26)
-	}
-	adapt := func(delta, num int, first bool) int {
-		if first {
-			delta /= damp
-		} else {
-			delta /= 2
-		}
-		delta += delta / num
-		k := 0
-		for delta > ((base-tmin)*tmax)/2 {
-			delta /= base - tmin
-			k += base
-		}
-		return k + (base-tmin+1)*delta/(delta+skew)
-	}
-	runes := []rune(s)
-	var out []byte
-	for _, r := range runes {
-		if r < 0x80 {
-			out = append(out, byte(r))
-		}
-	}
-	h, b := len(out), len(out)
-	if b > 0 {
-		out = append(out, '-')
-	}
-	n, delta, bias := 0x80, 0, 72
-	for h < len(runes) {
-		m := rune(0x7fffffff)
-		for _, r := range runes {
-			if int(r) >= n && r < m {
-				m = r
-			}
-		}
-		delta += (int(m) - n) * (h + 1)
-		n = int(m)
-		for _, r := range runes {
-			if int(r) < n {
-				delta++
-			}
-			if int(r) != n {
-				continue
-			}
-			q := delta
-			for k := base; ; k += base {
-				t := k - bias
-				if t < tmin {
-					t = tmin
-				} else if t > tmax {
-					t = tmax
-				}
-				if q < t {
-					break
-				}
-				out = append(out, digit(t+(q-t)%(base-t)))
-				q = (q - t) / (base - t)
-			}
-			out = append(out, digit(q))
-			bias = adapt(delta, h+1, h == b)
-			delta = 0
-			h++
-		}
-		delta++
-		n++
-	}
-	return string(out)
 }
 
 // zoneOf returns the longest zone of zones that holds name, or "".

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -216,25 +215,16 @@ func (o *Options) connOptions() (eventbus.ConnOptions, error) {
 	}
 	var err error
 	if c.Password == "" && o.PasswordFile != "" {
-		if c.Password, err = readSecret(o.PasswordFile); err != nil {
+		if c.Password, err = eventbus.ReadSecret(o.PasswordFile, ""); err != nil {
 			return c, fmt.Errorf("read password file: %w", err)
 		}
 	}
 	if c.Token == "" && o.TokenFile != "" {
-		if c.Token, err = readSecret(o.TokenFile); err != nil {
+		if c.Token, err = eventbus.ReadSecret(o.TokenFile, ""); err != nil {
 			return c, fmt.Errorf("read token file: %w", err)
 		}
 	}
 	return c, nil
-}
-
-// readSecret reads a one-line secret file, without its final line break.
-func readSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // secrets lists every secret the options hold, to mask them in output: the
@@ -243,7 +233,7 @@ func (o *Options) secrets() []string {
 	s := []string{o.Password, o.Token}
 	for _, f := range []string{o.PasswordFile, o.TokenFile} {
 		if f != "" {
-			if v, err := readSecret(f); err == nil {
+			if v, err := eventbus.ReadSecret(f, ""); err == nil {
 				s = append(s, v)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"strings"
@@ -26,8 +27,8 @@ func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects,
 	st := t.vm(vm.Key())
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	out := have.Clone()
-	defer func() { st.known, st.last = true, out.Clone() }()
+	out := req.Result()
+	defer func() { st.known, st.last = true, maps.Clone(out) }()
 	log := t.log.With().Str("vm", vm.ID).Str("cloud", vm.Cloud).Logger()
 
 	byInstance := map[string][]objectKey{}

@@ -169,7 +169,7 @@ func (c *Config) Validate() error {
 		bad("server.check", "inter, rise and fall need check: true")
 	}
 	for i, k := range c.InPoolKinds {
-		if !validKind(k) {
+		if !eventbus.ValidKind(k) {
 			bad(fmt.Sprintf("in_pool_kinds[%d]", i), "unknown kind %q", k)
 		}
 		if k == eventbus.KindDeleted {
@@ -186,15 +186,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func validKind(k string) bool {
-	for _, x := range eventbus.Kinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // options renders the server options as "add server" keywords.

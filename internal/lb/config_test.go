@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func TestDesired(t *testing.T) {
 				tc.edit(vm)
 			}
 			got, err := tgt.Desired(vm)
-			if err != nil || !got.Equal(tc.want) {
+			if err != nil || !maps.Equal(got, tc.want) {
 				t.Fatalf("desired %v, %v; want %v", got, err, tc.want)
 			}
 		})

@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -54,7 +55,7 @@ func TestAddServerServesTraffic(t *testing.T) {
 
 			rec.take()
 			again, err := applyOnce(t, tgt, vm, have)
-			if err != nil || !again.Equal(have) {
+			if err != nil || !maps.Equal(again, have) {
 				t.Fatalf("second apply: %v, %v", again, err)
 			}
 			if c := changing(rec.take()); len(c) != 0 {

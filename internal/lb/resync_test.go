@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -222,7 +223,7 @@ func TestTwoInstancesOneDown(t *testing.T) {
 
 	// The next converge finds it in place and records it as such.
 	got = mustConverge(t, tgt, vm, got)
-	if !got.Equal(want) {
+	if !maps.Equal(got, want) {
 		t.Fatalf("applied %v, want %v", got, want)
 	}
 }

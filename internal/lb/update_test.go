@@ -2,6 +2,7 @@ package lb
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 
@@ -27,7 +28,7 @@ func TestInterruptedAddIsCompleted(t *testing.T) {
 	for _, have := range []worker.Objects{want, {"lb1/web/one-60": prefixAdded + want["lb1/web/one-60"]}} {
 		h.Command("disable server web/one-60")
 		got, err := tgt.Apply(context.Background(), worker.Request{VM: vm, Have: have, Want: want})
-		if err != nil || !got.Equal(want) {
+		if err != nil || !maps.Equal(got, want) {
 			t.Fatalf("apply from %v: %v, %v", have, got, err)
 		}
 		if c := changing(rec.take()); !equalStrings(c, []string{"enable server web/one-60"}) {

@@ -23,7 +23,7 @@ type EventFilter struct {
 // Subject returns the subject filter of f on VMGLUE_EVENTS.
 func (f EventFilter) Subject() (string, error) {
 	kind := strings.TrimPrefix(f.Kind, eventbus.TypePrefix)
-	if kind != "" && !validKindName(kind) {
+	if kind != "" && !eventbus.ValidKind(kind) {
 		return "", fmt.Errorf("--type %q: want one of %s", f.Kind, strings.Join(eventbus.Kinds, ", "))
 	}
 	toks := []string{eventbus.SubjectPrefix}
@@ -38,15 +38,6 @@ func (f EventFilter) Subject() (string, error) {
 		toks = append(toks, o.v)
 	}
 	return strings.Join(toks, "."), nil
-}
-
-func validKindName(k string) bool {
-	for _, x := range eventbus.Kinds {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseSince turns "1h30m" or an RFC 3339 time into a start time.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 
@@ -90,7 +91,7 @@ func TestApplyRenameOfLiveVMKeepsCertificate(t *testing.T) {
 	vm.Name = "new"
 	out, err := converge(t, tg, vm, have)
 	want := worker.Objects{"cert old.cloud.test": "", "node old.cloud.test": "", "cert new.cloud.test": "", "node new.cloud.test": ""}
-	if err != nil || !out.Equal(want) {
+	if err != nil || !maps.Equal(out, want) {
 		t.Fatalf("rename: %v %v, want %v", out, err, want)
 	}
 }

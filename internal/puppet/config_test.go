@@ -1,6 +1,7 @@
 package puppet
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -119,7 +120,7 @@ func TestDesired(t *testing.T) {
 			if worker.IsPermanent(err) != tc.permanent || (err != nil && !tc.permanent) {
 				t.Fatalf("err %v, permanent want %v", err, tc.permanent)
 			}
-			if !tc.permanent && !got.Equal(tc.want) {
+			if !tc.permanent && !maps.Equal(got, tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})

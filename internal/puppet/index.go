@@ -3,7 +3,6 @@ package puppet
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -42,7 +41,7 @@ func (x *CertIndex) Get(ctx context.Context, certname string) ([]string, uint64,
 		return nil, 0, fmt.Errorf("certname index: %q: %w", excerpt([]byte(certname)), ErrInvalidCertname)
 	}
 	e, err := x.kv.Get(ctx, certname)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	if eventbus.IsNoKey(err) {
 		return nil, 0, nil
 	}
 	if err != nil {

@@ -69,7 +69,7 @@ func (l *KVLookup) fromIndex(ctx context.Context, certname string) (*eventbus.VM
 	var live *eventbus.VM
 	for _, key := range keys {
 		e, err := l.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if eventbus.IsNoKey(err) {
 			continue
 		}
 		if err != nil {

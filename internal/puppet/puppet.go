@@ -178,7 +178,7 @@ func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
 // when every failure is.
 func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects, error) {
 	vm, have, want := req.VM, req.Have, req.Want
-	out := have.Clone()
+	out := req.Result()
 	if err := ctx.Err(); err != nil { // shutting down: change nothing
 		return out, err
 	}

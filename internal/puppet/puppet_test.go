@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"strings"
 	"sync"
@@ -44,10 +45,10 @@ func TestApplyDeleteCleansCertificateAndDeactivatesNode(t *testing.T) {
 	down := cfg
 	down.CAURL, down.PuppetDBURL = closedURL(t), closedURL(t)
 	have, err := converge(t, newTarget(t, down), vm, nil)
-	if err != nil || !have.Equal(worker.Objects{"cert " + name: "", "node " + name: ""}) {
+	if err != nil || !maps.Equal(have, worker.Objects{"cert " + name: "", "node " + name: ""}) {
 		t.Fatalf("create: %v %v", have, err)
 	}
-	if again, err := converge(t, newTarget(t, down), vm, have); err != nil || !again.Equal(have) {
+	if again, err := converge(t, newTarget(t, down), vm, have); err != nil || !maps.Equal(again, have) {
 		t.Fatalf("apply twice: %v %v", again, err)
 	}
 
@@ -118,7 +119,7 @@ func TestApplyDeleteCADownIsTransientThenConverges(t *testing.T) {
 			if !strings.Contains(err.Error(), "ca 127.0.0.1:") || !strings.Contains(err.Error(), "unreachable") {
 				t.Errorf("error does not say the ca is unreachable: %v", err)
 			}
-			if want := tc.firstLeft(name); !out.Equal(want) {
+			if want := tc.firstLeft(name); !maps.Equal(out, want) {
 				t.Fatalf("partial result: %v, want %v", out, want)
 			}
 			if st, d := a.CertState(name), a.NodeDeactivated(name); st != "signed" || (d == nil) != tc.nodeWaits {
@@ -175,7 +176,7 @@ func TestApplyDeleteForbiddenIsPermanent(t *testing.T) {
 					t.Errorf("error has %q: %v", not, err)
 				}
 			}
-			if !out.Equal(have) {
+			if !maps.Equal(out, have) {
 				t.Errorf("nothing was done, yet have became %v", out)
 			}
 			if a.CertState(name) != "signed" || a.NodeDeactivated(name) != nil {
@@ -307,7 +308,7 @@ func TestApplyDeleteVerifiesCertificateAge(t *testing.T) {
 					t.Errorf("error lacks %q: %v", want, err)
 				}
 			}
-			if !out.Equal(have) {
+			if !maps.Equal(out, have) {
 				t.Errorf("have became %v, want it unchanged", out)
 			}
 			if st := a.CertState(name); st != before || st != "signed" {

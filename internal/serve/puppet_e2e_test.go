@@ -3,6 +3,7 @@ package serve_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/big"
 	"os"
 	"os/user"
@@ -80,7 +81,7 @@ func recorded(t *testing.T, reg *worker.Registry, key, certname string) {
 	want := worker.Objects{"cert " + certname: "", "node " + certname: ""}
 	testenv.WaitFor(t, 20*time.Second, "certificate and node recorded as vm "+key+"'s", func() bool {
 		r, _, err := reg.Get(context.Background(), key)
-		return err == nil && r != nil && r.Applied.Equal(want)
+		return err == nil && r != nil && maps.Equal(r.Applied, want)
 	})
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -61,7 +60,7 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 	}
 	err = listKeys(ctx, vms, nil, func(key string) error {
 		e, err := vms.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if eventbus.IsNoKey(err) {
 			return nil
 		}
 		if err != nil {
@@ -130,7 +129,7 @@ func dropEmptyRecords(ctx context.Context, applied jetstream.KeyValue, keys []st
 	revs := map[string]uint64{}
 	for _, key := range keys {
 		e, err := applied.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if eventbus.IsNoKey(err) {
 			continue
 		}
 		if err != nil {

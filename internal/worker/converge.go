@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"runtime/debug"
 	"time"
 
@@ -130,7 +131,7 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		return "", err
 	}
 	have := rec.Have()
-	if (rec == nil || len(rec.Pending) == 0) && have.Equal(want) {
+	if (rec == nil || len(rec.Pending) == 0) && maps.Equal(have, want) {
 		if rec != nil && rec.Error != "" { // converged meanwhile: clear the old error
 			_, err = r.reg.put(ctx, j.key, &Record{Applied: have, EventID: j.ev.ID, Updated: now()}, rev)
 		}
@@ -145,17 +146,15 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	// objects are known to be possibly ours. Objects still unverified from
 	// an earlier crash stay pending until an Apply returns.
 	unverified := rec.unverified()
-	before := &Record{Applied: rec.applied(), Pending: want.Clone(), EventID: j.ev.ID, Updated: now()}
-	for k, v := range unverified {
-		if _, ok := before.Pending[k]; !ok {
-			before.Pending[k] = v
-		}
-	}
+	before := &Record{Applied: rec.applied(), Pending: Objects{}, EventID: j.ev.ID, Updated: now()}
+	maps.Copy(before.Pending, unverified)
+	maps.Copy(before.Pending, want) // a wanted value wins
+
 	rev, err = r.reg.put(ctx, j.key, before, rev)
 	if err != nil {
 		return "", err
 	}
-	got, aerr := r.apply(ctx, Request{VM: newest, Have: have.Clone(), Want: want.Clone(), Unverified: unverified})
+	got, aerr := r.apply(ctx, Request{VM: newest, Have: maps.Clone(have), Want: maps.Clone(want), Unverified: unverified})
 	after := &Record{Applied: got, EventID: j.ev.ID, Updated: now()}
 	switch {
 	case errors.Is(aerr, errPanic):
@@ -216,7 +215,8 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 // only what the record held as applied before (rec), so that the next
 // converge still sees it as unverified and makes it exist.
 func settle(rec *Record, unverified, pending, want, got Objects) (applied, still Objects) {
-	applied = got.Clone()
+	applied = Objects{}
+	maps.Copy(applied, got)
 	before := rec.applied()
 	for k, v := range pending {
 		g, ok := got[k]

@@ -45,7 +45,7 @@ func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 		return nil, fmt.Errorf("take lease %s: %w", key, err)
 	}
 	e, err := l.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	if eventbus.IsNoKey(err) {
 		return nil, ErrLeaseHeld // released meanwhile; the caller retries shortly
 	}
 	if err != nil {

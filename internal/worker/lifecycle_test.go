@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -188,13 +189,13 @@ func TestTwoCrashesKeepUnverified(t *testing.T) {
 	h.WaitIdle()
 	want, _ := m.Desired(&vm)
 	calls := spy.Calls()
-	if len(calls) != 3 || !calls[2].Unverified.Equal(want) || !calls[2].Have.Equal(want) {
+	if len(calls) != 3 || !maps.Equal(calls[2].Unverified, want) || !maps.Equal(calls[2].Have, want) {
 		t.Fatalf("calls %+v, want a third call with every object unverified", calls)
 	}
-	if got := m.observe(&vm); !got.Equal(want) {
+	if got := m.observe(&vm); !maps.Equal(got, want) {
 		t.Fatalf("target holds %v, want %v", got, want)
 	}
-	if rec := h.Record(&vm); rec == nil || len(rec.Pending) != 0 || !rec.Applied.Equal(want) || rec.Error != "" {
+	if rec := h.Record(&vm); rec == nil || len(rec.Pending) != 0 || !maps.Equal(rec.Applied, want) || rec.Error != "" {
 		t.Fatalf("record %+v", rec)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -38,10 +39,9 @@ func (r *Record) Have() Objects {
 	if r == nil {
 		return Objects{}
 	}
-	h := r.Applied.Clone()
-	for k, v := range r.Pending {
-		h[k] = v
-	}
+	h := Objects{}
+	maps.Copy(h, r.Applied)
+	maps.Copy(h, r.Pending)
 	return h
 }
 
@@ -50,7 +50,9 @@ func (r *Record) applied() Objects {
 	if r == nil {
 		return Objects{}
 	}
-	return r.Applied.Clone()
+	a := Objects{}
+	maps.Copy(a, r.Applied)
+	return a
 }
 
 // unverified returns the pending objects that differ from the applied ones:
@@ -98,7 +100,7 @@ func (r *Registry) Key(vmKey string) string { return r.worker + "." + vmKey }
 // and 0 when the worker never applied anything for it.
 func (r *Registry) Get(ctx context.Context, vmKey string) (*Record, uint64, error) {
 	e, err := r.kv.Get(ctx, r.Key(vmKey))
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	if eventbus.IsNoKey(err) {
 		return nil, 0, nil
 	}
 	if err != nil {

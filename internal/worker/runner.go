@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -277,7 +278,7 @@ func (r *Runner) resync(ctx context.Context) error {
 	}
 	applied := make(map[string]Objects, len(recs))
 	for k, rec := range recs {
-		applied[k] = rec.Applied.Clone()
+		applied[k] = maps.Clone(rec.Applied)
 	}
 	r.log.Debug().Int("vms", len(applied)).Msg("resync")
 	if err := r.resyncer.Resync(ctx, applied); err != nil {

@@ -1,6 +1,9 @@
 package worker
 
-import "testing"
+import (
+	"maps"
+	"testing"
+)
 
 // settle decides what a failed Apply leaves applied and what stays
 // pending (ours, unverified).
@@ -60,7 +63,7 @@ func TestSettle(t *testing.T) {
 				want = tt.pending
 			}
 			applied, still := settle(tt.rec, tt.unverified, tt.pending, want, tt.got)
-			if !applied.Equal(tt.wantApplied) || !still.Equal(tt.wantStillPend) {
+			if !maps.Equal(applied, tt.wantApplied) || !maps.Equal(still, tt.wantStillPend) {
 				t.Fatalf("settle = applied %v, pending %v; want %v, %v", applied, still, tt.wantApplied, tt.wantStillPend)
 			}
 		})

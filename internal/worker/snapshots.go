@@ -73,7 +73,7 @@ func (s *Snapshots) Get(ctx context.Context, key string) (*eventbus.VM, uint64, 
 
 func (s *Snapshots) get(ctx context.Context, key string) (*record, uint64, error) {
 	e, err := s.kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	if eventbus.IsNoKey(err) {
 		return nil, 0, nil
 	}
 	if err != nil {

@@ -14,30 +14,9 @@ import (
 // keyed by a string that names the object in the target (for DNS
 // "A vm1.cloud.test.", for HAProxy "lb1/web/one-42"), each with a value that
 // describes it ("10.0.0.42", "10.0.0.42:8080 weight 10"). Two equal values
-// mean the object needs no change.
+// mean the object needs no change. Compare and copy with maps.Equal and
+// maps.Clone (which keeps a nil map nil).
 type Objects map[string]string
-
-// Equal reports whether o and p hold the same keys and values.
-func (o Objects) Equal(p Objects) bool {
-	if len(o) != len(p) {
-		return false
-	}
-	for k, v := range o {
-		if w, ok := p[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-// Clone returns a copy of o (never nil).
-func (o Objects) Clone() Objects {
-	c := make(Objects, len(o))
-	for k, v := range o {
-		c[k] = v
-	}
-	return c
-}
 
 // Change is one step of a Plan.
 type Change struct {

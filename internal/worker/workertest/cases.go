@@ -51,7 +51,7 @@ func update(e *env) {
 	v2.NICs = append([]eventbus.NIC(nil), e.vm.NICs...)
 	e.f.Change(&v2)
 	v2.Version.Seq++
-	if e.desired(v2).Equal(e.desired(e.vm)) {
+	if maps.Equal(e.desired(v2), e.desired(e.vm)) {
 		e.t.Fatal("Fixture.Change did not change the desired objects")
 	}
 	e.Publish(v2)
@@ -157,7 +157,7 @@ func crashBefore(e *env) {
 	e.WaitIdle()
 	calls := e.spy.Calls()
 	want := e.desired(e.vm)
-	if len(calls) < 2 || !calls[1].Have.Equal(want) || !calls[1].Unverified.Equal(want) {
+	if len(calls) < 2 || !maps.Equal(calls[1].Have, want) || !maps.Equal(calls[1].Unverified, want) {
 		e.t.Fatalf("after the crash Apply got %+v, want the pending objects in have and unverified", calls)
 	}
 	e.converged(e.vm, e.desired(e.vm))

@@ -76,7 +76,7 @@ func (s *Spy) Calls() []Call {
 func (s *Spy) Changes() []Call {
 	var out []Call
 	for _, c := range s.Calls() {
-		if !c.Have.Equal(c.Want) {
+		if !maps.Equal(c.Have, c.Want) {
 			out = append(out, c)
 		}
 	}

@@ -12,6 +12,7 @@ package workertest
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 
@@ -121,7 +122,7 @@ func (e *env) converged(vm eventbus.VM, want worker.Objects) {
 // superset of want (Fixture.KeepOnChange).
 func (e *env) convergedKeeping(vm eventbus.VM, want, applied worker.Objects) {
 	e.t.Helper()
-	if got := e.f.Observe(e.t, &vm); !got.Equal(want) {
+	if got := e.f.Observe(e.t, &vm); !maps.Equal(got, want) {
 		e.t.Fatalf("target holds %v, want %v", got, want)
 	}
 	want = applied
@@ -129,7 +130,7 @@ func (e *env) convergedKeeping(vm eventbus.VM, want, applied worker.Objects) {
 	if rec == nil && len(want) == 0 {
 		return
 	}
-	if rec == nil || !rec.Applied.Equal(want) || len(rec.Pending) > 0 {
+	if rec == nil || !maps.Equal(rec.Applied, want) || len(rec.Pending) > 0 {
 		e.t.Fatalf("registry record %+v, want applied %v and nothing pending", rec, want)
 	}
 }
