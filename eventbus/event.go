@@ -42,6 +42,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -150,7 +151,19 @@ func (vm *VM) Deleted() bool { return vm.Kind == KindDeleted }
 var (
 	// ErrInvalidEvent is wrapped by every validation error of an Event.
 	ErrInvalidEvent = errors.New("invalid event")
+	// ErrUnknownVersion is wrapped by Unmarshal's error for an event whose
+	// vmglueversion has a major version this build does not know (a newer
+	// producer): an upgraded consumer can read it, a retry then helps.
+	ErrUnknownVersion = errors.New("unknown vmglueversion")
 )
+
+// KnownVersion reports whether v (an event's vmglueversion, "<major>" or
+// "<major>.<minor>") has the major version of FormatVersion.
+func KnownVersion(v string) bool {
+	major, _, _ := strings.Cut(v, ".")
+	want, _, _ := strings.Cut(FormatVersion, ".")
+	return major == want
+}
 
 // ValidToken reports whether s can be used as a subject token (cloud name,
 // VM id): letters, digits, '-' and '_'.
@@ -233,6 +246,9 @@ func (e *Event) Validate() error {
 	if e.SpecVersion != SpecVersion {
 		return fmt.Errorf("%w: specversion %q", ErrInvalidEvent, e.SpecVersion)
 	}
+	if e.VmglueVersion == "" {
+		return fmt.Errorf("%w: no vmglueversion", ErrInvalidEvent)
+	}
 	if e.ID == "" {
 		return fmt.Errorf("%w: empty id", ErrInvalidEvent)
 	}
@@ -248,11 +264,16 @@ func (e *Event) Validate() error {
 // Marshal encodes the event as one line of JSON.
 func (e *Event) Marshal() ([]byte, error) { return json.Marshal(e) }
 
-// Unmarshal decodes and validates an event.
+// Unmarshal decodes and validates an event. An event of an unknown major
+// version (see KnownVersion) is refused with ErrUnknownVersion before it is
+// validated: its shape may differ. One without vmglueversion is invalid.
 func Unmarshal(b []byte) (Event, error) {
 	var e Event
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Event{}, fmt.Errorf("%w: %v", ErrInvalidEvent, err)
+	}
+	if e.VmglueVersion != "" && !KnownVersion(e.VmglueVersion) {
+		return Event{}, fmt.Errorf("%w %q, this vmglue reads %s", ErrUnknownVersion, e.VmglueVersion, FormatVersion)
 	}
 	if err := e.Validate(); err != nil {
 		return Event{}, err

@@ -20,6 +20,10 @@ const (
 	ReasonConflict      = "conflict"       // a Permanent ErrConflict: a foreign object is in the way
 	ReasonMaxDeliveries = "max deliveries" // transient failures MaxDeliver times in a row
 	ReasonInvalid       = "invalid event"  // the message is not a valid Event
+	// ReasonVersion: the event's vmglueversion has a major version this
+	// vmglue does not know (eventbus.ErrUnknownVersion); retry it after
+	// the upgrade.
+	ReasonVersion = "unknown version"
 )
 
 // Headers of a dead-letter message.

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,7 +33,11 @@ func (r *Runner) receive(msg jetstream.Msg) {
 	ev, err := eventbus.Unmarshal(msg.Data())
 	if err != nil {
 		j := &job{msg: msg, seq: meta.Sequence.Stream}
-		r.deadLetter(j, ReasonInvalid, err, r.log.With().Str("subject", msg.Subject()).Logger())
+		reason := ReasonInvalid
+		if errors.Is(err, eventbus.ErrUnknownVersion) {
+			reason = ReasonVersion
+		}
+		r.deadLetter(j, reason, err, r.log.With().Str("subject", msg.Subject()).Logger())
 		return
 	}
 	r.mu.Lock()

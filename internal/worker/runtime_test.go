@@ -230,6 +230,46 @@ func TestInvalidEventDeadLettered(t *testing.T) {
 	}
 }
 
+// An event of a major vmglueversion this vmglue does not know is
+// dead-lettered with reason "unknown version", not converged; one without
+// vmglueversion is invalid; a newer minor version of the known major is
+// converged.
+func TestUnknownVersionDeadLettered(t *testing.T) {
+	h, _ := start(t, nil)
+	tests := []struct {
+		vm, version string
+		reason      string // "" = converged
+	}{
+		{"21", "2", worker.ReasonVersion},
+		{"22", "2.1", worker.ReasonVersion},
+		{"23", "", worker.ReasonInvalid},
+		{"24", "1.7", ""},
+		{"25", "1", ""},
+	}
+	for _, tt := range tests {
+		ev, err := eventbus.NewEvent(testVM(tt.vm))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.VmglueVersion = tt.version
+		h.Replay(ev)
+	}
+	h.WaitIdle()
+	dead := map[string]string{}
+	for _, d := range h.DeadLetters() {
+		dead[d.Subject] = d.Reason
+	}
+	for _, tt := range tests {
+		vm := testVM(tt.vm)
+		if reason := dead["vmglue.dlq.mem.one."+tt.vm]; reason != tt.reason {
+			t.Errorf("vmglueversion %q: dead letter %q, want %q", tt.version, reason, tt.reason)
+		}
+		if rec := h.Record(&vm); (rec != nil) != (tt.reason == "") {
+			t.Errorf("vmglueversion %q: record %+v", tt.version, rec)
+		}
+	}
+}
+
 func TestRequeueDoesNotConsumeDeliveries(t *testing.T) {
 	h, m := start(t, func(o *worker.Options) { o.MaxDeliver = 1 })
 	var calls atomic.Int32
