@@ -3,8 +3,8 @@
 // its constructor. Adding a worker is its package plus one line in Workers.
 //
 // A worker package exports a Config type with SetDefaults and Validate
-// (pointer receivers; Validate names the offending key relative to the
-// section, e.g. "servers: …") and
+// (pointer receivers; Validate names the offending key as "<name>.<key>",
+// which config shows as "workers.<name>.<key>") and
 //
 //	func New(cfg Config, deps worker.Deps) (*Target, error)
 //
@@ -34,7 +34,8 @@ var Workers = []Worker{
 type Section interface {
 	// SetDefaults fills what the file left out.
 	SetDefaults()
-	// Validate names the offending key, relative to the section.
+	// Validate names the offending key as "<name>.<key>" (config adds
+	// "workers.").
 	Validate() error
 }
 
