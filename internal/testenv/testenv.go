@@ -1,5 +1,5 @@
 // Package testenv starts the real servers vmglue's tests run against (BIND,
-// HAProxy, Puppet Server, PuppetDB) on loopback, as children of the test
+// Knot DNS, PowerDNS, HAProxy, Puppet Server, PuppetDB) on loopback, as children of the test
 // process, and waits for their true readiness. The Debian packages are
 // installed by scripts/test-deps.sh (make test-deps, part of make test); a
 // missing binary fails the test with that hint instead of skipping it.
