@@ -19,34 +19,49 @@ import (
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
-func TestWrongSecretIsPermanent(t *testing.T) {
-	b := testenv.StartBIND(t, testenv.BINDOptions{})
-	for _, tc := range []struct {
-		name   string
-		secret string
-		key    string
-	}{
-		{name: "wrong secret", secret: "c2VjcmV0LXRoYXQtaXMtd3Jvbmctd3Jvbmctd3Jvbmc=", key: b.KeyName},
-		{name: "unknown key", secret: b.Secret, key: "nosuchkey"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Setenv("VMGLUE_TEST_TSIG", tc.secret)
-			cfg := testConfig(b)
-			cfg.TSIG = TSIG{Name: tc.key, SecretEnv: "VMGLUE_TEST_TSIG"}
-			tg := newTarget(t, cfg)
-			_, err := converge(t, context.Background(), tg, testVM("42", "web1", "10.0.0.42"), nil)
-			if !worker.IsPermanent(err) {
-				t.Fatalf("err = %v, want permanent", err)
-			}
-			if !strings.Contains(err.Error(), "NOTAUTH") || !strings.Contains(err.Error(), tc.key) {
-				t.Errorf("error %q does not say NOTAUTH and name the key", err)
-			}
-			if strings.Contains(err.Error(), tc.secret) || strings.Contains(err.Error(), b.Secret) {
-				t.Fatalf("error contains the secret: %q", err)
-			}
-			t.Logf("error: %v", err)
-			if n := tg.Stats().Messages; n > 4 {
-				t.Errorf("sent %d messages: no retry storm expected", n)
+// A wrong secret or an unknown key is a configuration error on every
+// server: permanent at once (no retry storm), worded as a key problem that
+// names where the server keeps its keys, never with the secret. PowerDNS
+// answers such an update REFUSED, not NOTAUTH as BIND and Knot do.
+func TestWrongKeyIsPermanent(t *testing.T) {
+	where := map[string]string{
+		testenv.KindBIND:     "named.conf",
+		testenv.KindKnot:     "knot.conf",
+		testenv.KindPowerDNS: "pdnsutil list-tsig-keys",
+	}
+	for _, kind := range testenv.DNSKinds {
+		t.Run(kind, func(t *testing.T) {
+			b := testenv.StartDNS(t, kind, testenv.DNSOptions{})
+			for _, tc := range []struct {
+				name   string
+				secret string
+				key    string
+			}{
+				{name: "wrong secret", secret: "c2VjcmV0LXRoYXQtaXMtd3Jvbmctd3Jvbmctd3Jvbmc=", key: b.KeyName},
+				{name: "unknown key", secret: b.Secret, key: "nosuchkey"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Setenv("VMGLUE_TEST_TSIG", tc.secret)
+					cfg := testConfig(b)
+					cfg.TSIG = TSIG{Name: tc.key, SecretEnv: "VMGLUE_TEST_TSIG"}
+					tg := newTarget(t, cfg)
+					_, err := converge(t, context.Background(), tg, testVM("42", "web1", "10.0.0.42"), nil)
+					if !worker.IsPermanent(err) {
+						t.Fatalf("err = %v, want permanent", err)
+					}
+					msg := err.Error()
+					if !strings.Contains(msg, "rejected tsig key "+strconv.Quote(tc.key)) || !strings.Contains(msg, where[kind]) {
+						t.Errorf("error %q does not say the key %q was rejected and name %q", msg, tc.key, where[kind])
+					}
+					if strings.Contains(msg, tc.secret) || strings.Contains(msg, b.Secret) {
+						t.Fatalf("error contains the secret: %q", msg)
+					}
+					t.Logf("error: %v", err)
+					if n := tg.Stats().Messages; n > 4 {
+						t.Errorf("sent %d messages: no retry storm expected", n)
+					}
+					expect(t, b, "web1.cloud.test.", mdns.TypeA)
+				})
 			}
 		})
 	}
@@ -76,22 +91,54 @@ func TestOutageIsTransient(t *testing.T) {
 	expect(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR)
 }
 
-// A frozen zone (rndc freeze, an operator editing the zone file) answers
-// REFUSED: retried, not dead-lettered, and converged once thawed.
-func TestFrozenZoneIsTransient(t *testing.T) {
-	b := testenv.StartBIND(t, testenv.BINDOptions{})
-	tg := newTarget(t, testConfig(b))
-	vm := testVM("42", "web1", "10.0.0.42")
-	b.Rndc(t, "freeze", "cloud.test")
-	got, err := converge(t, context.Background(), tg, vm, nil)
-	if err == nil || worker.IsPermanent(err) || !strings.Contains(err.Error(), "REFUSED") {
-		t.Fatalf("err = %v, want a transient REFUSED", err)
+// A zone that refuses updates under a good key answers REFUSED: a frozen
+// zone (BIND rndc freeze, Knot zone-freeze: an operator editing the zone
+// file) or, on PowerDNS, a zone whose TSIG-ALLOW-DNSUPDATE does not name the
+// key. Retried, not dead-lettered, worded for the server, and converged once
+// the zone takes updates again.
+func TestRefusedZoneIsTransient(t *testing.T) {
+	for _, tc := range []struct {
+		kind         string
+		block, allow func(t *testing.T, b *testenv.DNS)
+		hint         string
+	}{
+		{kind: testenv.KindBIND, hint: "rndc freeze",
+			block: func(t *testing.T, b *testenv.DNS) { b.Rndc(t, "freeze", "cloud.test") },
+			allow: func(t *testing.T, b *testenv.DNS) { b.Rndc(t, "thaw", "cloud.test") }},
+		{kind: testenv.KindKnot, hint: "knotc zone-freeze",
+			block: func(t *testing.T, b *testenv.DNS) { b.Knotc(t, "zone-freeze", "cloud.test.") },
+			allow: func(t *testing.T, b *testenv.DNS) { b.Knotc(t, "zone-thaw", "cloud.test.") }},
+		// PowerDNS caches zone metadata (zone-metadata-cache-ttl): restarted.
+		{kind: testenv.KindPowerDNS, hint: "TSIG-ALLOW-DNSUPDATE names vmglue-test",
+			block: func(t *testing.T, b *testenv.DNS) { pdnsMeta(t, b, "another-key") },
+			allow: func(t *testing.T, b *testenv.DNS) { pdnsMeta(t, b, b.KeyName) }},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			b := testenv.StartDNS(t, tc.kind, testenv.DNSOptions{})
+			tg := newTarget(t, testConfig(b))
+			vm := testVM("42", "web1", "10.0.0.42")
+			tc.block(t, b)
+			got, err := converge(t, context.Background(), tg, vm, nil)
+			if err == nil || worker.IsPermanent(err) || !strings.Contains(err.Error(), "REFUSED") || !strings.Contains(err.Error(), tc.hint) {
+				t.Fatalf("err = %v, want a transient REFUSED naming %s", err, tc.hint)
+			}
+			t.Logf("error: %v", err)
+			expect(t, b, "web1.cloud.test.", mdns.TypeA)
+			tc.allow(t, b)
+			mustConverge(t, tg, vm, got)
+			expect(t, b, "web1.cloud.test.", mdns.TypeA, "10.0.0.42")
+			expect(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR, "web1.cloud.test.")
+		})
 	}
-	expect(t, b, "web1.cloud.test.", mdns.TypeA)
-	b.Rndc(t, "thaw", "cloud.test")
-	mustConverge(t, tg, vm, got)
-	expect(t, b, "web1.cloud.test.", mdns.TypeA, "10.0.0.42")
-	expect(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR, "web1.cloud.test.")
+}
+
+// pdnsMeta sets cloud.test.'s TSIG-ALLOW-DNSUPDATE to key with PowerDNS
+// stopped. (Without the setting PowerDNS takes unsigned updates from
+// allow-dnsupdate-from.)
+func pdnsMeta(t *testing.T, b *testenv.DNS, key string) {
+	b.Stop()
+	b.Pdnsutil(t, "set-meta", "cloud.test.", "TSIG-ALLOW-DNSUPDATE", key)
+	b.Start(t)
 }
 
 func TestFailoverToSecondServer(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -66,38 +65,28 @@ func (t *Target) updateAt(ctx context.Context, zone, server string, m *mdns.Msg)
 	case mdns.RcodeYXDomain, mdns.RcodeYXRrset, mdns.RcodeNXRrset, mdns.RcodeNameError:
 		return &prereqError{zone: zone, rcode: r.Rcode}
 	case mdns.RcodeServerFailure:
-		return &rcodeError{zone: zone, server: server, rcode: r.Rcode, hint: "the server failed (zone not loaded?)"}
-	case mdns.RcodeNotAuth:
-		detail := ""
-		if ts := r.IsTsig(); ts != nil && ts.Error != 0 {
-			detail = mdns.RcodeToString[int(ts.Error)]
-		}
-		return worker.Permanent(&rcodeError{zone: zone, server: server, rcode: r.Rcode, tsig: detail, hint: "the server rejected tsig key " +
-			strconv.Quote(t.keyShort()) + " (wrong secret, key name or algorithm, or clock skew) or is not authoritative for the zone"})
-	case mdns.RcodeRefused:
-		// Transient: BIND also refuses updates while an operator has the
-		// zone frozen (rndc freeze). A policy refusal is retried with
-		// backoff and dead-lettered after MaxDeliver, never lost.
-		return &rcodeError{zone: zone, server: server, rcode: r.Rcode,
-			hint: "the zone is frozen (rndc freeze), or the server does not allow tsig key " + strconv.Quote(t.keyShort()) + " to update it (allow-update / update-policy)"}
+		return &rcodeError{what: "update zone " + zone, server: server, rcode: r.Rcode, hint: "the server failed (zone not loaded?)"}
+	case mdns.RcodeNotAuth, mdns.RcodeRefused:
+		return t.refusal(ctx, "update zone "+zone, zone, server, r, err)
 	case mdns.RcodeNotZone:
-		return worker.Permanent(&rcodeError{zone: zone, server: server, rcode: r.Rcode, hint: "a record is outside the zone, or the server does not serve the zone"})
+		return worker.Permanent(&rcodeError{what: "update zone " + zone, server: server, rcode: r.Rcode, hint: "a record is outside the zone, or the server does not serve the zone"})
 	default:
-		return worker.Permanent(&rcodeError{zone: zone, server: server, rcode: r.Rcode})
+		return worker.Permanent(&rcodeError{what: "update zone " + zone, server: server, rcode: r.Rcode})
 	}
 }
 
-// rcodeError is an UPDATE response with a failure rcode other than a
-// failed prerequisite.
+// rcodeError is a response with a failure rcode other than a failed
+// prerequisite.
 type rcodeError struct {
-	zone, server string
-	rcode        int
-	tsig         string // the TSIG error (BADSIG, BADKEY, BADTIME) of a NOTAUTH
-	hint         string
+	what   string // "update zone cloud.test.", "query web1.cloud.test. A"
+	server string
+	rcode  int
+	tsig   string // the TSIG error (BADSIG, BADKEY, BADTIME) of a NOTAUTH
+	hint   string
 }
 
 func (e *rcodeError) Error() string {
-	s := fmt.Sprintf("update zone %s at %s: %s", e.zone, e.server, mdns.RcodeToString[e.rcode])
+	s := fmt.Sprintf("%s at %s: %s", e.what, e.server, mdns.RcodeToString[e.rcode])
 	if e.tsig != "" {
 		s += " (" + e.tsig + ")"
 	}
@@ -150,9 +139,13 @@ func (t *Target) lookup(ctx context.Context, zone, name string, qtype uint16) (i
 	var err error
 	for _, s := range t.servers[zone] {
 		t.queries.Add(1)
-		var r *mdns.Msg
-		if r, err = t.exchange(ctx, s, m); err != nil {
-			err = fmt.Errorf("query %s %s at %s: %w", name, mdns.TypeToString[qtype], s, err)
+		what := "query " + name + " " + mdns.TypeToString[qtype]
+		r, xerr := t.exchange(ctx, s, m)
+		if r != nil && (r.Rcode == mdns.RcodeNotAuth || isTSIGError(xerr)) {
+			return 0, nil, t.refusal(ctx, what, zone, s, r, xerr)
+		}
+		if xerr != nil {
+			err = fmt.Errorf("%s at %s: %w", what, s, xerr)
 			if ctx.Err() != nil {
 				return 0, nil, err
 			}
@@ -161,10 +154,10 @@ func (t *Target) lookup(ctx context.Context, zone, name string, qtype uint16) (i
 		switch r.Rcode {
 		case mdns.RcodeSuccess, mdns.RcodeNameError:
 		case mdns.RcodeServerFailure:
-			err = fmt.Errorf("query %s %s at %s: SERVFAIL", name, mdns.TypeToString[qtype], s)
+			err = fmt.Errorf("%s at %s: SERVFAIL", what, s)
 			continue
 		default:
-			return 0, nil, worker.Permanent(fmt.Errorf("query %s %s at %s: %s", name, mdns.TypeToString[qtype], s, mdns.RcodeToString[r.Rcode]))
+			return 0, nil, worker.Permanent(fmt.Errorf("%s at %s: %s", what, s, mdns.RcodeToString[r.Rcode]))
 		}
 		var out []string
 		for _, rr := range r.Answer {

@@ -68,3 +68,18 @@ func (knotServer) command(d *DNS) *exec.Cmd {
 // ready waits until every zone answers: knotd loads zones in the background
 // after it binds its port.
 func (knotServer) ready(d *DNS, _ []byte) bool { return d.soaReady() }
+
+// Knotc runs knotc against a Knot server's control socket and returns its
+// output; it fails the test on any other kind of server.
+func (d *DNS) Knotc(t testing.TB, args ...string) string {
+	t.Helper()
+	if d.Kind != KindKnot {
+		t.Fatalf("knotc: the server is %s, not knot", d.Kind)
+	}
+	Need(t, "knotc")
+	out, err := exec.Command("knotc", append([]string{"-c", filepath.Join(d.Dir, "knot.conf")}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("knotc %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -60,7 +60,7 @@ security-poll-suffix=
 	if ok {
 		d.write(t, "pdns.sqlite3", string(data))
 	}
-	d.pdnsutil(t, "import-tsig-key", d.KeyName, d.Algorithm, d.Secret)
+	d.Pdnsutil(t, "import-tsig-key", d.KeyName, d.Algorithm, d.Secret)
 }
 
 // pdnsBuildZones creates the database at db from the packaged schema,
@@ -79,9 +79,9 @@ func pdnsBuildZones(t testing.TB, d *DNS, db string) []byte {
 	for i, z := range d.Zones {
 		file := "zones/" + strings.TrimSuffix(z, ".") + ".zone"
 		d.write(t, file, d.zoneFile(i))
-		d.pdnsutil(t, "load-zone", z, filepath.Join(d.Dir, file))
-		d.pdnsutil(t, "set-meta", z, "TSIG-ALLOW-DNSUPDATE", d.KeyName)
-		d.pdnsutil(t, "set-meta", z, "TSIG-ALLOW-AXFR", d.KeyName) // the tests' own: DNS.Zone
+		d.Pdnsutil(t, "load-zone", z, filepath.Join(d.Dir, file))
+		d.Pdnsutil(t, "set-meta", z, "TSIG-ALLOW-DNSUPDATE", d.KeyName)
+		d.Pdnsutil(t, "set-meta", z, "TSIG-ALLOW-AXFR", d.KeyName) // the tests' own: DNS.Zone
 	}
 	data, err := os.ReadFile(db)
 	if err != nil {
@@ -90,10 +90,14 @@ func pdnsBuildZones(t testing.TB, d *DNS, db string) []byte {
 	return data
 }
 
-// pdnsutil runs pdnsutil on the server's configuration. Its output is
-// shown only on failure: import-tsig-key's arguments hold the secret.
-func (d *DNS) pdnsutil(t testing.TB, args ...string) {
+// Pdnsutil runs pdnsutil on a PowerDNS server's configuration (it fails
+// the test on any other kind of server). Its output is shown only on
+// failure, and its arguments never: import-tsig-key's hold the secret.
+func (d *DNS) Pdnsutil(t testing.TB, args ...string) {
 	t.Helper()
+	if d.Kind != KindPowerDNS {
+		t.Fatalf("pdnsutil: the server is %s, not pdns", d.Kind)
+	}
 	out, err := exec.Command("pdnsutil", append([]string{"--config-dir=" + d.Dir}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pdnsutil %s: %v: %s", args[0], err, out)
