@@ -115,8 +115,8 @@ func (in *instance) stop() {
 	in.cancel = nil
 }
 
-// dnsConfig points the dns worker at a real BIND.
-func dnsConfig(t *testing.T, b *testenv.BIND, secretFile string) *config.Config {
+// dnsConfig points the dns worker at a real DNS server.
+func dnsConfig(t *testing.T, b *testenv.DNS, secretFile string) *config.Config {
 	t.Helper()
 	cfg := baseConfig(t)
 	if secretFile == "" {

@@ -1,5 +1,6 @@
 // Package conformance runs the worker conformance suite (workertest) on the
-// dns Target against a real BIND and a real embedded nats-server. It lives
+// dns Target against each DNS server vmglue supports (BIND, Knot DNS,
+// PowerDNS: subtests bind, knot, pdns) and a real embedded nats-server. It lives
 // apart from package dns so that dns's own tests do not depend on the
 // runtime's packages.
 package conformance
@@ -21,13 +22,19 @@ import (
 )
 
 func TestConformance(t *testing.T) {
+	for _, kind := range testenv.DNSKinds {
+		t.Run(kind, func(t *testing.T) { run(t, kind) })
+	}
+}
+
+func run(t *testing.T, kind string) {
 	var (
-		bind   *testenv.BIND
+		bind   *testenv.DNS
 		target *dns.Target
 	)
 	workertest.Run(t, workertest.Fixture{
 		New: func(t *testing.T) worker.Target {
-			bind = testenv.StartBIND(t, testenv.BINDOptions{})
+			bind = testenv.StartDNS(t, kind, testenv.DNSOptions{})
 			tg, err := dns.New(dns.Config{
 				Servers:      []string{bind.Addr},
 				TSIG:         dns.TSIG{Name: bind.KeyName, SecretFile: bind.SecretPath},
