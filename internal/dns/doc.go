@@ -63,12 +63,13 @@
 // # Failures
 //
 // Transient (retried by the runtime): timeout, refused connection, SERVFAIL,
-// REFUSED (a frozen zone, or an update policy that refuses the key: BIND
-// answers both alike, so it is retried and dead-lettered after MaxDeliver),
-// a cancelled context. The next server of the zone's list is tried first.
-// Permanent (dead letter): NOTAUTH (wrong TSIG secret, key or algorithm;
-// BADSIG/BADKEY/BADTIME), NOTZONE, FORMERR, NOTIMP, conflicts, invalid
-// names or addresses. The TSIG secret is read from a file
+// REFUSED under a key the server accepted (a frozen zone, or an update
+// policy that refuses the key: servers answer both alike, so it is retried
+// and dead-lettered after MaxDeliver), a cancelled context. The next server
+// of the zone's list is tried first. Permanent (dead letter): a rejected
+// key (BIND and Knot: NOTAUTH with BADSIG/BADKEY/BADTIME; PowerDNS: REFUSED
+// without TSIG, told apart by a signed SOA query, see refusal), NOTAUTH,
+// NOTZONE, FORMERR, NOTIMP, conflicts, invalid names or addresses. The TSIG secret is read from a file
 // or an environment variable and never appears in a log line or an error.
 //
 // # Metrics
