@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	mdns "github.com/miekg/dns"
 
@@ -95,6 +96,9 @@ func (t *Target) probeKey(ctx context.Context, zone, server string) (keyVerdict,
 	return v, tsigErr
 }
 
+// versionTimeout bounds the version.bind query: it only words a hint.
+const versionTimeout = time.Second
+
 // serverKind asks server for version.bind (CHAOS TXT, unsigned): BIND
 // answers its version number, Knot "Knot DNS …", PowerDNS "PowerDNS
 // Authoritative Server …". Hidden or unknown: serverUnknown.
@@ -103,9 +107,10 @@ func (t *Target) serverKind(ctx context.Context, server string) string {
 	m.SetQuestion("version.bind.", mdns.TypeTXT)
 	m.Question[0].Qclass = mdns.ClassCHAOS
 	m.RecursionDesired = false
-	cctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	timeout := min(t.cfg.Timeout, versionTimeout)
+	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	r, _, err := (&mdns.Client{Timeout: t.cfg.Timeout}).ExchangeContext(cctx, m, server)
+	r, _, err := (&mdns.Client{Timeout: timeout}).ExchangeContext(cctx, m, server)
 	if err != nil || len(r.Answer) == 0 {
 		return serverUnknown
 	}
