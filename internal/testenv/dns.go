@@ -68,6 +68,7 @@ type DNS struct {
 	Dir        string   // working directory: configuration, zone data, log
 
 	server  dnsServer
+	sockDir string // for control sockets: Dir, unless its path is too long
 	logPath string
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -132,6 +133,26 @@ func StartDNS(t testing.TB, kind string, opts DNSOptions) *DNS {
 func StartBIND(t testing.TB, opts DNSOptions) *DNS {
 	t.Helper()
 	return StartDNS(t, KindBIND, opts)
+}
+
+// socketDir is a directory for the server's control socket: Dir, or a
+// short one (removed by t.Cleanup) where Dir is too long for a Unix socket
+// path (108 bytes; knotd and pdns_server refuse to start without theirs).
+func (d *DNS) socketDir(t testing.TB) string {
+	t.Helper()
+	if d.sockDir != "" {
+		return d.sockDir
+	}
+	d.sockDir = d.Dir
+	if len(d.Dir) > 80 {
+		dir, err := os.MkdirTemp("", "dns")
+		if err != nil {
+			t.Fatalf("%s socket dir: %v", d.Kind, err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		d.sockDir = dir
+	}
+	return d.sockDir
 }
 
 func newSecret(t testing.TB) string {

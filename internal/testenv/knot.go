@@ -10,7 +10,8 @@ import (
 )
 
 // knotServer runs knotd (Knot DNS 3.2) as root in the foreground, with its
-// configuration, zone files, journal and control socket in the directory.
+// configuration, zone files, journal and control socket in the directory
+// (the socket elsewhere if the directory's path is too long for it).
 //
 // The README's Knot section mirrors the key:, acl: (vmglue-update),
 // template: and zone: lines below; the transfer acl is the tests' own
@@ -31,6 +32,8 @@ log:
     any: info
 database:
     storage: %q
+control:
+    listen: %q
 key:
   - id: %s
     algorithm: hmac-sha256
@@ -50,7 +53,7 @@ template:
     acl: [vmglue-update, test-transfer]
 zone:
 `, d.Dir, filepath.Join(d.Dir, "knot.pid"), host, port, filepath.Join(d.Dir, "db"),
-		d.KeyName, d.Secret, d.KeyName, d.KeyName, filepath.Join(d.Dir, "zones"))
+		filepath.Join(d.socketDir(t), "knot.sock"), d.KeyName, d.Secret, d.KeyName, d.KeyName, filepath.Join(d.Dir, "zones"))
 	for i, z := range d.Zones {
 		text += fmt.Sprintf("  - domain: %s\n", z)
 		d.write(t, "zones/"+strings.TrimSuffix(z, ".")+".zone", d.zoneFile(i))

@@ -15,7 +15,7 @@ const pdnsSchema = "/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql"
 
 // pdnsServer runs pdns_server (PowerDNS Authoritative 4.7) as root in the
 // foreground with the gsqlite3 backend: pdns.conf, the database and the
-// control socket in the directory.
+// control socket in the directory (see DNS.socketDir).
 //
 // The README's PowerDNS section mirrors the pdns.conf lines and the
 // pdnsutil commands below (load-zone makes native zones; the README creates
@@ -47,7 +47,7 @@ socket-dir=%s
 dnsupdate=yes
 allow-dnsupdate-from=127.0.0.0/8,::1
 security-poll-suffix=
-`, db, host, port, d.Dir))
+`, db, host, port, d.socketDir(t)))
 
 	cacheKey := d.KeyName + " " + strings.Join(d.Zones, " ")
 	pdnsZones.Lock()
