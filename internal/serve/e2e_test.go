@@ -115,8 +115,15 @@ func (in *instance) stop() {
 	in.cancel = nil
 }
 
-// dnsConfig points the dns worker at a real DNS server.
+// dnsConfig points the dns worker at a real DNS server, with a 1s timeout
+// per exchange.
 func dnsConfig(t *testing.T, b *testenv.DNS, secretFile string) *config.Config {
+	t.Helper()
+	return dnsConfigTimeout(t, b, secretFile, "1s")
+}
+
+// dnsConfigTimeout is dnsConfig with another timeout.
+func dnsConfigTimeout(t *testing.T, b *testenv.DNS, secretFile, timeout string) *config.Config {
 	t.Helper()
 	cfg := baseConfig(t)
 	if secretFile == "" {
@@ -126,8 +133,8 @@ func dnsConfig(t *testing.T, b *testenv.DNS, secretFile string) *config.Config {
 tsig: {name: %s, secret_file: %s}
 forward_zones: [cloud.test.]
 reverse_zones: [10.in-addr.arpa., 8.b.d.0.1.0.0.2.ip6.arpa.]
-timeout: 1s
-`, b.Addr, b.KeyName, secretFile)
+timeout: %s
+`, b.Addr, b.KeyName, secretFile, timeout)
 	cfg.Workers = loadWorker(t, "dns", raw)
 	return cfg
 }
