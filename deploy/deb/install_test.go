@@ -44,7 +44,7 @@ func TestInstallPurge(t *testing.T) {
 	}
 	checkOwners(t, c, owners)
 	// The packaged config validates, read by the user that runs serve.
-	if out := c.must("vmglue", "vmglue config check -c /etc/vmglue/vmglue.yaml"); !strings.Contains(out, "dns: null") {
+	if out := c.must("vmglue", "vmglue config check -c /etc/vmglue/vmglue.yaml"); !strings.Contains(out, "workers: {}") {
 		t.Errorf("config check as vmglue:\n%s", out)
 	}
 	if enabled, _ := filepath.Glob(c.path("/etc/systemd/system/*/vmglue*")); len(enabled) > 0 {
