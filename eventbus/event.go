@@ -110,7 +110,13 @@ type VM struct {
 	Labels []string `json:"labels,omitempty"`
 	// Attributes are the user attributes: OpenNebula USER_TEMPLATE, Nova metadata.
 	Attributes map[string]string `json:"attributes,omitempty"`
-	Times      Times             `json:"times"`
+	// Cut names what NewEvent shortened to keep the event within its
+	// limits (see MaxAttributeValue and the other limits), sorted: "name",
+	// "hostname", "owner", "group", "project", "host", "labels",
+	// "attributes" (some left out) or "attribute:NAME" (that value cut).
+	// A worker must not take a cut value for the whole one.
+	Cut   []string `json:"cut,omitempty"`
+	Times Times    `json:"times"`
 	// Version orders snapshots of the same VM; see Version and Compare.
 	Version Version `json:"version"`
 }
@@ -184,6 +190,10 @@ func ValidToken(s string) bool {
 
 // NewEvent builds the Event for a snapshot: it fills the CloudEvents
 // attributes (source from vm.CloudType and vm.Cloud) and the deterministic id.
+// It bounds what the VM's owner controls (attributes, labels, names: see
+// MaxAttributeValue and the other limits), marking in VM.Cut what it cut,
+// so the event fits in one NATS message; an event that still exceeds
+// MaxEventSize (only NICs can make it so) is an error wrapping ErrTooLarge.
 func NewEvent(vm VM) (Event, error) {
 	if !ValidToken(vm.Cloud) {
 		return Event{}, fmt.Errorf("%w: cloud name %q: use letters, digits, '-' and '_'", ErrInvalidEvent, vm.Cloud)
@@ -197,6 +207,7 @@ func NewEvent(vm VM) (Event, error) {
 	if vm.NICs == nil {
 		vm.NICs = []NIC{}
 	}
+	vm.bound()
 	t := time.Unix(0, max(vm.Version.Changed, vm.Version.Observed)).UTC()
 	if vm.Version.Changed == 0 && vm.Version.Observed == 0 {
 		t = time.Unix(0, 0).UTC()
@@ -216,6 +227,9 @@ func NewEvent(vm VM) (Event, error) {
 		return Event{}, err
 	}
 	e.ID = id
+	if err := checkSize(&e); err != nil {
+		return Event{}, err
+	}
 	return e, nil
 }
 

@@ -20,7 +20,9 @@
 //
 // Every delivery ends in an Outcome: Published, Duplicate (already stored:
 // the stream's duplicate window dropped it), Spooled (durably on disk, sent
-// later) or Lost (neither). Outcome.Safe says whether a source may now
+// later), Refused (the bus refuses it for good, e.g. larger than the
+// server's max_payload: durably kept in the spool's quarantine directory,
+// never retried, so it blocks nothing) or Lost (neither stored nor kept). Outcome.Safe says whether a source may now
 // acknowledge its own input (e.g. the bridge acks RabbitMQ).
 //
 // Options.Conn.URL may list several NATS URLs, comma separated: the event
@@ -32,6 +34,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -91,9 +94,10 @@ const (
 	Duplicate                    // already stored: dropped by the duplicate window
 	Spooled                      // NATS could not take it; durably on disk, sent later
 	Lost                         // neither published nor spooled
+	Refused                      // the bus refuses it for good; kept in the spool's quarantine
 )
 
-var outcomeNames = map[Outcome]string{Published: "published", Duplicate: "duplicate", Spooled: "spooled", Lost: "lost"}
+var outcomeNames = map[Outcome]string{Published: "published", Duplicate: "duplicate", Spooled: "spooled", Lost: "lost", Refused: "refused"}
 
 func (o Outcome) String() string {
 	if s, ok := outcomeNames[o]; ok {
@@ -102,15 +106,18 @@ func (o Outcome) String() string {
 	return "none"
 }
 
-// Safe reports whether the event is stored or durably spooled, so that the
-// source may acknowledge its own input.
-func (o Outcome) Safe() bool { return o == Published || o == Duplicate || o == Spooled }
+// Safe reports whether the event is stored or durably kept on disk
+// (spooled or quarantined), so that the source may acknowledge its own
+// input: sending that input again cannot do better.
+func (o Outcome) Safe() bool { return o == Published || o == Duplicate || o == Spooled || o == Refused }
 
 // Result is the delivery of one event.
 type Result struct {
 	Outcome Outcome
 	// Sequence is the stream sequence of a Published event.
 	Sequence uint64
+	// Path is the file of a Spooled or Refused event.
+	Path string
 	// Err says why the event was not published (Spooled, Lost).
 	Err error
 	// SpoolErr says why a Lost event could not be spooled.
@@ -118,17 +125,49 @@ type Result struct {
 }
 
 // Keep writes ev to the spool in dir after a failed publish (cause) and
-// returns Spooled, or Lost when the spool cannot take it either.
+// returns Spooled, or Lost when the spool cannot take it either. When cause
+// can never succeed (Permanent), ev goes to the spool's quarantine
+// directory instead and Keep returns Refused: a retry would fail the same
+// way and hold up the events behind it.
 func Keep(dir string, ev *eventbus.Event, cause error) Result {
-	if _, err := spool.New(dir).Write(ev); err != nil {
+	sp := spool.New(dir)
+	if Permanent(cause) {
+		path, err := sp.WriteQuarantined(ev, cause)
+		if err != nil {
+			return Result{Outcome: Lost, Err: cause, SpoolErr: err}
+		}
+		return Result{Outcome: Refused, Err: cause, Path: path}
+	}
+	path, err := sp.Write(ev)
+	if err != nil {
 		return Result{Outcome: Lost, Err: cause, SpoolErr: err}
 	}
-	return Result{Outcome: Spooled, Err: cause}
+	return Result{Outcome: Spooled, Err: cause, Path: path}
+}
+
+// Permanent reports whether a publish error can never succeed for this
+// event, whatever the retry: the event is larger than the server's
+// max_payload (nats.ErrMaxPayload) or the stream's max_msg_size, or too
+// large to build (eventbus.ErrTooLarge).
+func Permanent(err error) bool {
+	var ae *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, eventbus.ErrTooLarge) ||
+		errors.As(err, &ae) && ae.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
+}
+
+// publish sends ev and waits for the ack, marking a Permanent error as a
+// spool.PermanentError for Flush.
+func publish(ctx context.Context, js jetstream.JetStream, ev *eventbus.Event) (eventbus.PublishResult, error) {
+	res, err := eventbus.Publish(ctx, js, ev)
+	if Permanent(err) {
+		err = spool.Permanent(err)
+	}
+	return res, err
 }
 
 // send publishes ev and waits for the ack.
 func send(ctx context.Context, js jetstream.JetStream, ev *eventbus.Event) Result {
-	res, err := eventbus.Publish(ctx, js, ev)
+	res, err := publish(ctx, js, ev)
 	switch {
 	case err != nil:
 		return Result{Err: err}
@@ -141,17 +180,25 @@ func send(ctx context.Context, js jetstream.JetStream, ev *eventbus.Event) Resul
 // flush sends the spool in dir, oldest first, each event within perEvent
 // (0: ctx alone bounds it). Another process flushing it is not an error.
 func flush(ctx context.Context, js jetstream.JetStream, dir string, perEvent time.Duration) (int, error) {
-	n, err := spool.New(dir).Flush(ctx, func(ctx context.Context, ev *eventbus.Event) error {
+	n, err := spool.New(dir).Flush(ctx, SpoolPublish(js, perEvent))
+	if errors.Is(err, spool.ErrBusy) {
+		return n, nil
+	}
+	return n, err
+}
+
+// SpoolPublish is the spool.PublishFunc of every flush: it publishes one
+// event within perEvent (0: ctx alone bounds it) and marks an error that
+// can never succeed (Permanent) as a spool.PermanentError, so that Flush
+// quarantines that file and goes on.
+func SpoolPublish(js jetstream.JetStream, perEvent time.Duration) spool.PublishFunc {
+	return func(ctx context.Context, ev *eventbus.Event) error {
 		if perEvent > 0 {
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, perEvent)
 			defer cancel()
 		}
-		_, err := eventbus.Publish(ctx, js, ev)
+		_, err := publish(ctx, js, ev)
 		return err
-	})
-	if errors.Is(err, spool.ErrBusy) {
-		return n, nil
 	}
-	return n, err
 }

@@ -79,8 +79,12 @@ func (p *Publisher) Publish(ctx context.Context, ev *eventbus.Event) Result {
 		return p.keep(ev, ErrNotConnected)
 	}
 	if p.pending.Load() {
-		if _, err := p.flushLocked(ctx); err != nil {
+		// Only what is still spooled holds ev back: a file quarantined by
+		// this flush does not.
+		if _, err := p.flushLocked(ctx); err != nil && p.pending.Load() {
 			return p.keep(ev, err)
+		} else if err != nil {
+			p.o.Log.Warn().Err(err).Msg("spool flushed with problems")
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
@@ -127,11 +131,10 @@ func (p *Publisher) Run(ctx context.Context) error {
 
 func (p *Publisher) flushLocked(ctx context.Context) (int, error) {
 	n, err := flush(ctx, p.js, p.o.SpoolDir, p.o.Timeout)
-	if err == nil {
-		// Empty now, unless another process holds the spool's lock.
-		es, lerr := spool.New(p.o.SpoolDir).List()
-		p.pending.Store(lerr != nil || len(es) > 0)
-	}
+	// Empty now, unless the flush stopped, or another process holds the
+	// spool's lock.
+	es, lerr := spool.New(p.o.SpoolDir).List()
+	p.pending.Store(lerr != nil || len(es) > 0)
 	return n, err
 }
 

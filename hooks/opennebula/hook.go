@@ -47,6 +47,10 @@ func ParseHookInput(stdin []byte, args []string, cloud string, protect func(*eve
 	}
 	protect(&vm)
 	ev, err := eventbus.NewEvent(vm)
+	if errors.Is(err, eventbus.ErrTooLarge) {
+		// Never sendable: said like any other input that cannot be used.
+		return eventbus.Event{}, fmt.Errorf("build event: %w: %v", ErrInvalidInput, err)
+	}
 	if err != nil {
 		return eventbus.Event{}, fmt.Errorf("build event: %w", err)
 	}

@@ -21,8 +21,10 @@ type PublishFunc func(ctx context.Context, ev *eventbus.Event) error
 // ack. It returns how many were sent. It stops at the first failed send and
 // returns that error; the failed event and everything newer stay spooled.
 //
-// A file that cannot be decoded is renamed to "<name>.bad"; Flush goes on with
-// the next file and returns an error wrapping ErrCorrupt at the end. When
+// A file that can never be sent is moved to the quarantine directory
+// (QuarantineDir) and Flush goes on with the next file: one that cannot be
+// decoded (the error wraps ErrCorrupt too), or whose publish failed with a
+// PermanentError. The error returned at the end then wraps ErrQuarantined. When
 // another process holds the spool lock, Flush sends nothing and returns
 // ErrBusy. An empty or missing spool costs one directory read and takes no
 // lock. Flush checks ctx between events.
@@ -40,15 +42,15 @@ func (s *Spool) Flush(ctx context.Context, publish PublishFunc) (sent int, err e
 	if entries, err = s.List(); err != nil {
 		return 0, err
 	}
-	var corrupt []error
+	var aside []error
 	defer func() {
-		if sent > 0 || len(corrupt) > 0 {
+		if sent > 0 || len(aside) > 0 {
 			// Removals need not be durable (a re-send is a duplicate), but
 			// keep the directory tidy on disk.
 			_ = syncDir(s.dir)
 		}
-		if len(corrupt) > 0 {
-			err = errors.Join(append([]error{err}, corrupt...)...)
+		if len(aside) > 0 {
+			err = errors.Join(append([]error{err}, aside...)...)
 		}
 	}()
 	for _, e := range entries {
@@ -64,10 +66,13 @@ func (s *Spool) Flush(ctx context.Context, publish PublishFunc) (sent int, err e
 		}
 		ev, err := eventbus.Unmarshal(b)
 		if err != nil {
-			corrupt = append(corrupt, s.moveAside(e, err))
+			aside = append(aside, fmt.Errorf("%w: %w", ErrCorrupt, s.quarantine(e, err)))
 			continue
 		}
-		if err := publish(ctx, &ev); err != nil {
+		if err := publish(ctx, &ev); IsPermanent(err) {
+			aside = append(aside, s.quarantine(e, err))
+			continue
+		} else if err != nil {
 			return sent, fmt.Errorf("flush spool: send %s: %w", e.Name, err)
 		}
 		if err := os.Remove(e.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -77,16 +82,6 @@ func (s *Spool) Flush(ctx context.Context, publish PublishFunc) (sent int, err e
 	}
 	s.removeStaleTemp()
 	return sent, nil
-}
-
-// moveAside renames a broken file to "<name>.bad" and returns the error that
-// reports it.
-func (s *Spool) moveAside(e Entry, cause error) error {
-	bad := e.Path + BadExt
-	if err := os.Rename(e.Path, bad); err != nil {
-		return fmt.Errorf("%w %s: %v; moving it aside failed: %w", ErrCorrupt, e.Name, cause, err)
-	}
-	return fmt.Errorf("%w %s, moved to %s: %v", ErrCorrupt, e.Name, filepath.Base(bad), cause)
 }
 
 // lock takes the spool's flush lock without waiting: an flock on the

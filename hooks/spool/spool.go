@@ -9,8 +9,10 @@
 //
 // Flush sends the files oldest first and removes each one only after the bus
 // acknowledged it; it stops at the first failed send, so the order is kept. A
-// file that cannot be decoded is renamed to "<name>.bad" and reported, so one
-// broken file never blocks the queue. Only one process flushes a spool at a
+// file that can never be sent (it cannot be decoded, or the bus refuses it
+// for good: larger than the server's max_payload) is moved to the quarantine
+// subdirectory (QuarantineDir) and reported, so one such file never blocks
+// the queue. Only one process flushes a spool at a
 // time (flock on the directory); another one skips the flush with ErrBusy. A
 // send that happens twice (a crash between the ack and the removal) is
 // harmless: the event id is the JetStream Nats-Msg-Id, so the stream drops
@@ -35,8 +37,6 @@ import (
 const (
 	// Ext ends the name of every spooled event.
 	Ext = ".json"
-	// BadExt is appended to a file that could not be decoded.
-	BadExt = ".bad"
 	// tmpPrefix starts the name of a file being written.
 	tmpPrefix = ".tmp-"
 	// staleTmp is the age after which Flush removes a leftover temp file.
@@ -48,7 +48,8 @@ const (
 var (
 	// ErrBusy is returned by Flush when another process is flushing the spool.
 	ErrBusy = errors.New("spool is being flushed by another process")
-	// ErrCorrupt is wrapped by the error about a file that was moved aside.
+	// ErrCorrupt is wrapped by the error about a file that could not be
+	// decoded and was quarantined.
 	ErrCorrupt = errors.New("corrupt spool file")
 )
 

@@ -28,15 +28,20 @@ func event(t *testing.T, n int) *eventbus.Event {
 }
 
 // recorder is a PublishFunc that records ids and fails from the failAt-th call on.
+// Events whose id is in refuse fail with a PermanentError.
 type recorder struct {
 	mu     sync.Mutex
 	ids    []string
 	failAt int // 0: never fail
+	refuse map[string]bool
 }
 
 func (r *recorder) publish(_ context.Context, ev *eventbus.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.refuse[ev.ID] {
+		return Permanent(errors.New("nats: maximum payload exceeded"))
+	}
 	if r.failAt > 0 && len(r.ids)+1 >= r.failAt {
 		return errors.New("nats down")
 	}
@@ -137,6 +142,7 @@ func TestFlush(t *testing.T) {
 		events   int
 		failAt   int // publish fails from this call on (0: never)
 		corrupt  []int
+		refuse   []int // these fail with a PermanentError
 		wantSent int
 		wantLeft int
 		wantBad  int
@@ -146,15 +152,21 @@ func TestFlush(t *testing.T) {
 		{name: "all", events: 4, wantSent: 4},
 		{name: "stops at first failure", events: 4, failAt: 3, wantSent: 2, wantLeft: 2, wantErr: errAny},
 		{name: "first fails", events: 3, failAt: 1, wantLeft: 3, wantErr: errAny},
-		{name: "corrupt moved aside", events: 4, corrupt: []int{1}, wantSent: 3, wantBad: 1, wantErr: ErrCorrupt},
+		{name: "corrupt quarantined", events: 4, corrupt: []int{1}, wantSent: 3, wantBad: 1, wantErr: ErrCorrupt},
 		{name: "all corrupt", events: 2, corrupt: []int{0, 1}, wantBad: 2, wantErr: ErrCorrupt},
+		{name: "refused quarantined, the rest sent", events: 4, refuse: []int{0, 2}, wantSent: 2, wantBad: 2, wantErr: ErrQuarantined},
+		{name: "refused then down", events: 4, refuse: []int{0}, failAt: 2, wantSent: 1, wantLeft: 2, wantBad: 1, wantErr: errAny},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := New(t.TempDir())
 			var want []string
+			r := &recorder{failAt: tt.failAt, refuse: map[string]bool{}}
 			for i := range tt.events {
 				ev := event(t, i)
+				if contains(tt.refuse, i) {
+					r.refuse[ev.ID] = true
+				}
 				path, err := s.Write(ev)
 				if err != nil {
 					t.Fatal(err)
@@ -165,9 +177,10 @@ func TestFlush(t *testing.T) {
 					}
 					continue
 				}
-				want = append(want, ev.ID)
+				if !r.refuse[ev.ID] {
+					want = append(want, ev.ID)
+				}
 			}
-			r := &recorder{failAt: tt.failAt}
 			sent, err := s.Flush(context.Background(), r.publish)
 			switch {
 			case tt.wantErr == nil && err != nil:
@@ -187,9 +200,14 @@ func TestFlush(t *testing.T) {
 			if len(left) != tt.wantLeft {
 				t.Errorf("%d left in the spool, want %d", len(left), tt.wantLeft)
 			}
-			bad, _ := filepath.Glob(filepath.Join(s.dir, "*"+BadExt))
-			if len(bad) != tt.wantBad {
-				t.Errorf("%d .bad files, want %d", len(bad), tt.wantBad)
+			q, err := s.ListQuarantined()
+			if err != nil || len(q) != tt.wantBad {
+				t.Errorf("%d quarantined files (%v), want %d", len(q), err, tt.wantBad)
+			}
+			for _, f := range q {
+				if f.Reason == "" || f.Time.IsZero() {
+					t.Errorf("quarantined %s without reason or time: %+v", f.Name, f)
+				}
 			}
 		})
 	}

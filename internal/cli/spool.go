@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -10,7 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/spool"
 )
 
@@ -30,10 +29,7 @@ func spoolCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.withJetStream("vmglue spool flush", func(js jetstream.JetStream) error {
 				sp := spool.New(dir)
-				n, err := sp.Flush(cmd.Context(), func(ctx context.Context, ev *eventbus.Event) error {
-					_, err := eventbus.Publish(ctx, js, ev)
-					return err
-				})
+				n, err := sp.Flush(cmd.Context(), delivery.SpoolPublish(js, 0))
 				if errors.Is(err, spool.ErrBusy) {
 					fmt.Fprintf(g.stdout, "%s: another process is sending the spool\n", dir)
 					return nil
@@ -48,15 +44,28 @@ func spoolCmd(g *globals) *cobra.Command {
 	}
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the spooled events, oldest first",
-		Args:  cobra.NoArgs,
+		Short: "List the spooled events, oldest first, then the quarantined files and why",
+		Long: `List the spooled events, oldest first, one a line: "<time>  <event id>  <file>".
+Then the files in the spool's quarantine directory, which are never sent (the bus
+refused them for good, e.g. larger than max_payload, or they cannot be decoded):
+"quarantined  <time>  <file>  <reason>". Move a quarantined file back into the
+spool directory to send it again once the cause is fixed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			entries, err := spool.New(dir).List()
+			sp := spool.New(dir)
+			entries, err := sp.List()
 			if err != nil {
 				return err
 			}
 			for _, e := range entries {
 				fmt.Fprintf(g.stdout, "%s  %s  %s\n", e.Time.UTC().Format(time.RFC3339), e.ID, e.Name)
+			}
+			qs, err := sp.ListQuarantined()
+			if err != nil {
+				return err
+			}
+			for _, q := range qs {
+				fmt.Fprintf(g.stdout, "quarantined  %s  %s  %s\n", q.Time.UTC().Format(time.RFC3339), q.Name, q.Reason)
 			}
 			return nil
 		},

@@ -74,6 +74,10 @@ type Embedded struct {
 // is DefaultMetricsListen; an explicit "" turns it off.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+	// SpoolDirs are hook spool directories on this machine whose events
+	// and quarantined files serve counts (vmglue_spool_events,
+	// vmglue_spool_quarantined_files); serve must be able to read them.
+	SpoolDirs []string `yaml:"spool_dirs"`
 }
 
 // Runtime tunes every worker's runtime. SetDefaults fills it with the

@@ -62,12 +62,17 @@
 //	vmglue-hook: published <id> seq <n>     exit 0
 //	vmglue-hook: duplicate <id>             exit 0 (already stored: a retried hook)
 //	vmglue-hook: spooled <id> (<reason>)    exit 0 (NATS could not take it; kept on disk)
+//	vmglue-hook: refused <id>: <reason>; kept in <spool>/quarantine
+//	                                        exit 1 (NATS refuses it for good, e.g. max_payload:
+//	                                        kept on disk, never retried, blocks nothing)
 //	vmglue-hook: lost <id>: ...             exit 1 (neither published nor spooled)
 //	vmglue-hook: invalid input: ...         exit 2 (nothing published, nothing spooled)
 //
 // A published or duplicate line ends with "(sent <k> spooled)" when the run
 // also sent k events from the spool, and "(spool: <problem>)" when a spool
-// file was broken (moved aside to *.bad) or could not be sent.
+// file could not be sent, or could never be sent (then it is moved to the
+// spool's quarantine directory, listed by `vmglue spool list`, and the
+// files behind it are sent).
 //
 // A spooled line also says how many events wait and since when ("; 3
 // waiting, oldest 2m0s"). A configuration problem the run worked around (an
@@ -89,6 +94,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -156,6 +162,9 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stde
 	case delivery.Spooled:
 		out.line("spooled %s (%s%s)", ev.ID, shortReason(ctx, r.Err, opts.Timeout), backlog(opts.SpoolDir))
 		return ExitOK
+	case delivery.Refused:
+		out.line("refused %s: %s; kept in %s", ev.ID, shortReason(ctx, r.Err, opts.Timeout), filepath.Dir(r.Path))
+		return ExitLost
 	}
 	out.line("lost %s: not published (%s) and not spooled: %v", ev.ID, shortReason(ctx, r.Err, opts.Timeout), r.SpoolErr)
 	return ExitLost

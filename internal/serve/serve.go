@@ -82,6 +82,9 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if len(cfg.Metrics.SpoolDirs) > 0 {
+		reg.MustRegister(spoolCollector(cfg.Metrics.SpoolDirs))
+	}
 	runners, closeWorkers, err := newRunners(cfg, js, reg, log)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/hooks/spool"
 	"github.com/vmglue/vmglue/internal/serve"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -85,4 +87,32 @@ func TestServeWorkerStartFailure(t *testing.T) {
 	if ready {
 		t.Fatal("serve reported ready with a worker that could not start")
 	}
+}
+
+// metrics.spool_dirs: serve counts what waits in a hook's spool and what
+// its quarantine holds (files that can never be sent).
+func TestServeSpoolMetrics(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "spool")
+	sp := spool.New(dir)
+	for i, quarantined := range []bool{false, true, true} {
+		ev, err := eventbus.NewEvent(eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: fmt.Sprint(90 + i), Kind: eventbus.KindRunning})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if quarantined {
+			_, err = sp.WriteQuarantined(&ev, errors.New("nats: maximum payload exceeded"))
+		} else {
+			_, err = sp.Write(&ev)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := baseConfig(t)
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Metrics.SpoolDirs = []string{dir, filepath.Join(t.TempDir(), "missing")}
+	in := start(t, cfg)
+	awaitMetrics(t, in, fmt.Sprintf(`vmglue_spool_events{dir=%q} 1`, dir),
+		fmt.Sprintf(`vmglue_spool_quarantined_files{dir=%q} 2`, dir),
+		fmt.Sprintf(`vmglue_spool_readable{dir=%q} 1`, dir))
 }
