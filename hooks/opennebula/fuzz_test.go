@@ -39,6 +39,7 @@ func FuzzParseHookInput(f *testing.F) {
 	})
 	f.Add([]byte(""))
 	f.Add([]byte("PFZNLz4= running\n"))
+	f.Add([]byte(base64.StdEncoding.EncodeToString([]byte("<VM><ID>1</ID><STATE>6</STATE><LCM_STATE>0</LCM_STATE><NAME>\xff\x01</NAME></VM>")) + " done"))
 	f.Fuzz(func(t *testing.T, in []byte) {
 		// The same tokens as stdin (ARGUMENTS_STDIN=yes) and as argv
 		// (without it): both paths keep the error contract.
@@ -95,7 +96,37 @@ func checkFuzzVM(t *testing.T, vm eventbus.VM) {
 	if err != nil {
 		t.Fatalf("marshal event: %v", err)
 	}
+	if len(b) > eventbus.MaxEventSize {
+		t.Fatalf("event of %d bytes, max %d", len(b), eventbus.MaxEventSize)
+	}
 	if _, err := eventbus.Unmarshal(b); err != nil {
 		t.Fatalf("event does not round-trip: %v", err)
 	}
+}
+
+// A tenant's USER_TEMPLATE value, any bytes and any size: the event of a
+// DONE is always built, fits in one NATS message, keeps its identity and
+// state, and the note counts what was replaced.
+func FuzzUserTemplateValue(f *testing.F) {
+	f.Add([]byte("web"))
+	f.Add([]byte("a\xffb\xc3\x28\x01"))
+	f.Add([]byte(strings.Repeat("\xe2\x82", 3000)))
+	f.Add([]byte(strings.Repeat("x", 10<<10)))
+	f.Fuzz(func(t *testing.T, value []byte) {
+		v := strings.ReplaceAll(string(value), "]]>", "")
+		doc := "<VM><ID>9</ID><STATE>6</STATE><LCM_STATE>0</LCM_STATE><TEMPLATE><NIC><IP>10.0.0.9</IP></NIC></TEMPLATE>" +
+			"<USER_TEMPLATE><NOTE><![CDATA[" + v + "]]></NOTE></USER_TEMPLATE></VM>"
+		in := []byte(base64.StdEncoding.EncodeToString([]byte(doc)) + " done")
+		ev, fix, err := ParseHookInputRepairs(in, nil, testCloud, nil)
+		if err != nil {
+			t.Fatalf("DONE with NOTE %q: %v", clip(v), err)
+		}
+		if ev.Data.Kind != eventbus.KindDeleted || ev.Data.ID != "9" || len(ev.Data.NICs) != 1 || ev.Data.NICs[0].IP != "10.0.0.9" {
+			t.Fatalf("identity, state or address lost: %+v", ev.Data)
+		}
+		if fixed, _ := repair([]byte(v)); (fix.Bytes == 0) != (string(fixed) == v) {
+			t.Fatalf("note %q for a value valid %v", fix, string(fixed) == v)
+		}
+		checkFuzzVM(t, ev.Data)
+	})
 }

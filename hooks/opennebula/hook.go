@@ -34,13 +34,24 @@ var strictBase64 = base64.StdEncoding.Strict()
 //
 // Errors caused by the input wrap ErrInvalidInput and are one short line;
 // an invalid cloud name gives an error that wraps eventbus.ErrInvalidEvent.
+//
+// Bytes that are not valid UTF-8, or characters XML forbids, are replaced
+// by U+FFFD wherever they are (see Repairs): a malformed byte in a field
+// the mapping does not need never loses the event.
 func ParseHookInput(stdin []byte, args []string, cloud string, protect func(*eventbus.VM)) (eventbus.Event, error) {
+	ev, _, err := ParseHookInputRepairs(stdin, args, cloud, protect)
+	return ev, err
+}
+
+// ParseHookInputRepairs is ParseHookInput that also says what it replaced
+// to read the VM XML (nil when the input could not be decoded).
+func ParseHookInputRepairs(stdin []byte, args []string, cloud string, protect func(*eventbus.VM)) (eventbus.Event, *Repairs, error) {
 	if err := checkCloud(cloud); err != nil {
-		return eventbus.Event{}, err
+		return eventbus.Event{}, nil, err
 	}
-	vm, err := decodeHookInput(stdin, args, cloud)
+	vm, fix, err := decodeHookInput(stdin, args, cloud)
 	if err != nil {
-		return eventbus.Event{}, fmt.Errorf("decode hook input: %w", err)
+		return eventbus.Event{}, fix, fmt.Errorf("decode hook input: %w", err)
 	}
 	if protect == nil {
 		protect = func(vm *eventbus.VM) { eventbus.Secrets{}.Protect(vm) }
@@ -49,15 +60,15 @@ func ParseHookInput(stdin []byte, args []string, cloud string, protect func(*eve
 	ev, err := eventbus.NewEvent(vm)
 	if errors.Is(err, eventbus.ErrTooLarge) {
 		// Never sendable: said like any other input that cannot be used.
-		return eventbus.Event{}, fmt.Errorf("build event: %w: %v", ErrInvalidInput, err)
+		return eventbus.Event{}, fix, fmt.Errorf("build event: %w: %v", ErrInvalidInput, err)
 	}
 	if err != nil {
-		return eventbus.Event{}, fmt.Errorf("build event: %w", err)
+		return eventbus.Event{}, fix, fmt.Errorf("build event: %w", err)
 	}
-	return ev, nil
+	return ev, fix, nil
 }
 
-func decodeHookInput(stdin []byte, args []string, cloud string) (eventbus.VM, error) {
+func decodeHookInput(stdin []byte, args []string, cloud string) (eventbus.VM, *Repairs, error) {
 	in := stdin
 	if len(trimSpace(in)) == 0 {
 		in = []byte(strings.Join(args, " "))
@@ -65,24 +76,24 @@ func decodeHookInput(stdin []byte, args []string, cloud string) (eventbus.VM, er
 	in = trimSpace(in)
 	if len(in) == 0 {
 		if len(args) == 0 {
-			return eventbus.VM{}, fmt.Errorf("%w: empty stdin and no arguments", ErrInvalidInput)
+			return eventbus.VM{}, nil, fmt.Errorf("%w: empty stdin and no arguments", ErrInvalidInput)
 		}
-		return eventbus.VM{}, fmt.Errorf("%w: stdin and arguments are empty", ErrInvalidInput)
+		return eventbus.VM{}, nil, fmt.Errorf("%w: stdin and arguments are empty", ErrInvalidInput)
 	}
 	if i := bytes.IndexAny(in, "\r\n"); i >= 0 {
-		return eventbus.VM{}, fmt.Errorf("%w: line break at offset %d: want one line, strict base64 without line breaks", ErrInvalidInput, i)
+		return eventbus.VM{}, nil, fmt.Errorf("%w: line break at offset %d: want one line, strict base64 without line breaks", ErrInvalidInput, i)
 	}
 	tok := in
 	if i := bytes.IndexFunc(in, isSpace); i >= 0 {
 		tok = in[:i]
 	}
 	if n := int64(len(tok)) / 4 * 3; n-2 > MaxInputSize {
-		return eventbus.VM{}, tooLarge(n)
+		return eventbus.VM{}, nil, tooLarge(n)
 	}
 	doc := make([]byte, strictBase64.DecodedLen(len(tok)))
 	n, err := strictBase64.Decode(doc, tok)
 	if err != nil {
-		return eventbus.VM{}, base64Error(err, len(tok))
+		return eventbus.VM{}, nil, base64Error(err, len(tok))
 	}
 	return parseVM(doc[:n], cloud)
 }

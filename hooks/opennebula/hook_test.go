@@ -110,7 +110,7 @@ func TestParseHookInputErrors(t *testing.T) {
 		{"time out of range", vm("<ID>1</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE><ETIME>99999999999</ETIME>"), nil, "not a Unix time"},
 		{"bad seq", vm("<ID>1</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE><HISTORY_RECORDS><HISTORY><SEQ>x</SEQ></HISTORY></HISTORY_RECORDS>"), nil, "HISTORY/SEQ"},
 		{"long bad id", vm("<ID>" + strings.Repeat("9x", 5000) + "</ID>"), nil, "VM/ID"},
-		{"invalid utf-8", vm("<ID>1</ID><NAME>\xff</NAME>"), nil, "invalid UTF-8"},
+		{"invalid utf-8 in a needed field", vm("<ID>1\xff</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE>"), nil, "VM/ID"},
 		{"long element name", b64s("<" + strings.Repeat("X", 5000) + "/>"), nil, "root element is"},
 	}
 	for _, tt := range tests {

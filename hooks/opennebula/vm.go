@@ -21,7 +21,7 @@ func ParseVM(xmlDoc []byte, cloud string) (eventbus.VM, error) {
 	if err := checkCloud(cloud); err != nil {
 		return eventbus.VM{}, err
 	}
-	vm, err := parseVM(xmlDoc, cloud)
+	vm, _, err := parseVM(xmlDoc, cloud)
 	if err != nil {
 		return eventbus.VM{}, fmt.Errorf("parse vm: %w", err)
 	}
@@ -47,31 +47,41 @@ func ParsePool(xmlDoc []byte, cloud string) ([]eventbus.VM, error) {
 	return vms, nil
 }
 
-// parseVM returns errors that wrap ErrInvalidInput, without a prefix.
-func parseVM(doc []byte, cloud string) (eventbus.VM, error) {
+// parseVM returns errors that wrap ErrInvalidInput, without a prefix, and
+// what it replaced to read doc.
+func parseVM(doc []byte, cloud string) (eventbus.VM, *Repairs, error) {
+	vm, r, err := parseVMReader(doc, cloud)
+	if r == nil {
+		return vm, nil, err
+	}
+	r.fix.note(1<<62, []string{"VM"})
+	return vm, r.fix, err
+}
+
+func parseVMReader(doc []byte, cloud string) (eventbus.VM, *reader, error) {
 	if len(doc) > MaxInputSize {
-		return eventbus.VM{}, tooLarge(int64(len(doc)))
+		return eventbus.VM{}, nil, tooLarge(int64(len(doc)))
 	}
 	r := newReader(doc)
 	start, err := r.root()
 	if err != nil {
-		return eventbus.VM{}, invalid(err)
+		return eventbus.VM{}, r, invalid(err)
 	}
 	if start.Name.Local != "VM" {
-		return eventbus.VM{}, fmt.Errorf("%w: root element is %s, want VM", ErrInvalidInput, clip(start.Name.Local))
+		return eventbus.VM{}, r, fmt.Errorf("%w: root element is %s, want VM", ErrInvalidInput, clip(start.Name.Local))
 	}
 	n := &node{name: "VM"}
 	if err := r.read(n, []string{"VM"}, keepVM); err != nil {
-		return eventbus.VM{}, invalid(err)
+		return eventbus.VM{}, r, invalid(err)
 	}
 	if err := r.end(); err != nil {
-		return eventbus.VM{}, invalid(err)
+		return eventbus.VM{}, r, invalid(err)
 	}
 	vm, err := mapVM(n, cloud)
 	if err != nil {
-		return eventbus.VM{}, invalid(err)
+		return eventbus.VM{}, r, invalid(err)
 	}
-	return vm, nil
+	return vm, r, nil
 }
 
 func parsePool(doc []byte, cloud string) ([]eventbus.VM, error) {

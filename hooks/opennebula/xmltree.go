@@ -104,13 +104,16 @@ func keepVM(path []string) bool {
 // reader reads elements from a decoder, tracking the depth of the document.
 type reader struct {
 	d   *xml.Decoder
-	off int // added to every depth: 1 while reading a VM inside VM_POOL
+	off int      // added to every depth: 1 while reading a VM inside VM_POOL
+	fix *Repairs // what repair replaced, attributed to elements as they are read
 }
 
+// newReader reads doc after repair: malformed bytes become U+FFFD.
 func newReader(doc []byte) *reader {
+	doc, fix := repair(doc)
 	d := xml.NewDecoder(bytes.NewReader(doc))
 	d.Strict = true
-	return &reader{d: d}
+	return &reader{d: d, fix: fix}
 }
 
 var errTooDeep = fmt.Errorf("elements nested deeper than %d", maxDepth)
@@ -166,6 +169,7 @@ func (r *reader) read(n *node, path []string, keep func([]string) bool) error {
 		if err != nil {
 			return eofIsUnexpected(err)
 		}
+		r.fix.note(r.d.InputOffset(), path)
 		switch t := tok.(type) {
 		case xml.StartElement:
 			n.nested, n.text = true, nil
@@ -174,7 +178,9 @@ func (r *reader) read(n *node, path []string, keep func([]string) bool) error {
 			}
 			p := append(path[:len(path):len(path)], t.Name.Local)
 			if !keep(p) {
-				if err := r.skip(len(p)); err != nil {
+				err := r.skip(len(p))
+				r.fix.note(r.d.InputOffset(), p)
+				if err != nil {
 					return err
 				}
 				continue

@@ -3,7 +3,9 @@ package hookcmd_test
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -118,5 +120,33 @@ func TestHookQuarantinesUnsendable(t *testing.T) {
 	}
 	if l := strings.TrimSpace(out.String()); !strings.HasPrefix(l, "quarantined  ") || !strings.Contains(l, big.ID) || strings.Count(l, "\n") != 0 {
 		t.Errorf("vmglue spool list: %q, want one quarantined line", l)
+	}
+}
+
+// A real DONE document with a malformed byte in USER_TEMPLATE: the delete
+// is published (before, the hook dropped it with exit 2), and the line says
+// what was replaced.
+func TestHookMalformedByteKeepsDelete(t *testing.T) {
+	root := os.Getenv("VMGLUE_CORPUS")
+	if root == "" {
+		root = filepath.Join("..", "..", "..", "shared", "corpus")
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "opennebula", "vm-done-vrouter-2nics.xml"))
+	if err != nil {
+		t.Fatalf("corpus document (set VMGLUE_CORPUS): %v", err)
+	}
+	bad := bytes.Replace(doc, []byte("<USER_TEMPLATE>"), []byte("<USER_TEMPLATE>\n    <NOTE><![CDATA[caf\xe9 \xff]]></NOTE>"), 1)
+	if bytes.Equal(bad, doc) || !bytes.Contains(doc, []byte("<STATE>6</STATE>")) {
+		t.Fatal("corpus document changed: want a DONE VM with a USER_TEMPLATE")
+	}
+	srv := natstest.Start(t)
+	res := hookRun{stdin: testenv.HookStdin(bad, "done"), env: env(srv.URL, t.TempDir())}.run(t)
+	m := regexp.MustCompile(`^vmglue-hook: published (\S+) seq \d+ \(input: replaced 2 malformed bytes in USER_TEMPLATE/NOTE\)\n$`).FindStringSubmatch(res.stderr)
+	if res.code != 0 || m == nil {
+		t.Fatalf("exit %d, stderr %q: want published, saying what was replaced", res.code, res.stderr)
+	}
+	ev := storedEvent(t, srv.URL, m[1])
+	if ev.Data.Kind != eventbus.KindDeleted || ev.Data.Attributes["NOTE"] != "caf\uFFFD \uFFFD" {
+		t.Errorf("stored %s, NOTE %q", ev.Data.Kind, ev.Data.Attributes["NOTE"])
 	}
 }

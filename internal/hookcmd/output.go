@@ -24,10 +24,14 @@ type printer struct {
 	w       io.Writer
 	secrets []string
 	notes   []string // configuration problems, appended to the line
+	input   string   // what the parser replaced in the input, appended to the line
 }
 
 func (p printer) line(format string, args ...any) {
 	s := fmt.Sprintf(format, args...)
+	if p.input != "" {
+		s += " (input: " + p.input + ")"
+	}
 	if len(p.notes) > 0 {
 		s += " (config: " + strings.Join(p.notes, "; ") + ")"
 	}

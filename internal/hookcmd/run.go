@@ -74,6 +74,21 @@
 // spool's quarantine directory, listed by `vmglue spool list`, and the
 // files behind it are sent).
 //
+// Bytes of the VM XML that are not valid UTF-8, or characters XML forbids,
+// are replaced by U+FFFD instead of failing the run (a DONE must not be
+// lost for a tenant's malformed USER_TEMPLATE); the line then ends with
+// "(input: replaced <n> malformed bytes in USER_TEMPLATE/NOTE)". Only a
+// replacement in a field the event needs (ID, STATE, LCM_STATE, times)
+// still makes the input invalid.
+//
+// # Limits
+//
+// An event always fits in one NATS message: the event carries at most 4 KiB
+// of each USER_TEMPLATE value and 64 KiB of attributes in all (kept in name
+// order), names and labels of at most 1 KiB (8 KiB of labels); what was cut
+// is listed in the event's data.cut. The VM's id, state, times and NICs are
+// never cut. See eventbus.MaxAttributeValue and the README's event format.
+//
 // A spooled line also says how many events wait and since when ("; 3
 // waiting, oldest 2m0s"). A configuration problem the run worked around (an
 // invalid VMGLUE_HOOK_TIMEOUT, ignored) is appended as
@@ -129,9 +144,10 @@ func Run(ctx context.Context, opts Options, stdin io.Reader, args []string, stde
 		}
 	}
 	sec := opts.secretPolicy(&out.notes)
-	ev, err := opennebula.ParseHookInput(in, args, opts.Cloud, func(vm *eventbus.VM) {
+	ev, fix, err := opennebula.ParseHookInputRepairs(in, args, opts.Cloud, func(vm *eventbus.VM) {
 		out.notes = append(out.notes, sec.Protect(vm)...)
 	})
+	out.input = fix.String()
 	if err != nil {
 		out.line("%v", inputError(err))
 		return ExitInvalid
