@@ -20,7 +20,9 @@ func TestParseHookInputRepairs(t *testing.T) {
 		{"clean", "<NAME>web</NAME>", "", func(vm eventbus.VM) bool { return vm.Name == "web" }},
 		{"name", "<NAME>w\xffb</NAME>", "replaced 1 malformed byte in NAME", func(vm eventbus.VM) bool { return vm.Name == "w\uFFFDb" }},
 		{"user attribute", "<USER_TEMPLATE><NOTE>a\xc3\x28b</NOTE><ROLE>web</ROLE></USER_TEMPLATE>", "replaced 1 malformed byte in USER_TEMPLATE/NOTE",
-			func(vm eventbus.VM) bool { return vm.Attributes["NOTE"] == "a\uFFFD(b" && vm.Attributes["ROLE"] == "web" }},
+			func(vm eventbus.VM) bool {
+				return vm.Attributes["NOTE"] == "a\uFFFD(b" && vm.Attributes["ROLE"] == "web"
+			}},
 		{"control character", "<USER_TEMPLATE><NOTE>a\x01\x02</NOTE></USER_TEMPLATE>", "replaced 2 malformed bytes in USER_TEMPLATE/NOTE",
 			func(vm eventbus.VM) bool { return vm.Attributes["NOTE"] == "a\uFFFD\uFFFD" }},
 		{"skipped section", "<MONITORING><X>\xfe\xff</X></MONITORING><NAME>m</NAME>", "replaced 2 malformed bytes in MONITORING/X",
