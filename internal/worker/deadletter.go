@@ -32,14 +32,32 @@ const (
 	HeaderReason = "Vmglue-Reason"
 )
 
+// Bounds of a dead letter, so that it never fails for its size whatever
+// the event (an event near NATS' max_payload could otherwise never be
+// dead-lettered and would be retried for ever).
+const (
+	// MaxDeadLetterEvent is the largest event a dead letter carries
+	// whole. A larger one is carried as an excerpt (EventCut): the event
+	// without its attributes and labels (and NICs, if still too large),
+	// and is found whole in VMGLUE_EVENTS at StreamSeq.
+	MaxDeadLetterEvent = 64 << 10
+	// MaxDeadLetterError bounds the error text of a dead letter.
+	MaxDeadLetterError = 4 << 10
+)
+
 // DeadLetter is the JSON payload of a message in the stream VMGLUE_DLQ, on
 // subject vmglue.dlq.<worker>.<cloud>.<vmid>.
 type DeadLetter struct {
 	Worker string `json:"worker"`
 	Reason string `json:"reason"`
 	Error  string `json:"error"`
-	// Event is the original message body, normally the event's JSON.
+	// Event is the original message body, normally the event's JSON, or
+	// its excerpt when EventCut is set.
 	Event json.RawMessage `json:"event"`
+	// EventCut says Event is an excerpt of an event larger than
+	// MaxDeadLetterEvent; EventSize is the size of the whole one.
+	EventCut  bool `json:"event_cut,omitempty"`
+	EventSize int  `json:"event_size,omitempty"`
 	// Subject and StreamSeq locate the original event in VMGLUE_EVENTS.
 	Subject    string    `json:"subject"`
 	StreamSeq  uint64    `json:"stream_seq"`
@@ -61,17 +79,14 @@ func deadLetter(ctx context.Context, js jetstream.JetStream, worker, reason stri
 		return fmt.Errorf("dead-letter: message metadata: %w", err)
 	}
 	cloud, vmid := subjectVM(msg.Subject())
-	body := msg.Data()
-	if !json.Valid(body) {
-		body, _ = json.Marshal(string(body))
-	}
 	dl := DeadLetter{
-		Worker: worker, Reason: reason, Event: body,
+		Worker: worker, Reason: reason,
 		Subject: msg.Subject(), StreamSeq: meta.Sequence.Stream,
 		FailedAt: time.Now().UTC(), Deliveries: meta.NumDelivered,
 	}
+	dl.setEvent(msg.Data())
 	if cause != nil {
-		dl.Error = cause.Error()
+		dl.Error = clipText(cause.Error(), MaxDeadLetterError)
 	}
 	b, err := json.Marshal(dl)
 	if err != nil {
@@ -100,4 +115,38 @@ func subjectVM(subject string) (cloud, vmid string) {
 		vmid = t[3]
 	}
 	return cloud, vmid
+}
+
+// setEvent stores body, the original message, whole or as a bounded
+// excerpt.
+func (dl *DeadLetter) setEvent(body []byte) {
+	if len(body) <= MaxDeadLetterEvent {
+		if !json.Valid(body) {
+			body, _ = json.Marshal(strings.ToValidUTF8(string(body), "\uFFFD"))
+		}
+		dl.Event = body
+		return
+	}
+	dl.EventCut, dl.EventSize = true, len(body)
+	if ev, err := eventbus.Unmarshal(body); err == nil {
+		ev.Data.Attributes, ev.Data.Labels = nil, nil
+		if b, err := ev.Marshal(); err == nil && len(b) <= MaxDeadLetterEvent {
+			dl.Event = b
+			return
+		}
+		ev.Data.NICs = nil
+		if b, err := ev.Marshal(); err == nil && len(b) <= MaxDeadLetterEvent {
+			dl.Event = b
+			return
+		}
+	}
+	dl.Event, _ = json.Marshal(clipText(string(body), 4<<10))
+}
+
+// clipText cuts s to at most n bytes of valid UTF-8, marking the cut.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "… (cut)"
 }

@@ -130,11 +130,17 @@ func RetryDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) er
 	if !strings.HasPrefix(dl.Subject, eventbus.SubjectPrefix+".") {
 		return fmt.Errorf("retry dead letter %d: original subject %q is not an event subject", seq, dl.Subject)
 	}
-	if _, err := eventbus.Unmarshal(dl.Event); err != nil {
+	body := []byte(dl.Event)
+	if dl.EventCut { // an excerpt: the whole event is in the event stream
+		if body, err = storedEvent(ctx, js, dl.StreamSeq); err != nil {
+			return fmt.Errorf("retry dead letter %d: %w", seq, err)
+		}
+	}
+	if _, err := eventbus.Unmarshal(body); err != nil {
 		return fmt.Errorf("retry dead letter %d: %w", seq, err)
 	}
 	m := nats.NewMsg(dl.Subject)
-	m.Data = dl.Event
+	m.Data = body
 	m.Header.Set(HeaderRetry, strconv.FormatUint(seq, 10))
 	m.Header.Set(HeaderForWorker, dl.Worker)
 	if _, err := js.PublishMsg(ctx, m, jetstream.WithExpectStream(eventbus.StreamEvents)); err != nil {
@@ -161,4 +167,17 @@ func DropDeadLetter(ctx context.Context, js jetstream.JetStream, seq uint64) err
 		return fmt.Errorf("delete dead letter %d: %w", seq, err)
 	}
 	return nil
+}
+
+// storedEvent reads the event at seq of VMGLUE_EVENTS.
+func storedEvent(ctx context.Context, js jetstream.JetStream, seq uint64) ([]byte, error) {
+	st, err := js.Stream(ctx, eventbus.StreamEvents)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", eventbus.StreamEvents, err)
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("read event %d of %s (the dead letter holds an excerpt): %w", seq, eventbus.StreamEvents, err)
+	}
+	return m.Data, nil
 }

@@ -145,3 +145,57 @@ func TestRetryInvalidDeadLetter(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// An event just under NATS' max_payload (stored by a source older than the
+// event limits, or by another publisher) fails permanently: its dead letter
+// must not fail for size (before, the wrapper pushed it over 1 MiB and the
+// event was retried about once a second for ever). The dead letter refers
+// to the stored event and keeps a bounded excerpt; a retry republishes the
+// whole event.
+func TestDeadLetterHugeEvent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := &flakyTarget{memTarget: newMemTarget("mem")}
+	f.fail.Store(true)
+	h := workertest.NewHarness(t, "mem")
+	h.StartRunner(f, workertest.TestOptions())
+
+	ev, err := eventbus.NewEvent(testVM("5"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.Data.Attributes = map[string]string{"BLOB": ""}
+	b, _ := ev.Marshal()
+	ev.Data.Attributes["BLOB"] = strings.Repeat("x", 1<<20-128-len(b))
+	body, _ := ev.Marshal()
+	ack, err := h.JS.Publish(ctx, ev.NATSSubject(), body)
+	if err != nil {
+		t.Fatalf("publish an event of %d bytes: %v", len(body), err)
+	}
+	var dls []worker.StoredDeadLetter
+	h.Eventually("dead letter", func() bool {
+		dls, err = worker.ListDeadLetters(ctx, h.JS, "mem")
+		return err == nil && len(dls) == 1
+	})
+	h.WaitIdle()
+	dl := dls[0]
+	if !dl.EventCut || dl.EventSize != len(body) || dl.StreamSeq != ack.Sequence || len(dl.Event) > worker.MaxDeadLetterEvent {
+		t.Fatalf("dead letter: cut %v, size %d, seq %d, excerpt %d bytes; want cut, %d, %d, at most %d",
+			dl.EventCut, dl.EventSize, dl.StreamSeq, len(dl.Event), len(body), ack.Sequence, worker.MaxDeadLetterEvent)
+	}
+	if got, err := eventbus.Unmarshal(dl.Event); err != nil || got.ID != ev.ID || got.Data.ID != "5" {
+		t.Fatalf("excerpt %.200s: %v", dl.Event, err)
+	}
+	if n := metric(t, h, "vmglue_worker_retries_total", "", ""); n != 0 {
+		t.Errorf("retries_total = %g, want 0 (no retry loop)", n)
+	}
+
+	f.fail.Store(false)
+	if err := worker.RetryDeadLetter(ctx, h.JS, dl.Seq); err != nil {
+		t.Fatal(err)
+	}
+	evs := natstest.Events(t, h.JS)
+	if last := evs[len(evs)-1]; last.ID != ev.ID || last.Data.Attributes["BLOB"] != ev.Data.Attributes["BLOB"] {
+		t.Fatalf("retry republished %s with a BLOB of %d bytes, want the whole event", last.ID, len(last.Data.Attributes["BLOB"]))
+	}
+}
