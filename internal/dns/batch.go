@@ -21,8 +21,9 @@ type part struct {
 	prereq []mdns.RR
 	update []mdns.RR
 	names  []string
-	alone  bool       // send as its own message, now
-	res    chan error // buffered, receives exactly one result
+	alone  bool            // send as its own message, now
+	res    chan error      // buffered, receives exactly one result
+	ctx    context.Context // the caller's: checked right before each send
 }
 
 func (p *part) size() (records, bytes int) {
@@ -52,7 +53,7 @@ func newBatcher(t *Target, zone string) *batcher {
 
 // submit hands p to the batcher and waits for its result or ctx.
 func (b *batcher) submit(ctx context.Context, p *part) error {
-	p.res = make(chan error, 1)
+	p.res, p.ctx = make(chan error, 1), ctx
 	select {
 	case b.in <- p:
 	case <-ctx.Done():
@@ -139,7 +140,18 @@ func (b *batcher) send(parts []*part) {
 // part's records may cause), it is split in halves and each half is sent
 // again, down to the single parts at fault, so one conflicting VM never
 // fails the others and costs about 2·log2(n) extra messages.
+//
+// A part whose caller's context is done, or past its deadline, is not sent:
+// the UPDATE is sent with the target's own context, so without this check
+// a cancelled converge (its lease lost to another instance) would still
+// change the zone. The deadline is checked against the clock, not only
+// through Done: after a pause of the process, the timer that would cancel
+// the context may not have run yet.
 func (b *batcher) deliver(parts []*part) {
+	parts = live(parts)
+	if len(parts) == 0 {
+		return
+	}
 	m := new(mdns.Msg)
 	m.SetUpdate(b.zone)
 	for _, p := range parts {
@@ -156,6 +168,35 @@ func (b *batcher) deliver(parts []*part) {
 	for _, p := range parts {
 		p.res <- err
 	}
+}
+
+// live hands their caller's error to the parts whose context is done or
+// past its deadline, and returns the others.
+func live(parts []*part) []*part {
+	out := parts[:0:0]
+	for _, p := range parts {
+		if err := expired(p.ctx); err != nil {
+			p.res <- err
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// expired is ctx's error, or context.DeadlineExceeded once its deadline
+// has passed even if its timer has not fired yet.
+func expired(ctx context.Context) error {
+	if ctx == nil {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // isPartSpecific reports an rcode one caller's records may cause alone.

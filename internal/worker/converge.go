@@ -110,6 +110,7 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		return "", err
 	}
 	go ls.keep(ctx, func(err error) { cancel(fmt.Errorf("lost lease: %w", err)) })
+	ctx = leaseContext{Context: ctx, ls: ls}
 	defer func() {
 		bctx, bcancel := bookkeeping(ctx)
 		defer bcancel()
@@ -153,6 +154,11 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	rev, err = r.reg.put(ctx, j.key, before, rev)
 	if err != nil {
 		return "", err
+	}
+	// No target call once the lease counts as lost: another instance may
+	// hold it by now. What is pending stays so, as after a crash.
+	if err := ctx.Err(); err != nil {
+		return "", fmt.Errorf("before apply: %w", cause(ctx))
 	}
 	got, aerr := r.apply(ctx, Request{VM: newest, Have: maps.Clone(have), Want: maps.Clone(want), Unverified: unverified})
 	after := &Record{Applied: got, EventID: j.ev.ID, Updated: now()}
@@ -284,3 +290,12 @@ func (r *Runner) apply(ctx context.Context, req Request) (got Objects, err error
 }
 
 func now() time.Time { return time.Now().UTC() }
+
+// cause is why ctx is done: the lease lost, shutdown, or the lease's
+// validity passed before keep noticed.
+func cause(ctx context.Context) error {
+	if c := context.Cause(ctx); c != nil {
+		return c
+	}
+	return fmt.Errorf("lost lease: %w", ctx.Err())
+}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/worker"
 	"github.com/vmglue/vmglue/internal/worker/workertest"

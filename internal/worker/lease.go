@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -24,12 +25,32 @@ type leases struct {
 	instance string
 }
 
+// Timing of a held lease. The server frees a lease LockTTL after its last
+// write; this instance counts it as lost much earlier, leaseValid after the
+// start of its last successful write, so that no instance acts on a lease
+// another one may already hold, even when this process was paused (SIGSTOP,
+// a VM freeze, a long GC) between a renewal and its next target call.
+const (
+	leaseValid = eventbus.LockTTL / 2 // counted as held this long after a write began
+	leaseRenew = eventbus.LockTTL / 6 // renewed this often: two tries within leaseValid
+)
+
 // lease is one held lease.
 type lease struct {
-	l   *leases
-	key string
-	rev uint64
+	l     *leases
+	key   string
+	rev   uint64
+	valid atomic.Int64 // Unix nanoseconds until which the lease counts as held
 }
+
+func newLease(l *leases, key string, rev uint64, began time.Time) *lease {
+	s := &lease{l: l, key: key, rev: rev}
+	s.valid.Store(began.Add(leaseValid).UnixNano())
+	return s
+}
+
+// validUntil is when the lease stops counting as held, unless renewed.
+func (s *lease) validUntil() time.Time { return time.Unix(0, s.valid.Load()) }
 
 // acquire takes the lease of a VM. It returns ErrLeaseHeld when another
 // instance holds it. A lease left by this same instance id (a crash before
@@ -37,9 +58,10 @@ type lease struct {
 // never converges a VM twice at once, so it cannot be in use.
 func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 	key := l.worker + "." + vmKey
+	began := time.Now()
 	rev, err := l.kv.Create(ctx, key, []byte(l.instance))
 	if err == nil {
-		return &lease{l: l, key: key, rev: rev}, nil
+		return newLease(l, key, rev, began), nil
 	}
 	if !IsCASConflict(err) {
 		return nil, fmt.Errorf("take lease %s: %w", key, err)
@@ -54,6 +76,7 @@ func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 	if string(e.Value()) != l.instance {
 		return nil, fmt.Errorf("%w: %s", ErrLeaseHeld, e.Value())
 	}
+	began = time.Now()
 	rev, err = l.kv.Update(ctx, key, []byte(l.instance), e.Revision())
 	if IsCASConflict(err) {
 		return nil, ErrLeaseHeld
@@ -61,17 +84,28 @@ func (l *leases) acquire(ctx context.Context, vmKey string) (*lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take over lease %s: %w", key, err)
 	}
-	return &lease{l: l, key: key, rev: rev}, nil
+	return newLease(l, key, rev, began), nil
 }
 
-// renew extends the lease for another eventbus.LockTTL. It fails when the
-// lease expired and another instance took it.
+// errLeaseExpired is why a lease counts as lost when no renewal succeeded
+// within leaseValid.
+var errLeaseExpired = errors.New("not renewed in time")
+
+// renew extends the lease: the server keeps it another eventbus.LockTTL,
+// and it counts as held leaseValid from the start of this call. It fails
+// when the lease already counts as lost, or expired and another instance
+// took it.
 func (s *lease) renew(ctx context.Context) error {
+	began := time.Now()
+	if !began.Before(s.validUntil()) {
+		return fmt.Errorf("renew lease %s: %w", s.key, errLeaseExpired)
+	}
 	rev, err := s.l.kv.Update(ctx, s.key, []byte(s.l.instance), s.rev)
 	if err != nil {
 		return fmt.Errorf("renew lease %s: %w", s.key, err)
 	}
 	s.rev = rev
+	s.valid.Store(began.Add(leaseValid).UnixNano())
 	return nil
 }
 
@@ -83,30 +117,68 @@ func (s *lease) release(ctx context.Context) error {
 	return nil
 }
 
-// keep renews the lease every third of its TTL until ctx is done. When the
-// lease is lost (another instance took it, or no renewal succeeded for a
-// whole TTL) it calls lost, which cancels the converge, and returns.
+// keep renews the lease every leaseRenew until ctx is done. When the lease
+// is lost (another instance took it, it expired on the server, or no
+// renewal succeeded within leaseValid) it calls lost, which cancels the
+// converge, and returns.
 func (s *lease) keep(ctx context.Context, lost func(error)) {
-	t := time.NewTicker(eventbus.LockTTL / 3)
+	t := time.NewTicker(leaseRenew)
 	defer t.Stop()
-	renewed := time.Now()
 	for {
+		expiry := time.NewTimer(time.Until(s.validUntil()))
 		select {
 		case <-ctx.Done():
+			expiry.Stop()
+			return
+		case <-expiry.C:
+			lost(fmt.Errorf("lease %s: %w", s.key, errLeaseExpired))
 			return
 		case <-t.C:
-			err := s.renew(ctx)
-			switch {
-			case err == nil:
-				renewed = time.Now()
-			case ctx.Err() != nil:
-				return
-			case IsCASConflict(err) || time.Since(renewed) >= eventbus.LockTTL:
-				lost(err)
-				return
-			}
+			expiry.Stop()
+		}
+		err := s.renew(ctx)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case IsCASConflict(err) || errors.Is(err, errLeaseExpired) || !time.Now().Before(s.validUntil()):
+			lost(err)
+			return
 		}
 	}
+}
+
+// leaseContext is the context of a converge under a lease. It is cancelled
+// when keep finds the lease lost; and because a paused process may run its
+// next target call before keep does, it also reports the loss itself: its
+// Deadline is the lease's current validity (it moves forward with each
+// renewal), and Err fails once that has passed. A target checks
+// Deadline before each call it makes (the DNS batcher does, right before it
+// sends an UPDATE), so nothing is sent on a lease another instance may hold.
+type leaseContext struct {
+	context.Context
+	ls *lease
+}
+
+// Deadline is the earlier of the parent's deadline and the lease's validity.
+func (c leaseContext) Deadline() (time.Time, bool) {
+	d := c.ls.validUntil()
+	if pd, ok := c.Context.Deadline(); ok && pd.Before(d) {
+		return pd, true
+	}
+	return d, true
+}
+
+// Err is the parent's error, or context.DeadlineExceeded once the lease's
+// validity has passed.
+func (c leaseContext) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.ls.validUntil()) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // Guard runs fn for one VM ("<cloud>.<vmid>") the way a converge runs:
