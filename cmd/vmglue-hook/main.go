@@ -41,6 +41,7 @@ func main() {
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: vmglue-hook [flags] [<base64 VM XML> <word>...]  (default: read them from stdin)")
 		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), hookcmd.UsageNotes)
 	}
 	opts.RegisterFlags(fs)
 	fs.SetOutput(io.Discard) // one line in the hook log, not the whole usage

@@ -18,7 +18,16 @@
 // words are ignored: the state always comes from the XML, so two hooks that
 // fire for the same VM snapshot produce the same event id. The decoded XML may
 // be at most MaxInputSize bytes; a caller reading stdin should stop after
-// base64.StdEncoding.EncodedLen(MaxInputSize) plus a few KiB.
+// base64.StdEncoding.EncodedLen(MaxInputSize) plus a few KiB. The event
+// built from it is bounded by eventbus.NewEvent (attribute values, labels,
+// names: see eventbus.MaxAttributeValue), so it always fits in one NATS
+// message.
+//
+// Bytes that are not valid UTF-8, and characters XML forbids, are replaced
+// by U+FFFD before the document is read, wherever they are (see Repairs,
+// ParseHookInputRepairs): a tenant's malformed USER_TEMPLATE never loses an
+// event. Only such a byte in a field the mapping needs (ID, STATE) still
+// makes the document invalid.
 //
 // Every error caused by the input wraps ErrInvalidInput and is one short line
 // that never quotes more than a few bytes of the input.

@@ -150,3 +150,19 @@ func TestHookMalformedByteKeepsDelete(t *testing.T) {
 		t.Errorf("stored %s, NOTE %q", ev.Data.Kind, ev.Data.Attributes["NOTE"])
 	}
 }
+
+// vmglue-hook -h states the limits and exit codes that the tests above hold.
+func TestHookHelpStatesLimits(t *testing.T) {
+	if eventbus.MaxAttributeValue != 4<<10 || eventbus.MaxAttributes != 64<<10 || eventbus.MaxText != 1<<10 || eventbus.MaxLabels != 8<<10 {
+		t.Fatal("the limits changed: update UsageNotes, the package doc and the README")
+	}
+	res := hookRun{args: []string{"-h"}}.run(t)
+	if res.code != 0 {
+		t.Fatalf("-h: exit %d", res.code)
+	}
+	for _, want := range []string{"4 KiB", "64 KiB", "data.cut", "U+FFFD", "quarantine", "1 refused"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("-h output lacks %q:\n%s", want, res.stderr)
+		}
+	}
+}

@@ -101,3 +101,20 @@ func readInput(ctx context.Context, r io.Reader, max int64, timeout time.Duratio
 		return nil, fmt.Errorf("stdin not closed after %s", timeout)
 	}
 }
+
+// UsageNotes end the hook's -h output: the exit codes and the limits of
+// what it publishes.
+const UsageNotes = `
+Exit codes (one line on stderr): 0 published, duplicate or spooled; 1 refused
+(NATS refuses the event for good: kept in <spool>/quarantine, never retried)
+or lost; 2 invalid input or usage.
+
+Limits: an event always fits in one NATS message. Each USER_TEMPLATE value is
+cut to 4 KiB, attributes to 64 KiB in all (kept in name order), names and
+labels to 1 KiB (labels 8 KiB in all); the event's data.cut lists what was
+cut. The VM's id, state, times and NICs are never cut. Bytes that are not
+valid UTF-8 (or characters XML forbids) are replaced by U+FFFD and the line
+says so: "(input: replaced <n> malformed bytes in <element>)".
+A spool file that can never be sent is moved to <spool>/quarantine and the
+flush goes on (vmglue spool list shows it).
+`
