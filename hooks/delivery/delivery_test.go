@@ -184,3 +184,40 @@ func TestOnce(t *testing.T) {
 		})
 	}
 }
+
+// An event NATS refuses for good (over max_payload) is neither spooled as
+// if a retry could help nor lost: both modes keep it in the quarantine and
+// report Refused, and a Publisher goes on with the next event at once.
+func TestRefusedQuarantined(t *testing.T) {
+	srv := natstest.Start(t)
+	huge := func(id string) *eventbus.Event {
+		ev := event(t, id)
+		ev.Data.Attributes = map[string]string{"BLOB": strings.Repeat("x", 2<<20)} // past NewEvent's bounds
+		return ev
+	}
+	dir := filepath.Join(t.TempDir(), "spool")
+	o := delivery.Options{Conn: eventbus.ConnOptions{URL: srv.URL}, SpoolDir: dir, Timeout: 5 * time.Second}
+	if r := delivery.Once(context.Background(), o, huge("1")); r.Outcome != delivery.Refused || !r.Outcome.Safe() || !delivery.Permanent(r.Err) {
+		t.Fatalf("Once: %v (%v), want refused", r.Outcome, r.Err)
+	}
+	p, err := delivery.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waitFor(t, "publisher connected", p.Connected)
+	if r := p.Publish(context.Background(), huge("2")); r.Outcome != delivery.Refused {
+		t.Fatalf("Publisher: %v (%v), want refused", r.Outcome, r.Err)
+	}
+	ok := event(t, "3")
+	if r := p.Publish(context.Background(), ok); r.Outcome != delivery.Published {
+		t.Fatalf("next event: %v (%v), want published", r.Outcome, r.Err)
+	}
+	q, err := spool.New(dir).ListQuarantined()
+	if err != nil || len(q) != 2 || spooled(t, dir) != 0 {
+		t.Fatalf("quarantine %d (%v), spool %d: want 2 and 0", len(q), err, spooled(t, dir))
+	}
+	if ids := storedIDs(t, srv.URL); len(ids) != 1 || ids[0] != ok.ID {
+		t.Fatalf("stored %v, want only %s", ids, ok.ID)
+	}
+}
