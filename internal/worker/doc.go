@@ -64,15 +64,22 @@
 //
 // Across instances, a converge holds a lease: key "<worker>.<cloud>.<vmid>"
 // in VMGLUE_LOCKS, taken with Create (which fails if the key exists),
-// holding the instance id, renewed every LockTTL/3 while Apply runs, deleted
+// holding the instance id, renewed every LockTTL/6 while Apply runs, deleted
 // (at its revision) afterwards. The bucket's TTL (30s) frees the lease of an
 // instance that died. An instance that finds the lease held keeps the
 // message and tries again after Options.LockRetry, without using a
-// delivery. If a renewal finds the lease taken (this instance stalled past
-// the TTL), the converge's context is cancelled; and because every registry
-// write compares the revision it read, a stale instance cannot record over
-// a newer converge: its write fails and the event is retried. What a target
-// did before noticing is repaired by the next converge, which sees the
+// delivery. The holder counts its lease as lost LockTTL/2 after the start of
+// its last successful write, well before the server can hand it on: the
+// converge's context then reports itself done from the clock alone (its
+// Deadline is the lease's validity, moving forward with each renewal), even
+// in a process that was paused (SIGSTOP, a frozen VM) and has not yet run
+// the goroutine that cancels it. No Apply starts on such a context, and a
+// target checks the Deadline before each call (the DNS batcher, right
+// before an UPDATE leaves). If a renewal finds the lease taken, the
+// converge is cancelled too; and because every registry write compares the
+// revision it read, a stale instance cannot record over a newer converge:
+// its write fails and the event is retried. What a target sent before the
+// lease counted as lost is repaired by the next converge, which sees the
 // newer record. Instances must have distinct Options.InstanceID values.
 //
 // # Shutdown

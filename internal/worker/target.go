@@ -78,6 +78,11 @@ type Target interface {
 //     without counting as a failure, anything else → transient, retried
 //     with backoff. A cancelled context must fail the Apply (the event is
 //     redelivered).
+//   - ctx ends with the VM's lease: its Deadline is the lease's validity
+//     (it moves forward while the lease is renewed). A call that changes
+//     the target must not be made once ctx is done or past its Deadline,
+//     also when it is sent from another goroutine (a batch): another
+//     instance may hold the VM by then.
 //
 // Apply owns none of the maps: it must not modify them; Result gives a copy
 // of Have to build the answer from.
