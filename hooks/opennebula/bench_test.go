@@ -31,7 +31,7 @@ func BenchmarkParseHookInput(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := ParseHookInput(in, nil, testCloud); err != nil {
+				if _, err := ParseHookInput(in, nil, testCloud, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
