@@ -1,10 +1,12 @@
 package opennebula
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,5 +130,37 @@ func FuzzUserTemplateValue(f *testing.F) {
 			t.Fatalf("note %q for a value valid %v", fix, string(fixed) == v)
 		}
 		checkFuzzVM(t, ev.Data)
+	})
+}
+
+// FuzzParsePool fuzzes the pool parser the sweep reads one.vmpool.infoextended
+// pages with, seeded with pool documents of one, two and many VMs.
+func FuzzParsePool(f *testing.F) {
+	var vms [][]byte
+	seedDocs(f, func(doc []byte) {
+		if bytes.HasPrefix(bytes.TrimSpace(doc), []byte("<VM_POOL")) {
+			f.Add(doc)
+			return
+		}
+		if bytes.HasPrefix(bytes.TrimSpace(doc), []byte("<?xml")) {
+			if i := bytes.Index(doc, []byte("?>")); i >= 0 {
+				doc = doc[i+2:]
+			}
+		}
+		vms = append(vms, doc)
+		f.Add(slices.Concat([]byte("<VM_POOL>"), doc, []byte("</VM_POOL>")))
+	})
+	f.Add(slices.Concat([]byte("<VM_POOL>"), bytes.Join(vms, nil), []byte("</VM_POOL>")))
+	f.Add([]byte("<VM_POOL></VM_POOL>"))
+	f.Add([]byte("<VM_POOL><VM><ID>1</ID><STATE>3</STATE><LCM_STATE>3</LCM_STATE></VM><OTHER/></VM_POOL>"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		vms, err := ParsePool(doc, testCloud)
+		if err != nil {
+			checkFuzzError(t, err)
+			return
+		}
+		for _, vm := range vms {
+			checkFuzzVM(t, vm)
+		}
 	})
 }
