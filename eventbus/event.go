@@ -86,8 +86,16 @@ type Event struct {
 	DataContentType string    `json:"datacontenttype"`
 	// VmglueVersion is the CloudEvents extension "vmglueversion" (FormatVersion).
 	VmglueVersion string `json:"vmglueversion"`
-	Data          VM     `json:"data"`
+	// Origin is the CloudEvents extension "vmglueorigin": how vmglue learnt
+	// of the snapshot when it was not a push source (the hook, a listener,
+	// a bridge), e.g. OriginSweep. It is not part of the id: a hook and the
+	// sweep that see the same snapshot make the same event.
+	Origin string `json:"vmglueorigin,omitempty"`
+	Data   VM     `json:"data"`
 }
+
+// OriginSweep marks an event the sweep of a cloud's API published.
+const OriginSweep = "sweep"
 
 // VM is the normalized snapshot of a virtual machine as the source gave it.
 type VM struct {

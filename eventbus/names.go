@@ -27,6 +27,10 @@ const (
 	// signed for: key the certname, value the JSON binding `vmglue
 	// autosign` wrote when it signed (VM key, public key, time).
 	BucketCertBindings = "VMGLUE_CERTBINDINGS"
+	// BucketSweep is the sweep's count of consecutive successful sweeps each
+	// known VM was missing from, key "<cloud>.<vmid>" (only missing VMs
+	// have a key).
+	BucketSweep = "VMGLUE_SWEEP"
 )
 
 // VMSubject returns the subject filter of every event of one VM.

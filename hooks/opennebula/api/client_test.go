@@ -45,24 +45,11 @@ func newClient(t *testing.T, o api.Options) *api.Client {
 	return c
 }
 
-// corpusDir is $VMGLUE_CORPUS/opennebula; the test fails without it in CI.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	root := os.Getenv("VMGLUE_CORPUS")
-	if root == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("VMGLUE_CORPUS is not set in CI")
-		}
-		t.Skip("!!! VMGLUE_CORPUS is not set: the corpus test did NOT run (set VMGLUE_CORPUS=/work/shared/corpus) !!!")
-	}
-	return filepath.Join(root, "opennebula")
-}
-
 // loadCorpus gives the server every real VM document of the corpus and
 // returns the full documents by VM id.
 func loadCorpus(t *testing.T, s *apitest.Server) map[string]eventbus.VM {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(corpusDir(t), "*.xml"))
+	files, err := filepath.Glob(filepath.Join(apitest.CorpusDir(t), "*.xml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no corpus documents: %v", err)
 	}

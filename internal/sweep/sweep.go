@@ -1,0 +1,212 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// Cloud is what a sweep needs of a cloud's API.
+type Cloud interface {
+	// Name is the cloud's name in vmglue's subjects and keys ("one").
+	Name() string
+	// List returns every VM the cloud has now, deleted ones left out. An
+	// error means the answer is not complete: the sweep concludes nothing.
+	List(ctx context.Context) ([]eventbus.VM, error)
+	// Lookup returns one VM by id (found false: the cloud does not know
+	// the id at all). A deleted VM the cloud still knows comes back deleted.
+	Lookup(ctx context.Context, id string) (vm eventbus.VM, found bool, err error)
+}
+
+// Publisher sends one event to the bus.
+type Publisher interface {
+	Publish(ctx context.Context, ev *eventbus.Event) (eventbus.PublishResult, error)
+}
+
+// JetStreamPublisher publishes straight to the event stream, with the event
+// id as Nats-Msg-Id.
+type JetStreamPublisher struct{ JS jetstream.JetStream }
+
+// Publish implements Publisher.
+func (p JetStreamPublisher) Publish(ctx context.Context, ev *eventbus.Event) (eventbus.PublishResult, error) {
+	return eventbus.Publish(ctx, p.JS, ev)
+}
+
+// Options tune the deletion rules. Zero values take the defaults.
+type Options struct {
+	// MissingSweeps is how many consecutive successful sweeps a known VM
+	// must be missing from before it is deleted (default 2).
+	MissingSweeps int
+	// MaxDeleteShare is the largest share of the cloud's known VMs one
+	// sweep deletes (default 0.25); more are held back unless forced.
+	MaxDeleteShare float64
+}
+
+// Defaults of Options.
+const (
+	DefaultMissingSweeps  = 2
+	DefaultMaxDeleteShare = 0.25
+)
+
+// Mode is how one sweep runs.
+type Mode struct {
+	// Force deletes beyond MaxDeleteShare (MissingSweeps still applies).
+	Force bool
+	// DryRun computes the plan and changes nothing: no event, no count.
+	DryRun bool
+}
+
+// Sweeper sweeps one cloud. Its sweeps never overlap; it is safe for
+// concurrent use (the periodic sweep and a listener's reconnect).
+type Sweeper struct {
+	cloud    Cloud
+	vms      jetstream.KeyValue
+	absences absences
+	pub      Publisher
+	o        Options
+	m        *Metrics
+	log      zerolog.Logger
+	mu       sync.Mutex
+	now      func() time.Time
+}
+
+// New prepares a Sweeper of cloud. js opens the provisioned buckets; pub
+// publishes the events; m may be nil.
+func New(ctx context.Context, cloud Cloud, js jetstream.JetStream, pub Publisher, o Options, m *Metrics, log zerolog.Logger) (*Sweeper, error) {
+	if !eventbus.ValidToken(cloud.Name()) {
+		return nil, fmt.Errorf("sweep: cloud name %q: use letters, digits, '-' and '_'", cloud.Name())
+	}
+	if o.MissingSweeps <= 0 {
+		o.MissingSweeps = DefaultMissingSweeps
+	}
+	if o.MaxDeleteShare <= 0 {
+		o.MaxDeleteShare = DefaultMaxDeleteShare
+	}
+	vms, err := js.KeyValue(ctx, eventbus.BucketVMs)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", eventbus.BucketVMs, err)
+	}
+	abs, err := js.KeyValue(ctx, eventbus.BucketSweep)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w (start this version's `vmglue serve` once to provision it)", eventbus.BucketSweep, err)
+	}
+	return &Sweeper{cloud: cloud, vms: vms, absences: absences{abs}, pub: pub, o: o, m: m,
+		log: log.With().Str("cloud", cloud.Name()).Str("component", "sweep").Logger(), now: time.Now}, nil
+}
+
+// Cloud is the name of the swept cloud.
+func (s *Sweeper) Cloud() string { return s.cloud.Name() }
+
+// Sweep runs one sweep with the configured rules: a ZeroMQ listener calls
+// it on start and after every reconnect, serve every interval.
+func (s *Sweeper) Sweep(ctx context.Context) (Result, error) { return s.Run(ctx, Mode{}) }
+
+// Run runs one sweep in the given mode (see the package documentation).
+// An error of the cloud's API changes nothing. The Result says what was
+// found and done, also when an error stopped the sweep half way.
+func (s *Sweeper) Run(ctx context.Context, mode Mode) (Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := s.now()
+	r := Result{Cloud: s.cloud.Name(), DryRun: mode.DryRun}
+	err := s.run(ctx, mode, &r)
+	r.Duration = s.now().Sub(start)
+	s.m.observe(&r, err)
+	ev := s.log.Info()
+	if err != nil {
+		ev = s.log.Error().Err(err)
+	}
+	ev.Int("listed", r.Listed).Int("known", r.Known).Int("new", r.New).Int("changed", r.Changed).
+		Int("deleted", r.Deleted).Int("missing", r.Missing).Int("held_back", r.HeldBack).
+		Bool("dry_run", mode.DryRun).Dur("duration", r.Duration).Msg("sweep")
+	return r, err
+}
+
+func (s *Sweeper) run(ctx context.Context, mode Mode, r *Result) error {
+	name := s.cloud.Name()
+	listed, err := s.cloud.List(ctx)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", name, err)
+	}
+	r.Listed = len(listed)
+	known, err := knownVMs(ctx, s.vms, name)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", name, err)
+	}
+	missing, err := s.absences.load(ctx, name)
+	if err != nil {
+		return fmt.Errorf("sweep %s: %w", name, err)
+	}
+	p := plan{s: s, mode: mode, r: r, missing: missing}
+	seen := make(map[string]bool, len(listed))
+	for i := range listed {
+		vm := &listed[i]
+		seen[vm.ID] = true
+		if err := p.present(ctx, vm, known[vm.ID]); err != nil {
+			return err
+		}
+	}
+	var gone []*eventbus.VM
+	for id, vm := range known {
+		if isDeleted(vm) {
+			continue
+		}
+		r.Known++
+		if !seen[id] {
+			gone = append(gone, vm)
+		}
+	}
+	slices.SortFunc(gone, func(a, b *eventbus.VM) int { return compareIDs(a.ID, b.ID) })
+	return p.absent(ctx, gone)
+}
+
+// Result is what one sweep found and did (or, in a dry run, would do).
+type Result struct {
+	Cloud  string
+	DryRun bool
+	Listed int // VMs the cloud listed
+	Known  int // VMs vmglue knew alive before the sweep
+	// Events published: VMs vmglue did not know, knew with an older or
+	// other state, and VMs deleted.
+	New, Changed, Deleted int
+	// Duplicates of those the stream already had (a hook saw the same).
+	Duplicates int
+	// Missing known VMs that are not deleted yet (fewer sweeps than
+	// MissingSweeps, or a lookup that failed).
+	Missing int
+	// HeldBack deletions: more than MaxDeleteShare and not forced.
+	HeldBack int
+	Actions  []Action
+	Duration time.Duration
+}
+
+// Published is the number of events the sweep sent.
+func (r *Result) Published() int { return r.New + r.Changed + r.Deleted }
+
+// Action is one VM the sweep did something about.
+type Action struct {
+	What   string // ActionNew, ActionChanged, ActionDeleted, ActionMissing, ActionHeldBack
+	VM     string // the VM id
+	Name   string
+	Detail string // "running", "running -> stopped", "1 of 2 sweeps", ...
+}
+
+// Kinds of Action.
+const (
+	ActionNew      = "new"
+	ActionChanged  = "changed"
+	ActionDeleted  = "deleted"
+	ActionMissing  = "missing"
+	ActionHeldBack = "held back"
+)
+
+// ErrPublish wraps a failed publish: the sweep stops, the next one retries.
+var ErrPublish = errors.New("publish")
