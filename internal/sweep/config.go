@@ -1,0 +1,118 @@
+package sweep
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/opennebula/api"
+)
+
+// Config is the `sweep:` section: the clouds whose API is swept and the
+// rules of deletion.
+//
+//	sweep:
+//	  interval: 15m            # serve sweeps every cloud this often (and at start); 0 = 15m, negative = only `vmglue sweep`
+//	  missing_sweeps: 2        # a known VM is deleted after missing from this many successful sweeps in a row
+//	  max_delete_share: 0.25   # more deletions than this share of the cloud's known VMs are held back unless --force
+//	  opennebula:
+//	    - cloud: one                               # the hook's VMGLUE_CLOUD
+//	      endpoint: http://127.0.0.1:2633/RPC2     # default $ONE_XMLRPC, else http://localhost:2633/RPC2
+//	      auth_file: /etc/vmglue/one_auth          # "user:password"; default $ONE_AUTH, else ~/.one/one_auth
+//	      ca_file: ""                              # PEM bundle for an https endpoint
+//	      timeout: 60s                             # per call (one page)
+//	      page_size: 500                           # VMs per one.vmpool.infoextended call
+type Config struct {
+	Interval       time.Duration     `yaml:"interval"`
+	MissingSweeps  int               `yaml:"missing_sweeps"`
+	MaxDeleteShare float64           `yaml:"max_delete_share"`
+	OpenNebula     []OpenNebulaCloud `yaml:"opennebula"`
+	OpenStack      []OpenStackCloud  `yaml:"openstack"`
+}
+
+// DefaultInterval is serve's sweep interval.
+const DefaultInterval = 15 * time.Minute
+
+// OpenNebulaCloud is one OpenNebula front-end to sweep.
+type OpenNebulaCloud struct {
+	Cloud    string        `yaml:"cloud"`
+	Endpoint string        `yaml:"endpoint"`
+	AuthFile string        `yaml:"auth_file"`
+	CAFile   string        `yaml:"ca_file"`
+	Timeout  time.Duration `yaml:"timeout"`
+	PageSize int           `yaml:"page_size"`
+}
+
+// SetDefaults fills what the file left out.
+func (c *Config) SetDefaults() {
+	if c.Interval == 0 {
+		c.Interval = DefaultInterval
+	}
+	if c.MissingSweeps == 0 {
+		c.MissingSweeps = DefaultMissingSweeps
+	}
+	if c.MaxDeleteShare == 0 {
+		c.MaxDeleteShare = DefaultMaxDeleteShare
+	}
+}
+
+// Validate names the offending key (relative to the section).
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MissingSweeps < 1 {
+		errs = append(errs, fmt.Errorf("sweep.missing_sweeps: %d, want at least 1", c.MissingSweeps))
+	}
+	if c.MaxDeleteShare <= 0 || c.MaxDeleteShare > 1 {
+		errs = append(errs, fmt.Errorf("sweep.max_delete_share: %g, want more than 0 and at most 1", c.MaxDeleteShare))
+	}
+	seen := map[string]bool{}
+	cloud := func(key, name string) {
+		switch {
+		case !eventbus.ValidToken(name):
+			errs = append(errs, fmt.Errorf("%s.cloud: %q, want 1-128 letters, digits, '-' and '_' (the hook's VMGLUE_CLOUD)", key, name))
+		case seen[name]:
+			errs = append(errs, fmt.Errorf("%s.cloud: %s is swept twice", key, name))
+		}
+		seen[name] = true
+	}
+	for i, o := range c.OpenNebula {
+		key := fmt.Sprintf("sweep.opennebula[%d]", i)
+		cloud(key, o.Cloud)
+		if o.Timeout < 0 || o.PageSize < 0 {
+			errs = append(errs, fmt.Errorf("%s: timeout and page_size must not be negative", key))
+		}
+	}
+	for i, o := range c.OpenStack {
+		key := fmt.Sprintf("sweep.openstack[%d]", i)
+		cloud(key, o.Cloud)
+		if o.Timeout < 0 {
+			errs = append(errs, fmt.Errorf("%s.timeout: must not be negative", key))
+		}
+	}
+	if len(seen) == 0 {
+		errs = append(errs, errors.New("sweep: no cloud: add sweep.opennebula or sweep.openstack entries"))
+	}
+	return errors.Join(errs...)
+}
+
+// Options are the deletion rules of the section.
+func (c *Config) Options() Options {
+	return Options{MissingSweeps: c.MissingSweeps, MaxDeleteShare: c.MaxDeleteShare}
+}
+
+// Clouds lists the names of the configured clouds, in config order.
+func (c *Config) Clouds() []string {
+	var out []string
+	for _, o := range c.OpenNebula {
+		out = append(out, o.Cloud)
+	}
+	for _, o := range c.OpenStack {
+		out = append(out, o.Cloud)
+	}
+	return out
+}
+
+func (o *OpenNebulaCloud) options() api.Options {
+	return api.Options{Endpoint: o.Endpoint, AuthFile: o.AuthFile, CAFile: o.CAFile, Timeout: o.Timeout, PageSize: o.PageSize}
+}

@@ -1,0 +1,46 @@
+package sweep
+
+import (
+	"context"
+	"time"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/nova"
+)
+
+// OpenStackCloud is one OpenStack cloud to sweep (Nova, every project).
+//
+//	openstack:
+//	  - cloud: os1               # vmglue's name of the cloud (the Nova bridge's)
+//	    os_cloud: prod           # clouds.yaml entry; default $OS_CLOUD, else the OS_* environment (openrc)
+//	    clouds_file: ""          # default: $OS_CLIENT_CONFIG_FILE, ./clouds.yaml, ~/.config/openstack/, /etc/openstack/
+//	    region: ""               # default: the entry's region_name or $OS_REGION_NAME
+//	    timeout: 60s             # per request
+//	    page_size: 500           # servers per request
+type OpenStackCloud struct {
+	Cloud      string        `yaml:"cloud"`
+	OSCloud    string        `yaml:"os_cloud"`
+	CloudsFile string        `yaml:"clouds_file"`
+	Region     string        `yaml:"region"`
+	Timeout    time.Duration `yaml:"timeout"`
+	PageSize   int           `yaml:"page_size"`
+}
+
+// openStack is a Cloud on Nova's API.
+type openStack struct {
+	name string
+	c    *nova.Client
+}
+
+func newOpenStack(o *OpenStackCloud) *openStack {
+	return &openStack{name: o.Cloud, c: nova.New(nova.Options{Cloud: o.Cloud, OSCloud: o.OSCloud, CloudsFile: o.CloudsFile,
+		Region: o.Region, Timeout: o.Timeout, PageSize: o.PageSize})}
+}
+
+func (o *openStack) Name() string { return o.name }
+
+func (o *openStack) List(ctx context.Context) ([]eventbus.VM, error) { return o.c.List(ctx) }
+
+func (o *openStack) Lookup(ctx context.Context, id string) (eventbus.VM, bool, error) {
+	return o.c.Get(ctx, id)
+}
