@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/sweep"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -32,6 +33,8 @@ type Config struct {
 	// print such attributes as (redacted). The hook has its own setting
 	// (VMGLUE_SECRET_ATTRIBUTES): it redacts them before the bus.
 	SecretAttributes []string `yaml:"secret_attributes"`
+	// Sweep is the periodic sweep of the clouds' APIs (nil: no sweep).
+	Sweep *sweep.Config `yaml:"sweep"`
 }
 
 // SecretNames returns the secret attribute names of the configuration
@@ -150,6 +153,9 @@ func (c *Config) SetDefaults() {
 	c.NATS.Stream.SetDefaults()
 	c.Runtime.setDefaults()
 	c.Workers.setDefaults()
+	if c.Sweep != nil {
+		c.Sweep.SetDefaults()
+	}
 }
 
 func (r *Runtime) setDefaults() {
@@ -215,6 +221,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := eventbus.NewSecretNames(c.SecretAttributes); err != nil {
 		return fmt.Errorf("secret_attributes: %w", err)
+	}
+	if c.Sweep != nil {
+		if err := c.Sweep.Validate(); err != nil {
+			return err
+		}
 	}
 	return c.Workers.validate()
 }

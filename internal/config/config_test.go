@@ -22,6 +22,9 @@ func TestExampleConfigLoads(t *testing.T) {
 	if got := strings.Join(cfg.Workers.Names(), ","); got != "dns,lb,puppet" {
 		t.Fatalf("workers %q", got)
 	}
+	if cfg.Sweep == nil || strings.Join(cfg.Sweep.Clouds(), ",") != "one" || cfg.Sweep.MissingSweeps != 2 || cfg.Sweep.MaxDeleteShare != 0.25 {
+		t.Fatalf("sweep %+v", cfg.Sweep)
+	}
 	if cfg.Runtime.CompactAfter != config.DefaultCompactAfter || cfg.Runtime.CompactInterval != config.DefaultCompactInterval {
 		t.Fatalf("compaction %s every %s", cfg.Runtime.CompactAfter, cfg.Runtime.CompactInterval)
 	}
@@ -42,6 +45,10 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"negative concurrency", "runtime:\n  concurrency: -1\n", "runtime.concurrency"},
 		{"negative compact_after", "runtime:\n  compact_after: -1h\n", "runtime.compact_after"},
 		{"malformed secret attribute pattern", "secret_attributes: [\"[A-\"]\n", "secret_attributes"},
+		{"sweep without a cloud", "sweep:\n  interval: 5m\n", "sweep: no cloud"},
+		{"sweep share above 1", "sweep:\n  max_delete_share: 2\n  opennebula: [{cloud: one}]\n", "sweep.max_delete_share"},
+		{"sweep bad cloud name", "sweep:\n  opennebula: [{cloud: one.x}]\n", "sweep.opennebula[0].cloud"},
+		{"sweep cloud twice", "sweep:\n  opennebula: [{cloud: one}]\n  openstack: [{cloud: one}]\n", "sweep.openstack[0].cloud: one is swept twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,6 +97,15 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		}))
 	}
 
+	sweeper, closeSweep, err := sweepRunner(ctx, cfg, js, reg, log)
+	if err != nil {
+		return err
+	}
+	defer closeSweep()
+	if sweeper != nil {
+		runners = append(runners, sweeper)
+	}
+
 	info := Info{NATSURL: url}
 	var srv *http.Server
 	if cfg.Metrics.Listen != "" {

@@ -3,6 +3,7 @@ package sweep
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -93,7 +94,15 @@ func (c *Config) Validate() error {
 	if len(seen) == 0 {
 		errs = append(errs, errors.New("sweep: no cloud: add sweep.opennebula or sweep.openstack entries"))
 	}
-	return errors.Join(errs...)
+	// One line, as every config error.
+	var msgs []string
+	for _, e := range errs {
+		msgs = append(msgs, e.Error())
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // Options are the deletion rules of the section.

@@ -193,10 +193,10 @@ func (r *Result) Published() int { return r.New + r.Changed + r.Deleted }
 
 // Action is one VM the sweep did something about.
 type Action struct {
-	What   string // ActionNew, ActionChanged, ActionDeleted, ActionMissing, ActionHeldBack
-	VM     string // the VM id
-	Name   string
-	Detail string // "running", "running -> stopped", "1 of 2 sweeps", ...
+	What   string `json:"what"` // ActionNew, ActionChanged, ActionDeleted, ActionMissing, ActionHeldBack
+	VM     string `json:"vm"`   // the VM id
+	Name   string `json:"name"`
+	Detail string `json:"detail"` // "running", "stopped -> running", "1 of 2 sweeps", ...
 }
 
 // Kinds of Action.

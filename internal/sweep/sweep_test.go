@@ -254,6 +254,38 @@ func TestBrokenAnswers(t *testing.T) {
 	}
 }
 
+// TestForce: deletions beyond max_delete_share wait for --force.
+func TestForce(t *testing.T) {
+	e := newEnv(t)
+	e.loadLive()
+	if _, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int{0, 1, 2} { // half of the 6 known VMs
+		e.one.RemoveVM(id)
+	}
+	for i := range 3 {
+		r, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{})
+		if err != nil || r.Deleted != 0 || (i > 0 && r.HeldBack != 3) {
+			t.Fatalf("sweep %d: %+v %v; want nothing deleted, 3 held back from the second on", i+1, r, err)
+		}
+	}
+	r, err := e.run(e.sweeper(sweep.Options{MaxDeleteShare: 0.5}, nil), sweep.Mode{})
+	if err != nil || r.Deleted != 3 {
+		t.Fatalf("max_delete_share 0.5: %+v %v; want the 3 deleted", r, err)
+	}
+	e.one.RemoveVM(595)
+	e.one.RemoveVM(621)
+	for range 2 {
+		if r, err = e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{}); err != nil || r.Deleted != 0 {
+			t.Fatalf("2 of 3: %+v %v; want them held back", r, err)
+		}
+	}
+	if r, err = e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{Force: true}); err != nil || r.Deleted != 2 || r.HeldBack != 0 {
+		t.Fatalf("forced: %+v %v; want 2 deleted", r, err)
+	}
+}
+
 // TestHiddenByPaging: a VM a listing missed (VMs deleted between two pages
 // shift the offsets) but one.vm.info finds alive is not deleted.
 func TestHiddenByPaging(t *testing.T) {
