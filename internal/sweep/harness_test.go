@@ -28,14 +28,17 @@ const (
 // env is a real embedded NATS with vmglue's streams and buckets, and the
 // in-test oned (apitest: oned cannot be installed here) serving VMs.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	js     jetstream.JetStream
 	one    *apitest.Server
 	client *api.Client
 	merged uint64 // last stream sequence merged into the snapshots
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env { return newEnvPaged(t, 2) }
+
+// newEnvPaged is newEnv with pageSize VMs per one.vmpool.infoextended call.
+func newEnvPaged(t testing.TB, pageSize int) *env {
 	t.Helper()
 	s := natstest.Start(t)
 	_, js := natstest.Connect(t, s.URL)
@@ -44,7 +47,7 @@ func newEnv(t *testing.T) *env {
 	if err := os.WriteFile(auth, []byte(session), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := api.New(api.Options{Endpoint: one.URL, AuthFile: auth, PageSize: 2})
+	c, err := api.New(api.Options{Endpoint: one.URL, AuthFile: auth, PageSize: pageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +105,7 @@ func (e *env) sweeper(o sweep.Options, reg prometheus.Registerer) *sweep.Sweeper
 // every worker of serve does first with each event it receives.
 func (e *env) run(s *sweep.Sweeper, mode sweep.Mode) (sweep.Result, error) {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // the bench's 10,000 VMs on a loaded machine
 	defer cancel()
 	r, err := s.Run(ctx, mode)
 	e.merge()

@@ -47,6 +47,8 @@ type Options struct {
 	Timeout time.Duration
 	// PageSize is the number of VMs per one.vmpool.infoextended call; default 500.
 	PageSize int
+	// Parallel is the number of pages asked for and parsed at once; default 2.
+	Parallel int
 	// MaxResponse bounds one answer; default 1 GiB (oned's MESSAGE_SIZE).
 	MaxResponse int64
 }
@@ -73,6 +75,9 @@ func New(o Options) (*Client, error) {
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 2
 	}
 	if o.MaxResponse <= 0 {
 		o.MaxResponse = DefaultMaxResponse
@@ -132,7 +137,10 @@ func (c *Client) call(ctx context.Context, method string, args ...any) (any, err
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil, fmt.Errorf("%s: %s answered http %s: %w", method, c.Endpoint(), resp.Status, ErrProtocol)
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, c.o.MaxResponse+1))
+	// One allocation for a pool page of known length, not a doubling series.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(resp.ContentLength, 0), c.o.MaxResponse)+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, c.o.MaxResponse+1))
+	raw := buf.Bytes()
 	if err != nil {
 		return nil, fmt.Errorf("%s: read answer from %s: %w", method, c.Endpoint(), c.redact(err))
 	}
@@ -144,16 +152,18 @@ func (c *Client) call(ctx context.Context, method string, args ...any) (any, err
 
 // result checks the [success, body, code, ...] array.
 func (c *Client) result(method string, r xmlrpc.Response) (any, error) {
-	if err := r.Err(); err != nil {
-		var f xmlrpc.FaultError
-		if errors.As(err, &f) {
-			return nil, &Error{Method: method, Fault: true, Code: f.Code, Message: c.redact(errors.New(f.String)).Error()}
+	out, fast := fastResult(r)
+	if !fast {
+		if err := r.Err(); err != nil {
+			var f xmlrpc.FaultError
+			if errors.As(err, &f) {
+				return nil, &Error{Method: method, Fault: true, Code: f.Code, Message: c.redact(errors.New(f.String)).Error()}
+			}
+			return nil, fmt.Errorf("%s: decode fault: %w: %v", method, ErrProtocol, err)
 		}
-		return nil, fmt.Errorf("%s: decode fault: %w: %v", method, ErrProtocol, err)
-	}
-	var out []any
-	if err := r.Unmarshal(&out); err != nil {
-		return nil, fmt.Errorf("%s: decode answer: %w: %v", method, ErrProtocol, err)
+		if err := r.Unmarshal(&out); err != nil {
+			return nil, fmt.Errorf("%s: decode answer: %w: %v", method, ErrProtocol, err)
+		}
 	}
 	if len(out) < 2 {
 		return nil, fmt.Errorf("%s: answer has %d elements, want [success, body, code]: %w", method, len(out), ErrProtocol)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/hooks/opennebula"
 )
@@ -46,35 +48,51 @@ func (c *Client) infoString(ctx context.Context, method string, args ...any) (st
 }
 
 // ListVMs pages through one.vmpool.infoextended and maps every VM of the
-// pool for cloud (state filter as for VMPoolPage). A VM listed twice (ids
-// shifting between pages while VMs are created and deleted) is kept once. An
-// error on any page fails the whole list: a partial pool is never returned.
+// pool for cloud (state filter as for VMPoolPage), Options.Parallel pages
+// at a time (parsing a page costs more than oned's answer). A VM listed
+// twice (ids shifting between pages while VMs are created and deleted) is
+// kept once. An error on any page fails the whole list: a partial pool is
+// never returned.
 func (c *Client) ListVMs(ctx context.Context, cloud string, state int) ([]eventbus.VM, error) {
 	var all []eventbus.VM
 	seen := map[string]bool{}
-	for offset := 0; ; offset += c.o.PageSize {
-		doc, err := c.VMPoolPage(ctx, offset, c.o.PageSize, state)
-		if err != nil {
-			return nil, fmt.Errorf("list vms of %s (offset %d): %w", cloud, offset, err)
+	size, par := c.o.PageSize, c.o.Parallel
+	for batch := 0; ; batch += par * size {
+		pages := make([][]eventbus.VM, par)
+		g, gctx := errgroup.WithContext(ctx)
+		for k := range pages {
+			offset := batch + k*size
+			g.Go(func() error {
+				doc, err := c.VMPoolPage(gctx, offset, size, state)
+				if err != nil {
+					return fmt.Errorf("list vms of %s (offset %d): %w", cloud, offset, err)
+				}
+				pages[k], err = opennebula.ParsePool([]byte(doc), cloud)
+				if err != nil {
+					return fmt.Errorf("list vms of %s (offset %d): %w", cloud, offset, err)
+				}
+				return nil
+			})
 		}
-		vms, err := opennebula.ParsePool([]byte(doc), cloud)
-		if err != nil {
-			return nil, fmt.Errorf("list vms of %s (offset %d): %w", cloud, offset, err)
+		if err := g.Wait(); err != nil {
+			return nil, err
 		}
-		added := 0
-		for _, vm := range vms {
-			if !seen[vm.ID] {
-				seen[vm.ID] = true
-				all = append(all, vm)
-				added++
+		for k, vms := range pages {
+			added := 0
+			for _, vm := range vms {
+				if !seen[vm.ID] {
+					seen[vm.ID] = true
+					all = append(all, vm)
+					added++
+				}
 			}
-		}
-		if len(vms) < c.o.PageSize {
-			return all, nil
-		}
-		if added == 0 {
-			// A full page of VMs seen before: the server ignores the range.
-			return nil, fmt.Errorf("list vms of %s (offset %d): a full page of VMs already listed, the server ignores pagination: %w", cloud, offset, ErrProtocol)
+			if len(vms) < size {
+				return all, nil
+			}
+			if added == 0 {
+				// A full page of VMs seen before: the server ignores the range.
+				return nil, fmt.Errorf("list vms of %s (offset %d): a full page of VMs already listed, the server ignores pagination: %w", cloud, batch+k*size, ErrProtocol)
+			}
 		}
 	}
 }

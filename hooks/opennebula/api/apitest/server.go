@@ -251,6 +251,11 @@ func (s *Server) vmPool(w http.ResponseWriter, method string, p []any) {
 		sel = sel[off:min(off-end, len(sel))]
 	}
 	var b strings.Builder
+	n := 0
+	for _, v := range sel {
+		n += len(v.pool)
+	}
+	b.Grow(n + 32)
 	b.WriteString("<VM_POOL>")
 	for _, v := range sel {
 		b.WriteString(v.pool)
@@ -309,6 +314,7 @@ func types(p []any, minN, maxN int, want ...string) string {
 // writeResult writes oned's answer array, as xmlrpc-c formats it.
 func writeResult(w http.ResponseWriter, ok bool, body string, code int) {
 	var b strings.Builder
+	b.Grow(len(body) + len(body)/4 + 512)
 	b.WriteString("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<methodResponse>\r\n<params>\r\n<param><value><array><data>\r\n")
 	fmt.Fprintf(&b, "<value><boolean>%d</boolean></value>\r\n", map[bool]int{false: 0, true: 1}[ok])
 	b.WriteString("<value><string>")
