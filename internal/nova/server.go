@@ -59,7 +59,7 @@ func (s *server) vm(cloud string) (eventbus.VM, error) {
 		Kind:       Kind(s.VMState, s.TaskState),
 		NICs:       nics(s.Addresses),
 		Attributes: s.Metadata,
-		Version:    eventbus.Version{Deleted: s.VMState == "deleted", Changed: nanos(s.Updated)},
+		Version:    eventbus.Version{Changed: nanos(s.Updated)},
 	}
 	if len(vm.Attributes) == 0 {
 		vm.Attributes = nil

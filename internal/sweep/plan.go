@@ -1,10 +1,8 @@
 package sweep
 
 import (
-	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 )
 
 // plan decides, VM by VM, what one sweep does, and does it unless dry.
@@ -89,11 +88,12 @@ func (p *plan) absent(ctx context.Context, gone []*eventbus.VM) error {
 func (p *plan) remove(ctx context.Context, known *eventbus.VM) error {
 	a := p.missing[known.ID]
 	vm, found, err := p.s.cloud.Lookup(ctx, known.ID)
+	vm.Version.Seen = p.s.now().UnixNano()
 	switch {
 	case err != nil:
 		p.note(ActionMissing, known, "lookup failed, deletion waits")
 		return errors.Join(fmt.Errorf("sweep %s: look up missing vm %s: %w", p.s.cloud.Name(), known.ID, err), p.count(ctx, known.ID))
-	case found && !isDeleted(&vm):
+	case found && !vm.Deleted():
 		// Listed after all: not missing.
 		delete(p.missing, known.ID)
 		if !p.mode.DryRun {
@@ -134,12 +134,14 @@ func (p *plan) publish(ctx context.Context, vm *eventbus.VM, what, detail string
 			return fmt.Errorf("sweep %s: vm %s: %w", p.s.cloud.Name(), vm.ID, err)
 		}
 		ev.Origin = eventbus.OriginSweep
-		res, err := p.s.pub.Publish(ctx, &ev)
-		if err != nil {
-			return fmt.Errorf("sweep %s: %w: vm %s: %w", p.s.cloud.Name(), ErrPublish, vm.ID, err)
-		}
-		if res.Duplicate {
+		switch res := p.s.pub.Publish(ctx, &ev); res.Outcome {
+		case delivery.Duplicate:
 			p.r.Duplicates++
+		case delivery.Spooled:
+			p.r.Spooled++
+		case delivery.Published:
+		default:
+			return fmt.Errorf("sweep %s: %w: vm %s: %w", p.s.cloud.Name(), ErrPublish, vm.ID, res.Err)
 		}
 	}
 	switch what {
@@ -166,16 +168,17 @@ func (p *plan) key(id string) string { return p.s.cloud.Name() + "." + id }
 // compare says whether the cloud's snapshot vm is news to vmglue, whose
 // snapshot is known: ActionNew (unknown), ActionChanged (newer, or as new
 // with other content), or "" (the same, older, or known deleted). The time
-// the cloud last polled the VM does not count: it changes all the time.
+// the cloud last polled the VM does not count (it changes all the time),
+// nor when a source took the snapshot (Version.Seen).
 func compare(vm, known *eventbus.VM) (what, detail string) {
 	if known == nil {
 		return ActionNew, vm.Kind
 	}
-	if isDeleted(known) { // terminal; a reused id needs the operator
+	if known.Deleted() { // terminal; a reused id needs the operator
 		return "", ""
 	}
 	a, b := vm.Version, known.Version
-	a.Observed, b.Observed = 0, 0
+	a.Observed, b.Observed, a.Seen, b.Seen = 0, 0, 0, 0
 	switch a.Compare(b) {
 	case -1:
 		return "", ""
@@ -190,14 +193,13 @@ func compare(vm, known *eventbus.VM) (what, detail string) {
 	return ActionChanged, vm.Kind + ", other content"
 }
 
-// sameState compares two snapshots but for the time of the last poll.
+// sameState compares two snapshots but for the time of the last poll (and
+// Seen, which the Digest leaves out).
 func sameState(a, b *eventbus.VM) bool {
 	x, y := *a, *b
 	x.Times.Observed, y.Times.Observed = nil, nil
 	x.Version.Observed, y.Version.Observed = 0, 0
-	ja, err1 := json.Marshal(&x)
-	jb, err2 := json.Marshal(&y)
-	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+	return x.Digest() == y.Digest()
 }
 
 // gone is the deleted snapshot of a VM the cloud no longer knows at all:
@@ -214,11 +216,9 @@ func gone(known *eventbus.VM, since time.Time) eventbus.VM {
 	}
 	t := since.UTC()
 	vm.Times.Observed = &t
-	vm.Version = eventbus.Version{Deleted: true, Seq: known.Version.Seq, Changed: known.Version.Changed, Observed: t.UnixNano()}
+	vm.Version = eventbus.Version{Seq: known.Version.Seq, Changed: known.Version.Changed, Observed: t.UnixNano()}
 	return vm
 }
-
-func isDeleted(vm *eventbus.VM) bool { return vm.Deleted() || vm.Version.Deleted }
 
 // compareIDs orders numeric ids as numbers, others as text after them.
 func compareIDs(a, b string) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 )
 
 // Cloud is what a sweep needs of a cloud's API.
@@ -26,18 +27,29 @@ type Cloud interface {
 	Lookup(ctx context.Context, id string) (vm eventbus.VM, found bool, err error)
 }
 
-// Publisher sends one event to the bus.
+// Publisher delivers one event: the shared delivery of the sources (a
+// resident *delivery.Publisher, which spools while NATS is down: a
+// listener's sweep) or JetStreamPublisher.
 type Publisher interface {
-	Publish(ctx context.Context, ev *eventbus.Event) (eventbus.PublishResult, error)
+	Publish(ctx context.Context, ev *eventbus.Event) delivery.Result
 }
 
 // JetStreamPublisher publishes straight to the event stream, with the event
-// id as Nats-Msg-Id.
+// id as Nats-Msg-Id, and spools nothing: serve and `vmglue sweep` use it,
+// since a sweep that cannot publish fails and the next one finds the same
+// difference again.
 type JetStreamPublisher struct{ JS jetstream.JetStream }
 
-// Publish implements Publisher.
-func (p JetStreamPublisher) Publish(ctx context.Context, ev *eventbus.Event) (eventbus.PublishResult, error) {
-	return eventbus.Publish(ctx, p.JS, ev)
+// Publish implements Publisher: Published, Duplicate, or Lost with the error.
+func (p JetStreamPublisher) Publish(ctx context.Context, ev *eventbus.Event) delivery.Result {
+	res, err := eventbus.Publish(ctx, p.JS, ev)
+	switch {
+	case err != nil:
+		return delivery.Result{Outcome: delivery.Lost, Err: err}
+	case res.Duplicate:
+		return delivery.Result{Outcome: delivery.Duplicate, Sequence: res.Sequence}
+	}
+	return delivery.Result{Outcome: delivery.Published, Sequence: res.Sequence}
 }
 
 // Options tune the deletion rules. Zero values take the defaults.
@@ -137,6 +149,10 @@ func (s *Sweeper) run(ctx context.Context, mode Mode, r *Result) error {
 		return fmt.Errorf("sweep %s: %w", name, err)
 	}
 	r.Listed = len(listed)
+	at := s.now().UnixNano() // when vmglue took these snapshots
+	for i := range listed {
+		listed[i].Version.Seen = at
+	}
 	known, err := knownVMs(ctx, s.vms, name)
 	if err != nil {
 		return fmt.Errorf("sweep %s: %w", name, err)
@@ -156,7 +172,7 @@ func (s *Sweeper) run(ctx context.Context, mode Mode, r *Result) error {
 	}
 	var gone []*eventbus.VM
 	for id, vm := range known {
-		if isDeleted(vm) {
+		if vm.Deleted() {
 			continue
 		}
 		r.Known++
@@ -179,6 +195,8 @@ type Result struct {
 	New, Changed, Deleted int
 	// Duplicates of those the stream already had (a hook saw the same).
 	Duplicates int
+	// Spooled of those: NATS could not take them, the delivery will.
+	Spooled int
 	// Missing known VMs that are not deleted yet (fewer sweeps than
 	// MissingSweeps, or a lookup that failed).
 	Missing int
