@@ -97,7 +97,7 @@ func TestSweepToBIND(t *testing.T) {
 	var empty atomic.Bool
 	empty.Store(true)
 	one.Inject(func(c apitest.Call) *apitest.Reply {
-		if c.Method == "one.vmpool.infoextended" && empty.CompareAndSwap(true, false) {
+		if c.Method == "one.vmpool.infoextended" && c.Params[1] == 0 && empty.CompareAndSwap(true, false) {
 			return &apitest.Reply{Body: "<VM_POOL></VM_POOL>"}
 		}
 		return nil
@@ -111,6 +111,19 @@ func TestSweepToBIND(t *testing.T) {
 	idle(t, js, "dns")
 	if got := b.Lookup(t, "booted61.cloud.test.", mdns.TypeA); len(got) != 1 {
 		t.Fatalf("booted61 A after an empty answer: %v, want it kept", got)
+	}
+
+	// oned refuses the credentials: exit 1, one line naming the user and
+	// the file, never the password.
+	one.Inject(func(apitest.Call) *apitest.Reply {
+		return &apitest.Reply{ErrorCode: 0x100, Message: "[one.vmpool.infoextended] User couldn't be authenticated, aborting call."}
+	})
+	out.Reset()
+	errb.Reset()
+	code := cli.Execute(context.Background(), []string{"sweep", "-c", path, "-s", in.Info.NATSURL}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), `authentication failed for user "oneadmin" (credentials from auth_file `+auth+`)`) ||
+		strings.Contains(out.String()+errb.String(), "e2e-sweep-secret") {
+		t.Fatalf("sweep refused by oned: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -83,15 +82,8 @@ func (e *env) loadLive() {
 }
 
 // sweeper is a new Sweeper, as after a restart: nothing is kept in memory.
-func (e *env) sweeper(o sweep.Options, reg prometheus.Registerer) *sweep.Sweeper {
+func (e *env) sweeper(o sweep.Options, m *sweep.Metrics) *sweep.Sweeper {
 	e.t.Helper()
-	var m *sweep.Metrics
-	if reg != nil {
-		var err error
-		if m, err = sweep.NewMetrics(reg); err != nil {
-			e.t.Fatal(err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := sweep.New(ctx, sweep.NewOpenNebula(cloud, e.client), e.js, sweep.JetStreamPublisher{JS: e.js}, o, m, zerolog.New(zerolog.NewTestWriter(e.t)))

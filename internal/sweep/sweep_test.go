@@ -3,12 +3,14 @@ package sweep_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -260,21 +262,38 @@ func TestBrokenAnswers(t *testing.T) {
 	}
 }
 
-// TestForce: deletions beyond max_delete_share wait for --force.
+// TestForce: deletions beyond max_delete_share wait for --force, and the
+// metrics say so.
 func TestForce(t *testing.T) {
 	e := newEnv(t)
 	e.loadLive()
-	if _, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{}); err != nil {
+	reg := prometheus.NewRegistry()
+	m, err := sweep.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.run(e.sweeper(sweep.Options{}, m), sweep.Mode{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []int{0, 1, 2} { // half of the 6 known VMs
 		e.one.RemoveVM(id)
 	}
 	for i := range 3 {
-		r, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{})
+		r, err := e.run(e.sweeper(sweep.Options{}, m), sweep.Mode{})
 		if err != nil || r.Deleted != 0 || (i > 0 && r.HeldBack != 3) {
 			t.Fatalf("sweep %d: %+v %v; want nothing deleted, 3 held back from the second on", i+1, r, err)
 		}
+	}
+	want := `vmglue_sweep_deletions_held_back_total{cloud="one"} 6
+vmglue_sweep_events_published_total{cloud="one",reason="changed"} 0
+vmglue_sweep_events_published_total{cloud="one",reason="deleted"} 0
+vmglue_sweep_events_published_total{cloud="one",reason="new"} 6
+vmglue_sweep_vms_known{cloud="one"} 6
+vmglue_sweep_vms_missing{cloud="one"} 3
+vmglue_sweep_vms_seen{cloud="one"} 3
+`
+	if got := metrics(t, reg); got != want {
+		t.Fatalf("metrics:\n%s\nwant:\n%s", got, want)
 	}
 	r, err := e.run(e.sweeper(sweep.Options{MaxDeleteShare: 0.5}, nil), sweep.Mode{})
 	if err != nil || r.Deleted != 3 {
@@ -376,4 +395,31 @@ func TestThroughDelivery(t *testing.T) {
 	if err != nil || len(es) != len(liveIDs) {
 		t.Fatalf("spool holds %d events (%v), want %d", len(es), err, len(liveIDs))
 	}
+}
+
+// metrics prints the sweep's counters and gauges (not the durations and
+// timestamps), one "name{labels} value" line each, sorted.
+func metrics(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if strings.HasSuffix(name, "_seconds") || name == "vmglue_sweep_failures_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			lines = append(lines, fmt.Sprintf("%s{%s} %g", name, strings.Join(labels, ","), v))
+		}
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + "\n"
 }
