@@ -181,7 +181,21 @@ func (s *Sweeper) run(ctx context.Context, mode Mode, r *Result) error {
 		}
 	}
 	slices.SortFunc(gone, func(a, b *eventbus.VM) int { return compareIDs(a.ID, b.ID) })
-	return p.absent(ctx, gone)
+	if err := p.absent(ctx, gone); err != nil {
+		return err
+	}
+	// Counts of VMs vmglue no longer knows alive (removed by hand, deleted
+	// by a hook meanwhile) are of no use any more.
+	if !mode.DryRun {
+		for id := range missing {
+			if vm := known[id]; !seen[id] && (vm == nil || vm.Deleted()) {
+				if err := s.absences.clear(ctx, name+"."+id); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // Result is what one sweep found and did (or, in a dry run, would do).

@@ -423,3 +423,28 @@ func metrics(t *testing.T, reg *prometheus.Registry) string {
 	slices.Sort(lines)
 	return strings.Join(lines, "\n") + "\n"
 }
+
+// TestAbsenceOfDeletedVMCleared: a VM the sweep counted missing and that a
+// hook then reported deleted leaves no count behind, and no second delete.
+func TestAbsenceOfDeletedVMCleared(t *testing.T) {
+	e := newEnv(t)
+	e.loadLive()
+	if _, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{}); err != nil {
+		t.Fatal(err)
+	}
+	e.one.RemoveVM(621)
+	if r, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{}); err != nil || r.Missing != 1 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	vm, err := opennebula.ParseVM([]byte(strings.Replace(corpus(t, "vm-poweroff-1nic-snapshot.xml"), "<STATE>8</STATE>", "<STATE>6</STATE>", 1)), cloud)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snapshots(context.Background()).Merge(context.Background(), &vm); err != nil { // the hook's DONE
+		t.Fatal(err)
+	}
+	r, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{})
+	if err != nil || r.Published() != 0 || r.Missing != 0 || len(e.absences()) != 0 || r.Known != len(liveIDs)-1 {
+		t.Fatalf("after the hook's delete: %+v %v, absences %v", r, err, e.absences())
+	}
+}
