@@ -18,6 +18,13 @@ var ErrInvalidInput = errors.New("invalid input")
 // redacted and the challenge attribute is left out (eventbus.Secrets
 // without a key): a caller holding the challenge key parses hook input.
 func ParseVM(xmlDoc []byte, cloud string) (eventbus.VM, error) {
+	return ParseVMWith(xmlDoc, cloud, nil)
+}
+
+// ParseVMWith is ParseVM with the source's protection of secrets (as for
+// ParseHookInput; nil: eventbus.Secrets{}): the sweep protects with the
+// hook's challenge key, so that both make the same snapshot.
+func ParseVMWith(xmlDoc []byte, cloud string, protect func(*eventbus.VM)) (eventbus.VM, error) {
 	if err := checkCloud(cloud); err != nil {
 		return eventbus.VM{}, err
 	}
@@ -25,8 +32,16 @@ func ParseVM(xmlDoc []byte, cloud string) (eventbus.VM, error) {
 	if err != nil {
 		return eventbus.VM{}, fmt.Errorf("parse vm: %w", err)
 	}
-	eventbus.Secrets{}.Protect(&vm)
+	protectVM(&vm, protect)
 	return vm, nil
+}
+
+func protectVM(vm *eventbus.VM, protect func(*eventbus.VM)) {
+	if protect == nil {
+		eventbus.Secrets{}.Protect(vm)
+		return
+	}
+	protect(vm)
 }
 
 // ParsePool reads a <VM_POOL> document (one.vmpool.info or infoextended) and
@@ -34,6 +49,12 @@ func ParseVM(xmlDoc []byte, cloud string) (eventbus.VM, error) {
 // ignored. The pool has no size limit: the caller bounds what it reads.
 // Secrets are protected as by ParseVM.
 func ParsePool(xmlDoc []byte, cloud string) ([]eventbus.VM, error) {
+	return ParsePoolWith(xmlDoc, cloud, nil)
+}
+
+// ParsePoolWith is ParsePool with the source's protection of secrets, as
+// ParseVMWith.
+func ParsePoolWith(xmlDoc []byte, cloud string, protect func(*eventbus.VM)) ([]eventbus.VM, error) {
 	if err := checkCloud(cloud); err != nil {
 		return nil, err
 	}
@@ -42,7 +63,7 @@ func ParsePool(xmlDoc []byte, cloud string) ([]eventbus.VM, error) {
 		return nil, fmt.Errorf("parse vm pool: %w", err)
 	}
 	for i := range vms {
-		eventbus.Secrets{}.Protect(&vms[i])
+		protectVM(&vms[i], protect)
 	}
 	return vms, nil
 }

@@ -155,6 +155,7 @@ func (c *Config) SetDefaults() {
 	c.Workers.setDefaults()
 	if c.Sweep != nil {
 		c.Sweep.SetDefaults()
+		c.Sweep.SecretNames = c.SecretNames()
 	}
 }
 

@@ -47,6 +47,9 @@ type Options struct {
 	Timeout time.Duration
 	// PageSize is the number of servers per request (default 500).
 	PageSize int
+	// Protect keeps each VM's secrets (metadata) off the bus, as the Nova
+	// bridge does (nil: eventbus.Secrets{}).
+	Protect func(*eventbus.VM)
 }
 
 // Microversion is the compute API version vmglue asks for: 2.3 adds the
@@ -158,7 +161,7 @@ func (c *Client) List(ctx context.Context) ([]eventbus.VM, error) {
 			return false, err
 		}
 		for i := range list {
-			vm, err := list[i].vm(c.o.Cloud)
+			vm, err := list[i].vm(c.o.Cloud, c.o.Protect)
 			if err != nil {
 				return false, err
 			}
@@ -186,7 +189,7 @@ func (c *Client) Get(ctx context.Context, id string) (eventbus.VM, bool, error) 
 	if err != nil {
 		return eventbus.VM{}, false, fmt.Errorf("get server %s of openstack %s: %w", id, c.o.Cloud, err)
 	}
-	vm, err := s.vm(c.o.Cloud)
+	vm, err := s.vm(c.o.Cloud, c.o.Protect)
 	return vm, err == nil, err
 }
 

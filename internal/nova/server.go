@@ -39,9 +39,9 @@ type address struct {
 
 // vm maps the server as the Nova bridge maps a notification: the vm_state
 // as State, the task_state as LCMState, the metadata as attributes (secret
-// ones sealed), one NIC per network and MAC with its fixed addresses
+// ones protected), one NIC per network and MAC with its fixed addresses
 // (floating ones are Neutron's, and not in Nova's notifications either).
-func (s *server) vm(cloud string) (eventbus.VM, error) {
+func (s *server) vm(cloud string, protect func(*eventbus.VM)) (eventbus.VM, error) {
 	if !eventbus.ValidToken(s.ID) {
 		return eventbus.VM{}, fmt.Errorf("%w: id %q", ErrInvalidServer, s.ID)
 	}
@@ -66,7 +66,11 @@ func (s *server) vm(cloud string) (eventbus.VM, error) {
 	}
 	vm.Times.Created = utc(s.Created)
 	vm.Times.Changed = utc(s.Updated)
-	vm.SealSecrets()
+	if protect == nil {
+		eventbus.Secrets{}.Protect(&vm)
+	} else {
+		protect(&vm)
+	}
 	return vm, nil
 }
 

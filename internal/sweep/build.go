@@ -21,6 +21,7 @@ func Build(ctx context.Context, c *Config, only string, js jetstream.JetStream, 
 			f()
 		}
 	}
+	protect := c.protect()
 	add := func(cloud Cloud) error {
 		s, err := New(ctx, cloud, js, pub, c.Options(), m, log)
 		if err == nil {
@@ -33,7 +34,7 @@ func Build(ctx context.Context, c *Config, only string, js jetstream.JetStream, 
 		if only != "" && o.Cloud != only {
 			continue
 		}
-		cl, err := api.New(o.options())
+		cl, err := api.New(o.options(protect))
 		if err != nil {
 			close()
 			return nil, nil, fmt.Errorf("sweep.opennebula[%d] (%s): %w", i, o.Cloud, err)
@@ -49,7 +50,7 @@ func Build(ctx context.Context, c *Config, only string, js jetstream.JetStream, 
 		if only != "" && o.Cloud != only {
 			continue
 		}
-		if err := add(newOpenStack(o)); err != nil {
+		if err := add(newOpenStack(o, protect)); err != nil {
 			close()
 			return nil, nil, err
 		}

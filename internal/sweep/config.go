@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -25,11 +26,21 @@ import (
 //	      timeout: 60s                             # per call (one page)
 //	      page_size: 500                           # VMs per one.vmpool.infoextended call
 type Config struct {
-	Interval       time.Duration     `yaml:"interval"`
-	MissingSweeps  int               `yaml:"missing_sweeps"`
-	MaxDeleteShare float64           `yaml:"max_delete_share"`
-	OpenNebula     []OpenNebulaCloud `yaml:"opennebula"`
-	OpenStack      []OpenStackCloud  `yaml:"openstack"`
+	Interval       time.Duration `yaml:"interval"`
+	MissingSweeps  int           `yaml:"missing_sweeps"`
+	MaxDeleteShare float64       `yaml:"max_delete_share"`
+	// ChallengeKeyFile and ChallengeAttribute are the hook's (defaults
+	// /etc/vmglue/challenge.key and PUPPET_CHALLENGE): the sweep keeps the
+	// challenge as the same MAC the hook sends, so both make the same
+	// snapshot. Without the key file the attribute is left out, as the
+	// hook does then. The key is read once, when serve or the command starts.
+	ChallengeKeyFile   string            `yaml:"challenge_key_file"`
+	ChallengeAttribute string            `yaml:"challenge_attribute"`
+	OpenNebula         []OpenNebulaCloud `yaml:"opennebula"`
+	OpenStack          []OpenStackCloud  `yaml:"openstack"`
+	// SecretNames are the configuration's secret attribute names (the
+	// top-level secret_attributes; nil: the defaults), set by the config.
+	SecretNames *eventbus.SecretNames `yaml:"-"`
 }
 
 // DefaultInterval is serve's sweep interval.
@@ -56,6 +67,29 @@ func (c *Config) SetDefaults() {
 	if c.MaxDeleteShare == 0 {
 		c.MaxDeleteShare = DefaultMaxDeleteShare
 	}
+	if c.ChallengeKeyFile == "" {
+		c.ChallengeKeyFile = eventbus.DefaultChallengeKeyFile
+	}
+	if c.ChallengeAttribute == "" {
+		c.ChallengeAttribute = eventbus.DefaultChallengeAttribute
+	}
+}
+
+// protect returns how the sweep keeps secrets off the bus: the hook's
+// policy, the challenge key read once (lazily: only a VM with the
+// attribute needs it).
+func (c *Config) protect() func(*eventbus.VM) {
+	var (
+		once sync.Once
+		key  []byte
+		err  error
+	)
+	s := eventbus.Secrets{Names: c.SecretNames, ChallengeAttribute: c.ChallengeAttribute,
+		ChallengeKey: func() ([]byte, error) {
+			once.Do(func() { key, err = eventbus.ReadChallengeKey(c.ChallengeKeyFile) })
+			return key, err
+		}}
+	return func(vm *eventbus.VM) { s.Protect(vm) }
 }
 
 // Validate names the offending key (relative to the section).
@@ -122,6 +156,6 @@ func (c *Config) Clouds() []string {
 	return out
 }
 
-func (o *OpenNebulaCloud) options() api.Options {
-	return api.Options{Endpoint: o.Endpoint, AuthFile: o.AuthFile, CAFile: o.CAFile, Timeout: o.Timeout, PageSize: o.PageSize}
+func (o *OpenNebulaCloud) options(protect func(*eventbus.VM)) api.Options {
+	return api.Options{Endpoint: o.Endpoint, AuthFile: o.AuthFile, CAFile: o.CAFile, Timeout: o.Timeout, PageSize: o.PageSize, Protect: protect}
 }

@@ -31,7 +31,9 @@ type env struct {
 	js     jetstream.JetStream
 	one    *apitest.Server
 	client *api.Client
-	merged uint64 // last stream sequence merged into the snapshots
+	// authFile holds the session the in-test oned accepts.
+	authFile string
+	merged   uint64 // last stream sequence merged into the snapshots
 }
 
 func newEnv(t testing.TB) *env { return newEnvPaged(t, 2) }
@@ -51,7 +53,7 @@ func newEnvPaged(t testing.TB, pageSize int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &env{t: t, js: js, one: one, client: c}
+	return &env{t: t, js: js, one: one, client: c, authFile: auth}
 }
 
 // corpus reads a document of $VMGLUE_CORPUS/opennebula.

@@ -32,9 +32,9 @@ type openStack struct {
 	c    *nova.Client
 }
 
-func newOpenStack(o *OpenStackCloud) *openStack {
+func newOpenStack(o *OpenStackCloud, protect func(*eventbus.VM)) *openStack {
 	return &openStack{name: o.Cloud, c: nova.New(nova.Options{Cloud: o.Cloud, OSCloud: o.OSCloud, CloudsFile: o.CloudsFile,
-		Region: o.Region, Timeout: o.Timeout, PageSize: o.PageSize})}
+		Region: o.Region, Timeout: o.Timeout, PageSize: o.PageSize, Protect: protect})}
 }
 
 func (o *openStack) Name() string { return o.name }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"github.com/vmglue/vmglue/hooks/opennebula/api/apitest"
 	"github.com/vmglue/vmglue/hooks/spool"
 	"github.com/vmglue/vmglue/internal/sweep"
+	"github.com/vmglue/vmglue/internal/testenv"
 )
 
 // ids returns the VM ids of events, in order.
@@ -446,5 +449,47 @@ func TestAbsenceOfDeletedVMCleared(t *testing.T) {
 	r, err := e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{})
 	if err != nil || r.Published() != 0 || r.Missing != 0 || len(e.absences()) != 0 || r.Known != len(liveIDs)-1 {
 		t.Fatalf("after the hook's delete: %+v %v, absences %v", r, err, e.absences())
+	}
+}
+
+// TestSecretsAsTheHook: the sweep keeps a VM's secrets off the bus as the
+// hook does, with the hook's challenge key: the challenge as the same MAC,
+// other secrets redacted, and so the same event as the hook's.
+func TestSecretsAsTheHook(t *testing.T) {
+	e := newEnv(t)
+	keyFile := filepath.Join(t.TempDir(), "challenge.key")
+	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	doc := testenv.OneVMXML(testenv.OneVM{ID: 77, Name: "pup", IP: "10.0.7.7", State: 3, LCM: 3, Time: 1700000000,
+		UserAttr: map[string]string{"PUPPET_CHALLENGE": "let-me-in", "ROOT_PASSWORD": "hunter2", "LB_BACKENDS": "web:80"}})
+	if err := e.one.SetVM(string(doc)); err != nil {
+		t.Fatal(err)
+	}
+	key, err := eventbus.ReadChallengeKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hookEv, err := opennebula.ParseHookInput(testenv.HookStdin(doc, "running"), nil, cloud, func(vm *eventbus.VM) {
+		eventbus.Secrets{ChallengeKey: func() ([]byte, error) { return key, nil }}.Protect(vm)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &sweep.Config{ChallengeKeyFile: keyFile, OpenNebula: []sweep.OpenNebulaCloud{{Cloud: cloud, Endpoint: e.one.URL, AuthFile: e.authFile}}}
+	cfg.SetDefaults()
+	ctx := context.Background()
+	sweepers, closeAll, err := sweep.Build(ctx, cfg, "", e.js, sweep.JetStreamPublisher{JS: e.js}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeAll()
+	if r, err := e.run(sweepers[0], sweep.Mode{}); err != nil || r.New != 1 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	got := e.events()[0]
+	a := got.Data.Attributes
+	if got.ID != hookEv.ID || !strings.HasPrefix(a["PUPPET_CHALLENGE"], eventbus.ChallengePrefix) || a["ROOT_PASSWORD"] != eventbus.RedactedValue || a["LB_BACKENDS"] != "web:80" {
+		t.Fatalf("sweep event %s attributes %v; want the hook's %s (%v)", got.ID, a, hookEv.ID, hookEv.Data.Attributes)
 	}
 }

@@ -51,6 +51,9 @@ type Options struct {
 	Parallel int
 	// MaxResponse bounds one answer; default 1 GiB (oned's MESSAGE_SIZE).
 	MaxResponse int64
+	// Protect keeps each VM's secrets off the bus, as the hook does (nil:
+	// eventbus.Secrets{}, secrets redacted and the challenge left out).
+	Protect func(*eventbus.VM)
 }
 
 // Defaults of Options.

@@ -67,7 +67,7 @@ func (c *Client) ListVMs(ctx context.Context, cloud string, state int) ([]eventb
 				if err != nil {
 					return fmt.Errorf("list vms of %s (offset %d): %w", cloud, offset, err)
 				}
-				pages[k], err = opennebula.ParsePool([]byte(doc), cloud)
+				pages[k], err = opennebula.ParsePoolWith([]byte(doc), cloud, c.o.Protect)
 				if err != nil {
 					return fmt.Errorf("list vms of %s (offset %d): %w", cloud, offset, err)
 				}
@@ -111,7 +111,7 @@ func (c *Client) VM(ctx context.Context, cloud, id string) (vm eventbus.VM, foun
 	if err != nil {
 		return eventbus.VM{}, false, fmt.Errorf("vm %s of %s: %w", id, cloud, err)
 	}
-	vm, err = opennebula.ParseVM([]byte(doc), cloud)
+	vm, err = opennebula.ParseVMWith([]byte(doc), cloud, c.o.Protect)
 	if err != nil {
 		return eventbus.VM{}, false, fmt.Errorf("vm %s of %s: %w", id, cloud, err)
 	}
