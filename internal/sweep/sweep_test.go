@@ -26,15 +26,6 @@ import (
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
-// ids returns the VM ids of events, in order.
-func ids(evs []eventbus.Event) []string {
-	var out []string
-	for _, ev := range evs {
-		out = append(out, ev.Data.ID+":"+ev.Data.Kind)
-	}
-	return out
-}
-
 // TestBootedWhileOff: VMs that booted while serve and the hook were off are
 // published by the first sweep, marked as the sweep's; the next sweep, with
 // nothing changed but the monitoring's LAST_POLL, publishes nothing.
