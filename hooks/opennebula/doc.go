@@ -4,7 +4,9 @@
 // It reads the input of a VM state hook exactly as OpenNebula's Hook
 // Execution Manager (HEM) delivers it (ParseHookInput), one VM document as
 // one.vm.info returns it or as a hook's $TEMPLATE decodes to (ParseVM), and a
-// VM_POOL document for the reconcile sweep (ParsePool). It uses only
+// VM_POOL document for the sweep (ParsePool; the ...With forms take the
+// source's protection of secrets, so that the sweep makes the hook's
+// snapshot; the XML-RPC client is the api subpackage). It uses only
 // encoding/xml, matches elements by local name (with or without
 // xmlns="http://opennebula.org/XMLSchema"), and accepts compact or
 // pretty-printed XML, CDATA or escaped text.
