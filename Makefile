@@ -17,7 +17,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep clean
+.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge clean
 
 all: build
 
@@ -50,20 +50,26 @@ vet:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) run $(STATICCHECK) ./...
 
-# The Puppet JVMs take about a minute to start: they start in the background
-# first, while the rest builds and runs, and stop at the end whatever happens.
+# The Puppet JVMs and the OpenStack services take a minute or two to start:
+# they start in the background first, while the rest builds and runs, and
+# stop at the end whatever happens.
 test: test-deps
 	@mkdir -p $(TESTDIR)
 	@scripts/puppet-stack.sh stop $(TESTDIR)/puppet >/dev/null 2>&1 || true
+	@scripts/openstack-stack.sh stop $(TESTDIR)/openstack >/dev/null 2>&1 || true
 	@echo "starting Puppet Server + PuppetDB in the background (log: $(TESTDIR)/puppet-start.log)"
 	@setsid scripts/puppet-stack.sh start $(TESTDIR)/puppet > $(TESTDIR)/puppet-start.log 2>&1 < /dev/null &
 	@setsid scripts/deb-chroot.sh > $(TESTDIR)/deb-chroot.log 2>&1 < /dev/null &
+	@echo "starting OpenStack in the background (log: $(TESTDIR)/openstack-start.log)"
+	@setsid scripts/openstack-stack.sh start $(TESTDIR)/openstack > $(TESTDIR)/openstack-start.log 2>&1 < /dev/null &
 	@rc=0; \
 	$(MAKE) --no-print-directory vet build || rc=$$?; \
 	if [ $$rc -eq 0 ]; then \
-	  VMGLUE_TEST_PUPPET=$(TESTDIR)/puppet $(GO) test -count=1 -timeout 30m ./... || rc=$$?; \
+	  VMGLUE_TEST_PUPPET=$(TESTDIR)/puppet VMGLUE_TEST_OPENSTACK=$(TESTDIR)/openstack \
+	    $(GO) test -count=1 -timeout 30m ./... || rc=$$?; \
 	fi; \
 	scripts/puppet-stack.sh stop $(TESTDIR)/puppet >/dev/null 2>&1 || true; \
+	scripts/openstack-stack.sh stop $(TESTDIR)/openstack >/dev/null 2>&1 || true; \
 	exit $$rc
 
 fuzz:
@@ -91,6 +97,12 @@ bench-autosign:
 # 500) against 10,000 known snapshots: time, events published, memory.
 bench-sweep:
 	$(GO) test -run '^$$' -bench BenchmarkSweep -benchtime 1x -timeout 20m ./internal/sweep
+
+# Nova notifications per second through `vmglue bridge openstack` into
+# JetStream, published onto the test stack's RabbitMQ as Nova does (starts
+# the OpenStack stack unless VMGLUE_TEST_OPENSTACK names a running one).
+bench-bridge:
+	$(GO) test -run '^$$' -bench BenchmarkBridge -benchtime 5000x -timeout 20m ./internal/bridge
 
 clean:
 	rm -rf $(BIN) dist $(TESTDIR)

@@ -39,33 +39,7 @@ INTRUDER_CERT=vmglue-intruder  # signed by the CA, allowed nowhere (403 tests)
 
 log() { echo "puppet-stack: $*" >&2; }
 
-alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
-
-# envval KEY: the value of KEY in DIR/env.
-envval() { sed -n "s/^$1=//p" "$DIR/env" 2>/dev/null | head -n1; }
-
-# free_port VAR: set VAR to a TCP port on 127.0.0.1 nobody listens on. The
-# ports come from below the kernel's ephemeral range (32768-60999 here): a
-# port in that range can be taken at any moment by an outgoing connection of
-# a test running at the same time, which makes a later bind fail.
-free_port() {
-  local p lo=20000 hi=32767
-  if read -r eph _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && [ "$eph" -gt 12000 ]; then
-    hi=$((eph - 1))
-    lo=$((hi - 12000))
-  fi
-  for _ in $(seq 1 200); do
-    p=$((lo + RANDOM % (hi - lo)))
-    case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      USED_PORTS="${USED_PORTS:-} $p"
-      printf -v "$1" %s "$p"
-      return
-    fi
-  done
-  log "no free port found"
-  return 1
-}
+. "$(dirname "$0")/stack-lib.sh"
 
 ps_ready() { [ "$(curl -sk --max-time 5 "https://127.0.0.1:$(envval PUPPET_SERVER_PORT)/status/v1/simple" 2>/dev/null)" = running ]; }
 pdb_ready() {
@@ -142,33 +116,11 @@ do_stop() {
   log "stopped"
 }
 
-case $cmd in
-start) ;;
-wait) do_wait; exit ;;
-stop) do_stop; exit ;;
-*) usage ;;
-esac
-
-[ "$(id -u)" -eq 0 ] || { log "start must run as root"; exit 1; }
-for b in "$PGBIN/initdb" /usr/share/puppetserver/puppetserver.jar /usr/share/puppetdb/puppetdb.jar java curl setpriv; do
-  [ -e "$b" ] || command -v "$b" >/dev/null || { log "$b missing: run scripts/test-deps.sh"; exit 1; }
-done
-mkdir -p "$DIR"
-if running; then
-  log "already running in $DIR"
-  do_wait
-  exit
-fi
-# A stale run (stopped, crashed, half set up): stop what is left, start over.
-do_stop >/dev/null 2>&1 || true
-find "$DIR" -mindepth 1 -delete
-echo starting >"$DIR/status"
+stack_command "$cmd" scripts/test-deps.sh "$PGBIN/initdb" /usr/share/puppetserver/puppetserver.jar \
+  /usr/share/puppetdb/puppetdb.jar java curl setpriv
 chmod 755 "$DIR"
 if ! setpriv --reuid=puppet --regid=puppet --clear-groups test -x "$DIR"; then
   log "$DIR is not reachable by the puppet user: choose a DIR whose parents are world-searchable"
   exit 1
 fi
-set -E
-trap 'echo "failed: \`$BASH_COMMAND\` exited $? (${BASH_SOURCE[0]##*/}:$LINENO; see $DIR/start.log)" >"$DIR/status"' ERR
-exec 2> >(tee -a "$DIR/start.log" >&2)
 . "$(dirname "$0")/puppet-stack-setup.sh"
