@@ -123,8 +123,11 @@ type VM struct {
 	// "hostname", "owner", "group", "project", "host", "labels",
 	// "attributes" (some left out) or "attribute:NAME" (that value cut).
 	// A worker must not take a cut value for the whole one.
-	Cut   []string `json:"cut,omitempty"`
-	Times Times    `json:"times"`
+	Cut []string `json:"cut,omitempty"`
+	// Flavor and Image are OpenStack's flavor name and image id (empty for OpenNebula).
+	Flavor string `json:"flavor,omitempty"`
+	Image  string `json:"image,omitempty"`
+	Times  Times  `json:"times"`
 	// Version orders snapshots of the same VM; see Version and Compare.
 	Version Version `json:"version"`
 }

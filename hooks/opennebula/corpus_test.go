@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/testenv"
 )
 
 // corpusVM is what is known of one VM of a corpus document (read from the
@@ -57,13 +58,7 @@ var corpusWant = map[string][]corpusVM{
 // TestCorpus parses every XML document of the shared real-world corpus.
 // VMGLUE_CORPUS names the corpus folder (the one with opennebula/ in it).
 func TestCorpus(t *testing.T) {
-	root := os.Getenv("VMGLUE_CORPUS")
-	if root == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("VMGLUE_CORPUS is not set in CI: point it at the shared corpus folder")
-		}
-		t.Skip("!!! VMGLUE_CORPUS is not set: the OpenNebula corpus test did NOT run (set VMGLUE_CORPUS=/work/shared/corpus) !!!")
-	}
+	root := testenv.Corpus(t, "OpenNebula")
 	dir := filepath.Join(root, "opennebula")
 	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
 	if err != nil {
