@@ -28,6 +28,7 @@ type Config struct {
 	Metrics Metrics `yaml:"metrics"`
 	Runtime Runtime `yaml:"runtime"`
 	Workers Workers `yaml:"workers"`
+	Bridge  Bridges `yaml:"bridge"`
 	// SecretAttributes are name patterns of secret VM attributes added to
 	// eventbus.DefaultSecretPatterns ("!" exempts): the ops commands
 	// print such attributes as (redacted). The hook has its own setting
@@ -157,6 +158,7 @@ func (c *Config) SetDefaults() {
 		c.Sweep.SetDefaults()
 		c.Sweep.SecretNames = c.SecretNames()
 	}
+	c.Bridge.setDefaults()
 }
 
 func (r *Runtime) setDefaults() {
@@ -228,6 +230,9 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if err := c.Bridge.validate(); err != nil {
+		return err
+	}
 	return c.Workers.validate()
 }
 
@@ -286,6 +291,7 @@ func (c *Config) ConnOptions(name, url string) (eventbus.ConnOptions, error) {
 func (c *Config) String() string {
 	cp := *c
 	cp.NATS.URL = eventbus.RedactURL(cp.NATS.URL)
+	cp.Bridge = cp.Bridge.redacted()
 	b, err := yaml.Marshal(&cp)
 	if err != nil {
 		return fmt.Sprintf("config: %v", err)

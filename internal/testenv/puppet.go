@@ -66,34 +66,15 @@ func StopPuppet() {
 	if puppet.started == "" {
 		return
 	}
-	if out, err := exec.Command(puppetScript(), "stop", puppet.started).CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "stop puppet stack: %v\n%s", err, out)
-		return
-	}
-	os.RemoveAll(puppet.started)
+	stopStack("puppet-stack.sh", puppet.started)
 }
 
 func startPuppet() (*PuppetStack, error) {
-	script := puppetScript()
-	if script == "" {
-		return nil, fmt.Errorf("scripts/puppet-stack.sh not found above the working directory")
+	dir, err := runStack("puppet-stack.sh", PuppetEnv, &puppet.started)
+	if err != nil {
+		return nil, err
 	}
-	dir := os.Getenv(PuppetEnv)
-	action := "wait"
-	if dir == "" {
-		d, err := os.MkdirTemp("", "vmglue-puppet-")
-		if err != nil {
-			return nil, fmt.Errorf("make stack dir: %w", err)
-		}
-		dir, action, puppet.started = d, "start", d
-	}
-	var out bytes.Buffer
-	cmd := exec.Command(script, action, dir)
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%s %s %s: %v\n%s", filepath.Base(script), action, dir, err, out.String())
-	}
-	env, err := readEnvFile(filepath.Join(dir, "env"))
+	env, err := readEnvFile(filepath.Join(dir, "env"), "PUPPET_CA_URL", "PUPPETDB_URL", "PUPPET_CERT_FILE", "PUPPET_KEY_FILE", "PUPPET_CA_FILE")
 	if err != nil {
 		return nil, err
 	}
@@ -108,8 +89,8 @@ func startPuppet() (*PuppetStack, error) {
 	}, nil
 }
 
-// readEnvFile reads KEY=value lines.
-func readEnvFile(path string) (map[string]string, error) {
+// readEnvFile reads KEY=value lines; each of required must have a value.
+func readEnvFile(path string, required ...string) (map[string]string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read stack env: %w", err)
@@ -122,7 +103,7 @@ func readEnvFile(path string) (map[string]string, error) {
 			env[k] = v
 		}
 	}
-	for _, k := range []string{"PUPPET_CA_URL", "PUPPETDB_URL", "PUPPET_CERT_FILE", "PUPPET_KEY_FILE", "PUPPET_CA_FILE"} {
+	for _, k := range required {
 		if env[k] == "" {
 			return nil, fmt.Errorf("stack env %s: no %s", path, k)
 		}
@@ -130,15 +111,51 @@ func readEnvFile(path string) (map[string]string, error) {
 	return env, sc.Err()
 }
 
-// puppetScript finds scripts/puppet-stack.sh in the module root above the
-// working directory (go test runs in the package directory).
-func puppetScript() string {
+// runStack waits for the stack of scripts/<script> in the directory named by
+// envVar or, when it is unset, starts one in a new temporary directory and
+// records that directory in *started (for stopStack). It returns the
+// stack's directory.
+func runStack(script, envVar string, started *string) (string, error) {
+	path := stackScript(script)
+	if path == "" {
+		return "", fmt.Errorf("scripts/%s not found above the working directory", script)
+	}
+	dir := os.Getenv(envVar)
+	action := "wait"
+	if dir == "" {
+		d, err := os.MkdirTemp("", "vmglue-"+strings.TrimSuffix(script, "-stack.sh")+"-")
+		if err != nil {
+			return "", fmt.Errorf("make stack dir: %w", err)
+		}
+		dir, action, *started = d, "start", d
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(path, action, dir)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("%s %s %s: %v\n%s", script, action, dir, err, out.String())
+	}
+	return dir, nil
+}
+
+// stopStack stops the stack of scripts/<script> in dir and removes dir.
+func stopStack(script, dir string) {
+	if out, err := exec.Command(stackScript(script), "stop", dir).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop %s: %v\n%s", script, err, out)
+		return
+	}
+	os.RemoveAll(dir)
+}
+
+// stackScript finds scripts/<name> in the module root above the working
+// directory (go test runs in the package directory).
+func stackScript(name string) string {
 	dir, err := os.Getwd()
 	if err != nil {
 		return ""
 	}
 	for {
-		p := filepath.Join(dir, "scripts", "puppet-stack.sh")
+		p := filepath.Join(dir, "scripts", name)
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			if _, err := os.Stat(p); err == nil {
 				return p

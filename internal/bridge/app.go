@@ -1,0 +1,87 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// AppOptions are what `vmglue bridge openstack` runs with.
+type AppOptions struct {
+	Config   Config
+	NATS     eventbus.ConnOptions
+	Password string // of the AMQP user
+	// MetricsListen serves /metrics when not empty ("127.0.0.1:0" picks a port).
+	MetricsListen string
+	// Ready is called once, when the bridge first consumes, with the
+	// address of /metrics ("" when off).
+	Ready   func(metricsAddr string)
+	Metrics *Metrics // nil: new ones
+}
+
+// RunApp connects to NATS (reconnecting forever: while NATS is away the
+// notifications wait in RabbitMQ), sets up the lookup and /metrics, and runs
+// the bridge until ctx is done.
+func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
+	reg := prometheus.NewRegistry()
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(reg)
+	}
+	o.NATS.Name = "vmglue bridge openstack"
+	nc, err := eventbus.Connect(o.NATS, true)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	var lookup Lookup
+	if o.Config.Lookup.Enabled {
+		l, err := NewNovaLookup(ctx, o.Config.Lookup)
+		if err != nil {
+			return err
+		}
+		lookup = l
+	}
+	var addr string
+	if o.MetricsListen != "" {
+		l, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", o.MetricsListen, err)
+		}
+		addr = l.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics server")
+			}
+		}()
+		defer srv.Close()
+	}
+	var once sync.Once
+	return Run(ctx, Options{
+		Config: o.Config, Password: o.Password, Publisher: JetStream{JS: js}, Lookup: lookup, Metrics: o.Metrics,
+		Ready: func() {
+			once.Do(func() {
+				if o.Ready != nil {
+					o.Ready(addr)
+				}
+			})
+		},
+	}, log)
+}

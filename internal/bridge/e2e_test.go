@@ -1,0 +1,241 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/rs/zerolog"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/bridge"
+	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/config"
+	"github.com/vmglue/vmglue/internal/serve"
+	"github.com/vmglue/vmglue/internal/testenv"
+)
+
+// e2e is serve (embedded NATS, the dns worker on a real BIND) and the
+// bridge on the test OpenStack's RabbitMQ, both configured from one file.
+type e2e struct {
+	stack   *testenv.OpenStackStack
+	bind    *testenv.BIND
+	natsURL string
+	cfg     *config.Config
+}
+
+func randomName(t *testing.T) string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func startE2E(t *testing.T) *e2e {
+	t.Helper()
+	stack := testenv.OpenStack(t)
+	stack.SetOSEnv(t) // the lookup reads OS_* as the OpenStack CLI does
+	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []string{"cloud.test.", "2.0.192.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."}})
+	queue := "vmglue-e2e-" + randomName(t)
+	file := filepath.Join(t.TempDir(), "vmglue.yaml")
+	text := fmt.Sprintf(`nats:
+  embedded: {listen: "127.0.0.1:0", data_dir: %q}
+metrics: {listen: ""}
+runtime: {backoff_base: 50ms, backoff_max: 300ms}
+workers:
+  dns:
+    servers: [%q]
+    tsig: {name: %s, secret_file: %s}
+    forward_zones: [cloud.test.]
+    reverse_zones: [2.0.192.in-addr.arpa., 8.b.d.0.1.0.0.2.ip6.arpa.]
+    present_kinds: [created, starting, running, changing, migrating]
+    timeout: 2s
+bridge:
+  openstack:
+    cloud: os
+    amqp: {urls: [%q], queue: %s}
+    lookup: {enabled: true}
+`, t.TempDir(), b.Addr, b.KeyName, b.SecretPath, stack.AMQPURL, queue)
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{stack: stack, bind: b, cfg: cfg}
+	logs := &testenv.LogBuffer{}
+	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	t.Cleanup(func() {
+		if strings.Contains(logs.String(), "_context") {
+			t.Error("a log line holds the message context")
+		}
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+			t.Logf("serve and bridge log (last %d lines):\n%s", min(len(lines), 80), strings.Join(lines[max(0, len(lines)-80):], "\n"))
+		}
+	})
+	// Cleanups run last first: the queue goes after the bridge stopped.
+	t.Cleanup(func() { deleteQueue(t, stack.AMQPURL, queue) })
+	e.natsURL = run(t, "serve", func(ctx context.Context, ready func()) error {
+		return serve.Run(ctx, serve.Options{Config: cfg, Ready: func(i serve.Info) { e.natsURL = i.NATSURL; ready() }}, log)
+	}, func() string { return e.natsURL })
+	run(t, "bridge", func(ctx context.Context, ready func()) error {
+		return bridge.RunApp(ctx, bridge.AppOptions{Config: *cfg.Bridge.OpenStack, NATS: eventbus.ConnOptions{URL: e.natsURL},
+			Ready: func(string) { ready() }}, log)
+	}, nil)
+	return e
+}
+
+// run starts fn in the background until the test ends and waits for its
+// ready call; it returns what value gives then.
+func run(t *testing.T, what string, fn func(ctx context.Context, ready func()) error, value func() string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done, ready := make(chan error, 1), make(chan struct{})
+	go func() { done <- fn(ctx, func() { close(ready) }) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("%s exited: %v", what, err)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s not ready after 60s", what)
+	}
+	if value == nil {
+		return ""
+	}
+	return value()
+}
+
+// deleteQueue removes the test's durable queue from the shared stack.
+func deleteQueue(t *testing.T, url, queue string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Errorf("delete queue %s: %v", queue, err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err == nil {
+		_, err = ch.QueueDelete(queue, false, false, false)
+	}
+	if err != nil {
+		t.Errorf("delete queue %s: %v", queue, err)
+	}
+}
+
+func (e *e2e) has(t *testing.T, name string, qtype uint16, want string) func() bool {
+	return func() bool { return slices.Contains(e.bind.Lookup(t, name, qtype), want) }
+}
+
+func (e *e2e) gone(t *testing.T, name string, qtype uint16) func() bool {
+	return func() bool { return len(e.bind.Lookup(t, name, qtype)) == 0 }
+}
+
+// serverIPs returns the fixed IPv4 and IPv6 address Neutron gave srv.
+func serverIPs(t *testing.T, srv *servers.Server) (string, string) {
+	t.Helper()
+	var v4, v6 string
+	for _, list := range srv.Addresses {
+		addrs, _ := list.([]any)
+		for _, a := range addrs {
+			m, _ := a.(map[string]any)
+			addr, _ := m["addr"].(string)
+			if strings.Contains(addr, ":") {
+				v6 = addr
+			} else {
+				v4 = addr
+			}
+		}
+	}
+	if v4 == "" || v6 == "" {
+		t.Fatalf("server %s addresses %v: want an IPv4 and an IPv6", srv.ID, srv.Addresses)
+	}
+	return v4, v6
+}
+
+// A server booted through Nova's API gets its A, AAAA and PTR records; a
+// power off removes them (stopped is not a present kind here), a power on
+// brings them back, a delete removes everything; `vmglue tail` shows the
+// events with cloud type openstack.
+func TestOpenStackLifecycleToDNS(t *testing.T) {
+	e := startE2E(t)
+	compute := e.stack.Compute(t)
+	name := "e2e-" + randomName(t)
+	fqdn := name + ".cloud.test."
+	srv := e.stack.Boot(t, compute, name, map[string]string{"LB_BACKENDS": "web:8080"})
+	v4, v6 := serverIPs(t, srv)
+	rev4, _ := mdns.ReverseAddr(v4)
+	rev6, _ := mdns.ReverseAddr(v6)
+	testenv.WaitFor(t, 60*time.Second, "A "+v4, e.has(t, fqdn, mdns.TypeA, v4))
+	testenv.WaitFor(t, 10*time.Second, "AAAA "+v6, e.has(t, fqdn, mdns.TypeAAAA, v6))
+	testenv.WaitFor(t, 10*time.Second, "PTR "+rev4, e.has(t, rev4, mdns.TypePTR, fqdn))
+	testenv.WaitFor(t, 10*time.Second, "PTR "+rev6, e.has(t, rev6, mdns.TypePTR, fqdn))
+
+	t.Run("lookup", func(t *testing.T) {
+		l, err := bridge.NewNovaLookup(context.Background(), e.cfg.Bridge.OpenStack.Lookup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := eventbus.VM{ID: srv.ID, Kind: eventbus.KindRunning}
+		if err := l.Complete(context.Background(), &vm); err != nil {
+			t.Fatal(err)
+		}
+		if len(vm.NICs) != 1 || vm.NICs[0].IP != v4 || vm.NICs[0].IP6 != v6 || vm.Attributes["LB_BACKENDS"] != "web:8080" || vm.Host == "" {
+			t.Fatalf("completed VM %+v", vm)
+		}
+	})
+
+	ctx := context.Background()
+	if err := servers.Stop(ctx, compute, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.stack.WaitStatus(t, compute, srv.ID, "SHUTOFF")
+	testenv.WaitFor(t, 60*time.Second, "A gone after power off", e.gone(t, fqdn, mdns.TypeA))
+	if err := servers.Start(ctx, compute, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.stack.WaitStatus(t, compute, srv.ID, "ACTIVE")
+	testenv.WaitFor(t, 60*time.Second, "A back after power on", e.has(t, fqdn, mdns.TypeA, v4))
+
+	if err := servers.Delete(ctx, compute, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	e.stack.WaitStatus(t, compute, srv.ID, "DELETED")
+	testenv.WaitFor(t, 60*time.Second, "A gone after delete", e.gone(t, fqdn, mdns.TypeA))
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+	}{{fqdn, mdns.TypeAAAA}, {fqdn, mdns.TypeTXT}, {rev4, mdns.TypePTR}, {rev6, mdns.TypePTR}} {
+		testenv.WaitFor(t, 10*time.Second, q.name+" gone", e.gone(t, q.name, q.qtype))
+	}
+
+	var out, errOut bytes.Buffer
+	if code := cli.Execute(ctx, []string{"tail", "--all", "--no-follow", "--json", "--vm", srv.ID, "--server", e.natsURL}, &out, &errOut); code != 0 {
+		t.Fatalf("vmglue tail: exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{`"cloud_type":"openstack"`, `"source":"openstack://os"`, `"type":"vm.running"`, `"type":"vm.stopped"`, `"type":"vm.deleted"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("vmglue tail --json has no %s:\n%s", want, out.String())
+		}
+	}
+}

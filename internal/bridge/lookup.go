@@ -1,0 +1,136 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"sort"
+
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack"
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/gophercloud/gophercloud/v2/openstack/config"
+	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// NovaLookup is the Lookup over Nova's API (gophercloud).
+type NovaLookup struct {
+	compute *gophercloud.ServiceClient
+}
+
+// NewNovaLookup authenticates as the OpenStack CLI would: the clouds.yaml
+// entry c.Cloud (or OS_CLOUD), else the OS_* variables. The token is
+// renewed when it expires (AllowReauth).
+func NewNovaLookup(ctx context.Context, c LookupConfig) (*NovaLookup, error) {
+	var (
+		ao     gophercloud.AuthOptions
+		eo     gophercloud.EndpointOpts
+		tlsCfg *tls.Config // nil: the default transport
+		err    error
+		source = "OS_* environment"
+	)
+	if c.Cloud != "" || os.Getenv("OS_CLOUD") != "" {
+		var opts []clouds.ParseOption
+		if c.Cloud != "" {
+			opts = append(opts, clouds.WithCloudName(c.Cloud))
+		}
+		ao, eo, tlsCfg, err = clouds.Parse(opts...)
+		if err != nil {
+			return nil, fmt.Errorf("bridge.openstack.lookup: clouds.yaml: %w", err)
+		}
+		source = "clouds.yaml"
+	} else {
+		ao, err = openstack.AuthOptionsFromEnv()
+		if err != nil {
+			return nil, fmt.Errorf("bridge.openstack.lookup: %w", err)
+		}
+		eo.Region = os.Getenv("OS_REGION_NAME")
+	}
+	if c.Region != "" {
+		eo.Region = c.Region
+	}
+	ao.AllowReauth = true
+	pc, err := config.NewProviderClient(ctx, ao, config.WithTLSConfig(tlsCfg))
+	if err != nil {
+		return nil, fmt.Errorf("bridge.openstack.lookup: authenticate (%s): %w", source, err)
+	}
+	compute, err := openstack.NewComputeV2(pc, eo)
+	if err != nil {
+		return nil, fmt.Errorf("bridge.openstack.lookup: compute endpoint: %w", err)
+	}
+	compute.Microversion = "2.47" // flavor details, OS-EXT-SRV-ATTR:hostname
+	return &NovaLookup{compute: compute}, nil
+}
+
+// address is one entry of a server's "addresses" map.
+type novaAddress struct {
+	Addr    string `json:"addr"`
+	Version int    `json:"version"`
+	Type    string `json:"OS-EXT-IPS:type"`
+	MAC     string `json:"OS-EXT-IPS-MAC:mac_addr"`
+}
+
+// Complete implements Lookup: the server's fixed addresses become the VM's
+// NICs (one per MAC, as Nova lists them per network), its host and
+// metadata fill what is empty. A server that is gone changes nothing.
+func (l *NovaLookup) Complete(ctx context.Context, vm *eventbus.VM) error {
+	s, err := servers.Get(ctx, l.compute, vm.ID).Extract()
+	if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("get server %s: %w", vm.ID, err)
+	}
+	nets := make([]string, 0, len(s.Addresses))
+	for n := range s.Addresses {
+		nets = append(nets, n)
+	}
+	sort.Strings(nets)
+	byMAC := map[string]int{}
+	var nics []eventbus.NIC
+	for _, net := range nets {
+		raw, err := json.Marshal(s.Addresses[net])
+		if err != nil {
+			return fmt.Errorf("server %s addresses: %w", vm.ID, err)
+		}
+		var addrs []novaAddress
+		if err := json.Unmarshal(raw, &addrs); err != nil {
+			return fmt.Errorf("server %s addresses of %q: %w", vm.ID, net, err)
+		}
+		for _, a := range addrs {
+			ip, err := netip.ParseAddr(a.Addr)
+			if err != nil || a.Type == "floating" {
+				continue
+			}
+			i, ok := byMAC[net+"/"+a.MAC]
+			if !ok {
+				i = len(nics)
+				byMAC[net+"/"+a.MAC] = i
+				nics = append(nics, eventbus.NIC{ID: a.MAC, Network: net, MAC: a.MAC})
+			}
+			switch {
+			case ip.Is4() && nics[i].IP == "":
+				nics[i].IP = ip.String()
+			case !ip.Is4() && nics[i].IP6 == "":
+				nics[i].IP6 = ip.String()
+			}
+		}
+	}
+	if len(nics) > 0 {
+		vm.NICs = nics
+	}
+	if vm.Host == "" {
+		vm.Host = s.Host
+	}
+	if len(vm.Attributes) == 0 && len(s.Metadata) > 0 {
+		vm.Attributes = s.Metadata
+		vm.SealSecrets()
+	}
+	return nil
+}
