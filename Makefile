@@ -99,8 +99,7 @@ bench-sweep:
 	$(GO) test -run '^$$' -bench BenchmarkSweep -benchtime 1x -timeout 20m ./internal/sweep
 
 # Nova notifications per second through `vmglue bridge openstack` into
-# JetStream, published onto the test stack's RabbitMQ as Nova does (starts
-# the OpenStack stack unless VMGLUE_TEST_OPENSTACK names a running one).
+# JetStream, published onto a private RabbitMQ node as Nova's notifier does.
 bench-bridge:
 	$(GO) test -run '^$$' -bench BenchmarkBridge -benchtime 5000x -timeout 20m ./internal/bridge
 

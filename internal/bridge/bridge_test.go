@@ -111,7 +111,7 @@ func stored(t *testing.T, js jetstream.JetStream) map[string]eventbus.Event {
 }
 
 func TestBridge(t *testing.T) {
-	rmq := testenv.StartRabbitMQ(t)
+	rmq := testenv.StartRabbitMQ(t, testenv.RabbitMQOptions{})
 	t.Run("PublishAndDedup", func(t *testing.T) { testPublishAndDedup(t, rmq) })
 	t.Run("PoisonDeadLettered", func(t *testing.T) { testPoison(t, rmq) })
 	t.Run("NATSDown", func(t *testing.T) { testNATSDown(t, rmq) })

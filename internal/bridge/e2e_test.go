@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,10 +31,13 @@ import (
 // e2e is serve (embedded NATS, the dns worker on a real BIND) and the
 // bridge on the test OpenStack's RabbitMQ, both configured from one file.
 type e2e struct {
-	stack   *testenv.OpenStackStack
-	bind    *testenv.BIND
-	natsURL string
-	cfg     *config.Config
+	stack     *testenv.OpenStackStack
+	bind      *testenv.BIND
+	natsURL   string
+	cfg       *config.Config
+	queue     string
+	log       zerolog.Logger
+	stopServe func()
 }
 
 func randomName(t *testing.T) string {
@@ -51,8 +55,9 @@ func startE2E(t *testing.T) *e2e {
 	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []string{"cloud.test.", "2.0.192.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."}})
 	queue := "vmglue-e2e-" + randomName(t)
 	file := filepath.Join(t.TempDir(), "vmglue.yaml")
+	// A fixed port: serve (and its embedded NATS) may be restarted.
 	text := fmt.Sprintf(`nats:
-  embedded: {listen: "127.0.0.1:0", data_dir: %q}
+  embedded: {listen: "127.0.0.1:%d", data_dir: %q}
 metrics: {listen: ""}
 runtime: {backoff_base: 50ms, backoff_max: 300ms}
 workers:
@@ -68,7 +73,7 @@ bridge:
     cloud: os
     amqp: {urls: [%q], queue: %s}
     lookup: {enabled: true}
-`, t.TempDir(), b.Addr, b.KeyName, b.SecretPath, stack.AMQPURL, queue)
+`, testenv.FreePort(t), t.TempDir(), b.Addr, b.KeyName, b.SecretPath, stack.AMQPURL, queue)
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +81,9 @@ bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &e2e{stack: stack, bind: b, cfg: cfg}
 	logs := &testenv.LogBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
+	e := &e2e{stack: stack, bind: b, cfg: cfg, queue: queue, log: log}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), "_context") {
 			t.Error("a log line holds the message context")
@@ -90,29 +95,39 @@ bridge:
 	})
 	// Cleanups run last first: the queue goes after the bridge stopped.
 	t.Cleanup(func() { deleteQueue(t, stack.AMQPURL, queue) })
-	e.natsURL = run(t, "serve", func(ctx context.Context, ready func()) error {
-		return serve.Run(ctx, serve.Options{Config: cfg, Ready: func(i serve.Info) { e.natsURL = i.NATSURL; ready() }}, log)
-	}, func() string { return e.natsURL })
+	e.startServe(t)
 	run(t, "bridge", func(ctx context.Context, ready func()) error {
 		return bridge.RunApp(ctx, bridge.AppOptions{Config: *cfg.Bridge.OpenStack, NATS: eventbus.ConnOptions{URL: e.natsURL},
 			Ready: func(string) { ready() }}, log)
-	}, nil)
+	})
 	return e
 }
 
-// run starts fn in the background until the test ends and waits for its
-// ready call; it returns what value gives then.
-func run(t *testing.T, what string, fn func(ctx context.Context, ready func()) error, value func() string) string {
+// startServe runs serve (again after stopServe: same port, same data).
+func (e *e2e) startServe(t *testing.T) {
+	t.Helper()
+	e.stopServe = run(t, "serve", func(ctx context.Context, ready func()) error {
+		return serve.Run(ctx, serve.Options{Config: e.cfg, Ready: func(i serve.Info) { e.natsURL = i.NATSURL; ready() }}, e.log)
+	})
+}
+
+// run starts fn in the background and waits for its ready call. It
+// returns the function that stops it, which also runs when the test ends.
+func run(t *testing.T, what string, fn func(ctx context.Context, ready func()) error) func() {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done, ready := make(chan error, 1), make(chan struct{})
 	go func() { done <- fn(ctx, func() { close(ready) }) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", what, err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+		})
+	}
+	t.Cleanup(stop)
 	select {
 	case <-ready:
 	case err := <-done:
@@ -120,10 +135,7 @@ func run(t *testing.T, what string, fn func(ctx context.Context, ready func()) e
 	case <-time.After(60 * time.Second):
 		t.Fatalf("%s not ready after 60s", what)
 	}
-	if value == nil {
-		return ""
-	}
-	return value()
+	return stop
 }
 
 // deleteQueue removes the test's durable queue from the shared stack.
@@ -182,6 +194,9 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 	compute := e.stack.Compute(t)
 	name := "e2e-" + randomName(t)
 	fqdn := name + ".cloud.test."
+	// A poison message first: dead-lettered, and the queue moves on.
+	nova := newNovaClient(t, e.stack.AMQPURL)
+	nova.send(t, "notifications.info", []byte(`{"oslo.version": "2.0", "oslo.message": "{\"_context_auth_token\": \"gAAAAApoison`))
 	srv := e.stack.Boot(t, compute, name, map[string]string{"LB_BACKENDS": "web:8080"})
 	v4, v6 := serverIPs(t, srv)
 	rev4, _ := mdns.ReverseAddr(v4)
@@ -191,19 +206,44 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "PTR "+rev4, e.has(t, rev4, mdns.TypePTR, fqdn))
 	testenv.WaitFor(t, 10*time.Second, "PTR "+rev6, e.has(t, rev6, mdns.TypePTR, fqdn))
 
-	t.Run("lookup", func(t *testing.T) {
-		l, err := bridge.NewNovaLookup(context.Background(), e.cfg.Bridge.OpenStack.Lookup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		vm := eventbus.VM{ID: srv.ID, Kind: eventbus.KindRunning}
-		if err := l.Complete(context.Background(), &vm); err != nil {
-			t.Fatal(err)
-		}
-		if len(vm.NICs) != 1 || vm.NICs[0].IP != v4 || vm.NICs[0].IP6 != v6 || vm.Attributes["LB_BACKENDS"] != "web:8080" || vm.Host == "" {
-			t.Fatalf("completed VM %+v", vm)
-		}
-	})
+	var out, errOut bytes.Buffer
+	if code := cli.Execute(context.Background(), []string{"dlq", "list", "--worker", bridge.DLQWorker, "--json", "--server", e.natsURL}, &out, &errOut); code != 0 {
+		t.Fatalf("vmglue dlq list: exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), bridge.ReasonPoison) || strings.Contains(out.String(), "gAAAAApoison") {
+		t.Fatalf("vmglue dlq list: want the poison message's dead letter, without its context:\n%s", out.String())
+	}
+
+	// The lookup, as the OpenStack CLI finds credentials: OS_* variables,
+	// or a clouds.yaml entry.
+	clouds := filepath.Join(t.TempDir(), "clouds.yaml")
+	cloudsYAML := fmt.Sprintf("clouds:\n  e2e:\n    auth:\n      auth_url: %s\n      username: %s\n      password: %s\n      project_name: %s\n      user_domain_name: Default\n      project_domain_name: Default\n    region_name: %s\n",
+		e.stack.Env["OS_AUTH_URL"], e.stack.Env["OS_USERNAME"], e.stack.Env["OS_PASSWORD"], e.stack.Env["OS_PROJECT_NAME"], e.stack.Env["OS_REGION_NAME"])
+	if err := os.WriteFile(clouds, []byte(cloudsYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		cfg  bridge.LookupConfig
+	}{{"OS_env", bridge.LookupConfig{Enabled: true}}, {"clouds.yaml", bridge.LookupConfig{Enabled: true, Cloud: "e2e"}}} {
+		t.Run("lookup "+tc.name, func(t *testing.T) {
+			if tc.cfg.Cloud != "" {
+				t.Setenv("OS_CLIENT_CONFIG_FILE", clouds)
+				t.Setenv("OS_AUTH_URL", "") // the entry, not the environment
+			}
+			l, err := bridge.NewNovaLookup(context.Background(), tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm := eventbus.VM{ID: srv.ID, Kind: eventbus.KindRunning}
+			if err := l.Complete(context.Background(), &vm); err != nil {
+				t.Fatal(err)
+			}
+			if len(vm.NICs) != 1 || vm.NICs[0].IP != v4 || vm.NICs[0].IP6 != v6 || vm.Attributes["LB_BACKENDS"] != "web:8080" || vm.Host == "" {
+				t.Fatalf("completed VM %+v", vm)
+			}
+		})
+	}
 
 	ctx := context.Background()
 	if err := servers.Stop(ctx, compute, srv.ID).ExtractErr(); err != nil {
@@ -229,7 +269,8 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 		testenv.WaitFor(t, 10*time.Second, q.name+" gone", e.gone(t, q.name, q.qtype))
 	}
 
-	var out, errOut bytes.Buffer
+	out.Reset()
+	errOut.Reset()
 	if code := cli.Execute(ctx, []string{"tail", "--all", "--no-follow", "--json", "--vm", srv.ID, "--server", e.natsURL}, &out, &errOut); code != 0 {
 		t.Fatalf("vmglue tail: exit %d: %s", code, errOut.String())
 	}
@@ -237,5 +278,53 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("vmglue tail --json has no %s:\n%s", want, out.String())
 		}
+	}
+}
+
+// Nova boots servers while NATS is down (serve stopped): the notifications
+// wait in RabbitMQ and every server gets its records once NATS is back.
+func TestOpenStackNATSDownWhileBooting(t *testing.T) {
+	e := startE2E(t)
+	compute := e.stack.Compute(t)
+	e.stopServe()
+	const n = 5
+	type booted struct{ fqdn, v4 string }
+	var all []booted
+	prefix := "down-" + randomName(t)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = e.stack.Create(t, compute, fmt.Sprintf("%s-%d", prefix, i), nil)
+	}
+	for i, id := range ids {
+		v4, _ := serverIPs(t, e.stack.WaitStatus(t, compute, id, "ACTIVE"))
+		all = append(all, booted{fmt.Sprintf("%s-%d.cloud.test.", prefix, i), v4})
+	}
+	e.startServe(t)
+	for _, b := range all {
+		testenv.WaitFor(t, 90*time.Second, "A of "+b.fqdn, e.has(t, b.fqdn, mdns.TypeA, b.v4))
+	}
+}
+
+// novaClient publishes onto the stack's RabbitMQ as Nova's notifier does.
+type novaClient struct{ ch *amqp.Channel }
+
+func newNovaClient(t *testing.T, url string) *novaClient {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &novaClient{ch: ch}
+}
+
+func (n *novaClient) send(t *testing.T, routingKey string, body []byte) {
+	t.Helper()
+	if err := n.ch.PublishWithContext(context.Background(), "nova", routingKey, false, false, amqp.Publishing{Body: body}); err != nil {
+		t.Fatal(err)
 	}
 }

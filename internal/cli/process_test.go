@@ -24,36 +24,10 @@ func TestServeProcessNotifyAndSIGTERM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cmd := exec.Command(bin, "serve", "--config", "/dev/null", "--nats-listen", addr,
+	p := startNotifying(t, bin, "serve", "--config", "/dev/null", "--nats-listen", addr,
 		"--data-dir", t.TempDir(), "--metrics-listen", "")
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
-	var logs testenv.LogBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
-
-	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))
-	buf := make([]byte, 256)
-	n, err := conn.Read(buf)
-	if err != nil || string(buf[:n]) != "READY=1" {
-		t.Fatalf("notify socket: %q, %v; log:\n%s", buf[:n], err, logs.String())
-	}
+	p.awaitReady(t)
 	// Ready means ready: the streams are there.
 	_, js := natstest.Connect(t, "nats://"+addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -62,18 +36,68 @@ func TestServeProcessNotifyAndSIGTERM(t *testing.T) {
 		t.Fatalf("after READY=1: %v", err)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	p.term(t)
+	if !strings.Contains(p.logs.String(), "shutting down") {
+		t.Errorf("no shutdown in the log:\n%s", p.logs.String())
+	}
+}
+
+// notifying is a vmglue process started as systemd starts a Type=notify
+// service: NOTIFY_SOCKET set, output kept.
+type notifying struct {
+	cmd    *exec.Cmd
+	conn   *net.UnixConn
+	logs   *testenv.LogBuffer
+	exited chan error
+}
+
+func startNotifying(t *testing.T, bin string, args ...string) *notifying {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	p := &notifying{cmd: exec.Command(bin, args...), conn: conn, logs: &testenv.LogBuffer{}, exited: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exited <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// awaitReady waits for READY=1 on the notify socket.
+func (p *notifying) awaitReady(t *testing.T) {
+	t.Helper()
+	_ = p.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	buf := make([]byte, 256)
+	n, err := p.conn.Read(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("notify socket: %q, %v; log:\n%s", buf[:n], err, p.logs.String())
+	}
+}
+
+// term sends SIGTERM and wants exit 0 within 30 s.
+func (p *notifying) term(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-p.exited:
 		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v; log:\n%s", err, logs.String())
+			t.Fatalf("exit after SIGTERM: %v; log:\n%s", err, p.logs.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30s after SIGTERM; log:\n%s", logs.String())
-	}
-	if !strings.Contains(logs.String(), "shutting down") {
-		t.Errorf("no shutdown in the log:\n%s", logs.String())
+		t.Fatalf("still running 30s after SIGTERM; log:\n%s", p.logs.String())
 	}
 }

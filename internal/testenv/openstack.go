@@ -115,21 +115,29 @@ func (s *OpenStackStack) Compute(t testing.TB) *gophercloud.ServiceClient {
 // ACTIVE; it is deleted when the test ends, if the test did not.
 func (s *OpenStackStack) Boot(t testing.TB, c *gophercloud.ServiceClient, name string, metadata map[string]string) *servers.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	return s.WaitStatus(t, c, s.Create(t, c, name, metadata), "ACTIVE")
+}
+
+// Create asks Nova for a server on the stack's network and returns its id
+// without waiting (WaitStatus waits); it is deleted when the test ends, if
+// the test did not.
+func (s *OpenStackStack) Create(t testing.TB, c *gophercloud.ServiceClient, name string, metadata map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := servers.Create(ctx, c, servers.CreateOpts{
 		Name: name, FlavorRef: s.FlavorID, ImageRef: s.ImageID, Metadata: metadata,
 		Networks: []servers.Network{{UUID: s.NetworkID}},
 	}, nil).Extract()
 	if err != nil {
-		t.Fatalf("openstack: boot %s: %v", name, err)
+		t.Fatalf("openstack: create server %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = servers.Delete(ctx, c, srv.ID).ExtractErr()
 	})
-	return s.WaitStatus(t, c, srv.ID, "ACTIVE")
+	return srv.ID
 }
 
 // WaitStatus waits until the server has status (ACTIVE, SHUTOFF), or is

@@ -20,16 +20,28 @@ type RabbitMQ struct {
 	Dir  string
 	Port int
 	URL  string // amqp://guest:guest@127.0.0.1:<port>/
-	env  []string
-	epmd *exec.Cmd
-	node *exec.Cmd
-	done chan struct{}
+	// TLSURL is amqps://127.0.0.1:<port>/ with RabbitMQOptions.TLS: the
+	// server's certificate is signed by that CA, and the client must show
+	// one it signed too.
+	TLSURL string
+	env    []string
+	epmd   *exec.Cmd
+	node   *exec.Cmd
+	done   chan struct{}
 }
 
 const rabbitServer = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 
-// StartRabbitMQ starts a node that stops when the test ends (about 5-10 s).
-func StartRabbitMQ(t testing.TB) *RabbitMQ {
+// RabbitMQOptions configure StartRabbitMQ.
+type RabbitMQOptions struct {
+	// TLS adds an amqps listener with a server certificate of this CA,
+	// which requires a client certificate of it.
+	TLS *TestCA
+}
+
+// StartRabbitMQ starts a node that stops when the test ends (about 5-10 s,
+// more on a loaded machine).
+func StartRabbitMQ(t testing.TB, o RabbitMQOptions) *RabbitMQ {
 	t.Helper()
 	for _, p := range []string{rabbitServer, "/usr/bin/epmd"} {
 		if _, err := os.Stat(p); err != nil {
@@ -41,6 +53,14 @@ func StartRabbitMQ(t testing.TB) *RabbitMQ {
 	r.URL = fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", r.Port)
 	epmdPort, dist := FreePort(t), FreePort(t)
 	conf := fmt.Sprintf("listeners.tcp.1 = 127.0.0.1:%d\nloopback_users.guest = true\nvm_memory_high_watermark.absolute = 256MiB\ndisk_free_limit.absolute = 50MB\nlog.file.level = warning\n", r.Port)
+	if o.TLS != nil {
+		port := FreePort(t)
+		cert, key := o.TLS.Issue(t, "rabbitmq", true)
+		conf += fmt.Sprintf("listeners.ssl.default = 127.0.0.1:%d\nssl_options.cacertfile = %s\nssl_options.certfile = %s\n"+
+			"ssl_options.keyfile = %s\nssl_options.verify = verify_peer\nssl_options.fail_if_no_peer_cert = true\n",
+			port, o.TLS.CAFile, cert, key)
+		r.TLSURL = fmt.Sprintf("amqps://127.0.0.1:%d/", port)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "rabbitmq.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
