@@ -13,8 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 )
 
 // AppOptions are what `vmglue bridge openstack` runs with.
@@ -30,16 +32,26 @@ type AppOptions struct {
 	Metrics *Metrics // nil: new ones
 }
 
-// RunApp connects to NATS (reconnecting forever: while NATS is away the
-// notifications wait in RabbitMQ), sets up the lookup and /metrics, and runs
-// the bridge until ctx is done.
+// RunApp opens the shared delivery (hooks/delivery: reconnecting forever,
+// spooling to Config.SpoolDir while NATS is away, sending the spool when it
+// is back), sets up the lookup and /metrics, and runs the bridge until ctx
+// is done.
 func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 	reg := prometheus.NewRegistry()
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(reg)
 	}
 	o.NATS.Name = "vmglue bridge openstack"
-	nc, err := eventbus.Connect(o.NATS, true)
+	pub, err := delivery.Open(delivery.Options{Conn: o.NATS, SpoolDir: o.Config.SpoolDir,
+		Log: log.With().Str("component", "delivery").Logger()})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	// Dead letters go straight to JetStream, on a connection of their own.
+	dlConn := o.NATS
+	dlConn.Name = "vmglue bridge openstack (dead letters)"
+	nc, err := eventbus.Connect(dlConn, true)
 	if err != nil {
 		return err
 	}
@@ -74,14 +86,20 @@ func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 		defer srv.Close()
 	}
 	var once sync.Once
-	return Run(ctx, Options{
-		Config: o.Config, Password: o.Password, Publisher: JetStream{JS: js}, Lookup: lookup, Metrics: o.Metrics,
-		Ready: func() {
-			once.Do(func() {
-				if o.Ready != nil {
-					o.Ready(addr)
-				}
-			})
-		},
-	}, log)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return pub.Run(ctx) }) // sends the spool when NATS is back
+	g.Go(func() error {
+		return Run(ctx, Options{
+			Config: o.Config, Password: o.Password, Publisher: pub, DeadLetterer: JetStream{JS: js},
+			Lookup: lookup, Metrics: o.Metrics,
+			Ready: func() {
+				once.Do(func() {
+					if o.Ready != nil {
+						o.Ready(addr)
+					}
+				})
+			},
+		}, log)
+	})
+	return g.Wait()
 }

@@ -21,7 +21,7 @@ import (
 func BenchmarkBridge(b *testing.B) {
 	rmq := testenv.StartRabbitMQ(b, testenv.RabbitMQOptions{})
 	ns := natstest.Start(b)
-	cfg := testConfig(rmq.URL, "bench")
+	cfg := testConfig(b, rmq.URL, "bench")
 	cfg.Formats = []string{"versioned"}
 	cfg.AMQP.Prefetch = DefaultPrefetch
 	// A first run declares and binds the durable queue.

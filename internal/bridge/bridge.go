@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,8 +17,9 @@ type Options struct {
 	Config Config
 	// Password of the AMQP user (read by the caller from
 	// amqp.password_file or amqp.password_env); empty: the URL's, if any.
-	Password  string
-	Publisher Publisher
+	Password     string
+	Publisher    Publisher
+	DeadLetterer DeadLetterer
 	// Lookup completes events without addresses; nil turns it off.
 	Lookup  Lookup
 	Metrics *Metrics
@@ -41,6 +43,9 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
+	if o.Publisher == nil || o.DeadLetterer == nil {
+		return errors.New("bridge: a Publisher and a DeadLetterer are required")
+	}
 	d, err := newDialer(o.Config.AMQP, o.Password)
 	if err != nil {
 		return err
@@ -48,7 +53,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	log = log.With().Str("component", "bridge").Str("cloud", o.Config.Cloud).Logger()
 	h := &handler{
 		opts: openstack.Options{Cloud: o.Config.Cloud, NameFrom: o.Config.Name},
-		pub:  o.Publisher, lookup: o.Lookup, metrics: o.Metrics, log: log,
+		pub:  o.Publisher, dlq: o.DeadLetterer, lookup: o.Lookup, metrics: o.Metrics, log: log,
 		backoffBase: o.BackoffBase, backoffMax: o.BackoffMax,
 	}
 	keys := o.Config.RoutingKeys()

@@ -23,6 +23,10 @@ type Config struct {
 	Formats []string `yaml:"formats"`
 	// Lookup fills what a notification lacks by one Nova API call.
 	Lookup LookupConfig `yaml:"lookup"`
+	// SpoolDir keeps the events NATS cannot take (hooks/spool), sent when
+	// it is back; the notification is acknowledged once its event is there.
+	// Default: <vmglue's data directory>/spool/openstack.
+	SpoolDir string `yaml:"spool_dir"`
 }
 
 // AMQPConfig is where Nova's notifications are read.
@@ -114,6 +118,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf(p+"name: %q, want display_name or hostname", c.Name)
 	case len(c.AMQP.URLs) == 0:
 		return errors.New(p + "amqp.urls: at least one amqp:// or amqps:// URL is required")
+	case c.SpoolDir == "":
+		return errors.New(p + "spool_dir: required")
 	case c.AMQP.Prefetch < 1 || c.AMQP.Prefetch > 65535:
 		return fmt.Errorf(p+"amqp.prefetch: %d, want 1 to 65535", c.AMQP.Prefetch)
 	case len(c.Formats) == 0:

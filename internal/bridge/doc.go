@@ -14,17 +14,22 @@
 //
 // # Not losing a notification
 //
-// A message is acknowledged only once it is safe elsewhere:
+// Events go through the shared delivery of every source (hooks/delivery):
+// published with their id as Nats-Msg-Id, or written to the spool
+// (spool_dir) while NATS cannot take them and sent, oldest first, when it
+// is back. A message is acknowledged only once it is safe elsewhere:
 //
-//   - an instance notification: after JetStream acknowledged the event (a
-//     duplicate counts: the stream holds it). The event id carries Nova's
-//     message_id, so a redelivered notification is stored once. While NATS
-//     cannot take it the bridge retries with backoff and the message, and
-//     those after it, stay unacknowledged in RabbitMQ's durable queue;
+//   - an instance notification: once its event is stored by JetStream (a
+//     duplicate counts: the stream holds it) or durably spooled. The event
+//     id carries Nova's message_id, so a redelivered notification is stored
+//     once. Should neither work (the spool not writable), the bridge
+//     retries with backoff and the message, and those after it, stay
+//     unacknowledged in RabbitMQ's durable queue;
 //   - a poison message (not JSON, an unknown envelope, a payload vmglue
 //     cannot read): after its dead letter is stored in VMGLUE_DLQ on
 //     vmglue.dlq.bridge-openstack.<cloud>.<vm or _>, with the reason, the
 //     error and the message with its context removed (openstack.Redact);
+//     while NATS is away it waits, unacknowledged, with the queue behind it;
 //   - a notification vmglue does not map (instance.exists, a volume
 //     event, ...): at once, counted.
 //

@@ -73,7 +73,8 @@ bridge:
     cloud: os
     amqp: {urls: [%q], queue: %s}
     lookup: {enabled: true}
-`, testenv.FreePort(t), t.TempDir(), b.Addr, b.KeyName, b.SecretPath, stack.AMQPURL, queue)
+    spool_dir: %q
+`, testenv.FreePort(t), t.TempDir(), b.Addr, b.KeyName, b.SecretPath, stack.AMQPURL, queue, t.TempDir())
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

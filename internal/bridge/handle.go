@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/openstack"
 )
 
@@ -16,6 +17,7 @@ import (
 const (
 	ResultPublished  = "published"   // stored in the event stream
 	ResultDuplicate  = "duplicate"   // the stream had it already (a redelivery)
+	ResultSpooled    = "spooled"     // NATS could not take it: in the spool, sent when NATS is back
 	ResultIgnored    = "ignored"     // an event type vmglue does not map
 	ResultDeadLetter = "dead_letter" // poison: stored in VMGLUE_DLQ
 )
@@ -30,6 +32,7 @@ type Lookup interface {
 type handler struct {
 	opts    openstack.Options
 	pub     Publisher
+	dlq     DeadLetterer
 	lookup  Lookup // nil: off
 	metrics *Metrics
 	log     zerolog.Logger
@@ -40,6 +43,7 @@ type handler struct {
 // handle returns nil once the message may be acknowledged, or ctx's error
 // when the bridge stops before: the message must then stay unacknowledged.
 func (h *handler) handle(ctx context.Context, routingKey string, body []byte) error {
+	seen := time.Now()
 	n, err := openstack.Decode(body)
 	if err != nil {
 		return h.poison(ctx, "", routingKey, body, err)
@@ -61,17 +65,18 @@ func (h *handler) handle(ctx context.Context, routingKey string, body []byte) er
 			return h.poison(ctx, ev.Data.ID, routingKey, body, err)
 		}
 	}
-	return h.retry(ctx, log, "publish "+ev.ID, func(ctx context.Context) error {
-		res, err := h.pub.Publish(ctx, &ev)
-		if err != nil {
-			return err
+	ev.Data.Version.Seen = seen.UnixNano() // not part of the id: a redelivery stays a duplicate
+	return h.retry(ctx, log, "deliver "+ev.ID, func(ctx context.Context) error {
+		r := h.pub.Publish(ctx, &ev)
+		if !r.Outcome.Safe() {
+			return fmt.Errorf("%s: %w (spool: %v)", r.Outcome, r.Err, r.SpoolErr)
 		}
-		r := ResultPublished
-		if res.Duplicate {
-			r = ResultDuplicate
+		h.metrics.result(r.Outcome.String())
+		l := log.Info()
+		if r.Outcome == delivery.Spooled {
+			l = log.Warn().AnErr("cause", r.Err)
 		}
-		h.metrics.result(r)
-		log.Info().Str("kind", ev.Data.Kind).Uint64("seq", res.Sequence).Bool("duplicate", res.Duplicate).Msg("published")
+		l.Str("kind", ev.Data.Kind).Uint64("seq", r.Sequence).Str("outcome", r.Outcome.String()).Msg("delivered")
 		return nil
 	})
 }
@@ -80,7 +85,7 @@ func (h *handler) handle(ctx context.Context, routingKey string, body []byte) er
 func (h *handler) poison(ctx context.Context, vmid, routingKey string, body []byte, cause error) error {
 	subject, id, dl := deadLetterOf(h.opts.Cloud, vmid, routingKey, body, cause)
 	return h.retry(ctx, h.log, "dead-letter", func(ctx context.Context) error {
-		if err := h.pub.DeadLetter(ctx, subject, id, dl); err != nil {
+		if err := h.dlq.DeadLetter(ctx, subject, id, dl); err != nil {
 			return err
 		}
 		h.metrics.result(ResultDeadLetter)
@@ -90,7 +95,7 @@ func (h *handler) poison(ctx context.Context, vmid, routingKey string, body []by
 }
 
 // retry runs fn until it succeeds, with exponential backoff, or until ctx
-// is done. Each attempt has 5 s.
+// is done (the message then stays unacknowledged). Each attempt has 5 s.
 func (h *handler) retry(ctx context.Context, log zerolog.Logger, what string, fn func(context.Context) error) error {
 	wait := h.backoffBase
 	for attempt := 1; ; attempt++ {

@@ -17,18 +17,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vmglue_bridge_notifications_total",
-			Help: "Nova notifications handled, by result: published, duplicate, ignored, dead_letter.",
+			Help: "Nova notifications handled, by result: published, duplicate, spooled, ignored, dead_letter.",
 		}, []string{"result"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmglue_bridge_retries_total",
-			Help: "Failed attempts to store an event or dead letter on the bus (retried).",
+			Help: "Failed attempts to deliver an event (neither stored nor spooled) or to store a dead letter (retried).",
 		}),
 		connects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "vmglue_bridge_amqp_connects_total",
 			Help: "Connections made to RabbitMQ (the first and every reconnect).",
 		}),
 	}
-	for _, r := range []string{ResultPublished, ResultDuplicate, ResultIgnored, ResultDeadLetter} {
+	for _, r := range []string{ResultPublished, ResultDuplicate, ResultSpooled, ResultIgnored, ResultDeadLetter} {
 		m.notifications.WithLabelValues(r)
 	}
 	if reg == nil {

@@ -12,29 +12,29 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/openstack"
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
-// Publisher stores events and dead letters on the bus.
+// Publisher delivers events: hooks/delivery's resident Publisher (publish
+// with the event id as Nats-Msg-Id and wait for the ack, or spool durably
+// while NATS cannot take it).
 type Publisher interface {
-	// Publish returns once the event stream stored the event (or already
-	// had it: a duplicate within the window).
-	Publish(ctx context.Context, ev *eventbus.Event) (eventbus.PublishResult, error)
+	Publish(ctx context.Context, ev *eventbus.Event) delivery.Result
+}
+
+// DeadLetterer stores dead letters.
+type DeadLetterer interface {
 	// DeadLetter returns once the dead-letter stream stored dl under
 	// subject with the dedup id id.
 	DeadLetter(ctx context.Context, subject, id string, dl *worker.DeadLetter) error
 }
 
-// JetStream is the Publisher over a JetStream context.
+// JetStream is the DeadLetterer over a JetStream context.
 type JetStream struct{ JS jetstream.JetStream }
 
-// Publish implements Publisher with eventbus.Publish.
-func (p JetStream) Publish(ctx context.Context, ev *eventbus.Event) (eventbus.PublishResult, error) {
-	return eventbus.Publish(ctx, p.JS, ev)
-}
-
-// DeadLetter implements Publisher.
+// DeadLetter implements DeadLetterer.
 func (p JetStream) DeadLetter(ctx context.Context, subject, id string, dl *worker.DeadLetter) error {
 	b, err := json.Marshal(dl)
 	if err != nil {

@@ -51,7 +51,8 @@ bridge:
       cert_file: %s
       key_file: %s
       queue: vmglue-process-test
-`, ns.URL, down, strings.Replace(rmq.TLSURL, "amqps://", "amqps://guest@", 1), pw, ca.CAFile, cert, key)
+    spool_dir: %s
+`, ns.URL, down, strings.Replace(rmq.TLSURL, "amqps://", "amqps://guest@", 1), pw, ca.CAFile, cert, key, filepath.Join(dir, "spool"))
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}

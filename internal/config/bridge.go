@@ -1,6 +1,8 @@
 package config
 
 import (
+	"path/filepath"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/bridge"
 )
@@ -14,6 +16,9 @@ type Bridges struct {
 func (b *Bridges) setDefaults() {
 	if b.OpenStack != nil {
 		b.OpenStack.SetDefaults()
+		if b.OpenStack.SpoolDir == "" {
+			b.OpenStack.SpoolDir = filepath.Join(DefaultDataDir(), "spool", "openstack")
+		}
 	}
 }
 

@@ -52,6 +52,19 @@ func TestBridgeOpenStackSection(t *testing.T) {
 	}
 }
 
+// The defaults of a minimal section.
+func TestBridgeOpenStackDefaults(t *testing.T) {
+	cfg, err := loadYAML(t, "bridge:\n  openstack:\n    cloud: os\n    amqp: {urls: ['amqp://h/']}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := cfg.Bridge.OpenStack
+	if b.SpoolDir != filepath.Join(config.DefaultDataDir(), "spool", "openstack") || b.Name != "display_name" ||
+		b.AMQP.Prefetch != 64 || len(b.Formats) != 2 || b.Lookup.Enabled {
+		t.Fatalf("defaults: %+v", b)
+	}
+}
+
 // config check prints the AMQP URLs without their userinfo.
 func TestBridgeURLRedacted(t *testing.T) {
 	cfg, err := loadYAML(t, "bridge:\n  openstack:\n    cloud: os\n    amqp: {urls: ['amqp://vmglue:s3cret@h:5672/']}\n")
