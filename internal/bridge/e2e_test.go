@@ -18,6 +18,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/attachinterfaces"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -188,7 +189,8 @@ func serverIPs(t *testing.T, srv *servers.Server) (string, string) {
 
 // A server booted through Nova's API gets its A, AAAA and PTR records; a
 // power off removes them (stopped is not a present kind here), a power on
-// brings them back, a delete removes everything; `vmglue tail` shows the
+// brings them back, an interface attach adds the new address and its
+// detach removes it, a delete removes everything; `vmglue tail` shows the
 // events with cloud type openstack.
 func TestOpenStackLifecycleToDNS(t *testing.T) {
 	e := startE2E(t)
@@ -257,6 +259,29 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 	}
 	e.stack.WaitStatus(t, compute, srv.ID, "ACTIVE")
 	testenv.WaitFor(t, 60*time.Second, "A back after power on", e.has(t, fqdn, mdns.TypeA, v4))
+
+	// An interface attach adds the new port's address; its detach removes it.
+	iface, err := attachinterfaces.Create(ctx, compute, srv.ID, attachinterfaces.CreateOpts{NetworkID: e.stack.NetworkID}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v4b string
+	for _, ip := range iface.FixedIPs {
+		if !strings.Contains(ip.IPAddress, ":") {
+			v4b = ip.IPAddress
+		}
+	}
+	if v4b == "" {
+		t.Fatalf("attached interface %+v has no IPv4 address", iface)
+	}
+	testenv.WaitFor(t, 60*time.Second, "A "+v4b+" of the attached port", e.has(t, fqdn, mdns.TypeA, v4b))
+	if err := attachinterfaces.Delete(ctx, compute, srv.ID, iface.PortID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, 60*time.Second, "A "+v4b+" gone after the detach", func() bool {
+		got := e.bind.Lookup(t, fqdn, mdns.TypeA)
+		return !slices.Contains(got, v4b) && slices.Contains(got, v4)
+	})
 
 	if err := servers.Delete(ctx, compute, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
