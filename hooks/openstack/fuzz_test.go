@@ -18,6 +18,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add(wire(f, versioned("instance.update", map[string]any{"state_update": map[string]any{"nova_object.version": "1.0", "nova_object.data": map[string]any{"old_state": "building", "state": "active"}}})))
 	f.Add(mustMarshal(f, versioned("instance.delete.end", nil)))
 	f.Add([]byte(`{"oslo.version":"2.0","oslo.message":"{\"event_type\":\"compute.instance.create.end\",\"payload\":{\"instance_id\":\"a\",\"state\":\"active\",\"metadata\":[{\"key\":\"k\",\"value\":\"v\"}]}}"}`))
+	captured, _ := filepath.Glob(filepath.Join(capturedDir, "*", "*.json"))
+	for _, file := range captured {
+		if b, err := os.ReadFile(file); err == nil {
+			f.Add(b)
+		}
+	}
 	if root := os.Getenv("VMGLUE_CORPUS"); root != "" {
 		for _, d := range corpusDirs {
 			files, _ := filepath.Glob(filepath.Join(root, "openstack", d, "*.json"))
