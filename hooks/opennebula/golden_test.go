@@ -2,7 +2,6 @@ package opennebula
 
 import (
 	"bytes"
-	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -10,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/opennebula")
@@ -49,27 +49,7 @@ func TestGolden(t *testing.T) {
 			} else {
 				got = vmEvent(t, doc)
 			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(got); err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join(testdataDir, name+".golden.json")
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("read golden file (run with -update to create it): %v", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("event differs from %s (run with -update and review the diff):\n%s", golden, buf.Bytes())
-			}
+			testenv.Golden(t, filepath.Join(testdataDir, name+".golden.json"), got, *update)
 		})
 	}
 }

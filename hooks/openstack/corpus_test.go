@@ -158,29 +158,6 @@ func golden(t *testing.T, name, file string) {
 		if bytes.Contains(got.Event, []byte("_context")) || bytes.Contains(got.Event, []byte("auth_token")) || bytes.Contains(got.Event, []byte("gAAAAA")) {
 			t.Fatalf("event carries the message context: %s", got.Event)
 		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(got); err != nil {
-			t.Fatal(err)
-		}
-		path := filepath.Join(goldenDir, name+".golden.json")
-		if *update {
-			if err := os.MkdirAll(goldenDir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(buf.Bytes(), want) {
-			t.Errorf("%s differs from the golden file:\n got: %s\nwant: %s", name, buf.Bytes(), want)
-		}
+		testenv.Golden(t, filepath.Join(goldenDir, name+".golden.json"), got, *update)
 	})
 }
