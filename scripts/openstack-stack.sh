@@ -16,7 +16,7 @@
 #            wait until Nova's compute service is up (about 70 s). If the
 #            stack recorded in DIR is already running, do nothing.
 #   wait     Block until the stack in DIR is ready (OPENSTACK_STACK_TIMEOUT,
-#            default 400 s), e.g. while `start` runs in the background.
+#            default 900 s), e.g. while `start` runs in the background.
 #   stop     Stop the process groups recorded in DIR/pids, nothing else.
 #
 # DIR/env (KEY=value, read by internal/testenv) holds the OS_* variables of
@@ -94,7 +94,7 @@ tails() {
 }
 
 do_wait() {
-  local timeout=${OPENSTACK_STACK_TIMEOUT:-400} start=$SECONDS st
+  local timeout=${OPENSTACK_STACK_TIMEOUT:-900} start=$SECONDS st
   while :; do
     st=$(cat "$DIR/status" 2>/dev/null || true)
     case $st in
