@@ -54,7 +54,8 @@
 // Neutron allocated, as OpenNebula's IP6) in ip6, further addresses of the
 // port as aliases (floating IPs are not in Nova's notifications);
 // metadata → attributes (tenant input, untrusted: the worker rules for
-// attributes apply unchanged); tags → labels; flavor and image.
+// attributes apply unchanged; secret ones become "(redacted)" through
+// eventbus.Secrets.Protect, as in the hook); tags → labels; flavor and image.
 //
 // Version (eventbus's order): Nova has no sequence like OpenNebula's HISTORY
 // SEQ. Changed is the instance's updated_at, Observed the notification's

@@ -24,6 +24,9 @@ type Options struct {
 	Cloud string
 	// NameFrom is NameDisplayName (default) or NameHostname.
 	NameFrom string
+	// Secrets keeps the secret metadata off the bus (the zero value: the
+	// default secret names, and the Puppet challenge left out: no key).
+	Secrets eventbus.Secrets
 }
 
 // byState are the event types whose kind is the kind of the payload's
@@ -136,7 +139,7 @@ func (o Options) Map(n Notification) (eventbus.VM, error) {
 		vm.Times.Observed = &t
 		vm.Version.Observed = t.UnixNano()
 	}
-	vm.SealSecrets()
+	o.Secrets.Protect(&vm)
 	return vm, nil
 }
 

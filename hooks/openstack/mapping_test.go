@@ -135,8 +135,8 @@ func TestMapFields(t *testing.T) {
 		t.Errorf("source %q cloud type %q", ev.Source, vm.CloudType)
 	case vm.Owner != "u1" || vm.Project != "p1" || vm.Host != "cmp1" || vm.Flavor != "m1.tiny":
 		t.Errorf("owner %q project %q host %q flavor %q", vm.Owner, vm.Project, vm.Host, vm.Flavor)
-	case vm.Attributes["LB_BACKENDS"] != "web:8080" || !strings.HasPrefix(vm.Attributes["db_password"], eventbus.SealedPrefix):
-		t.Errorf("attributes %v: want LB_BACKENDS as is and db_password sealed", vm.Attributes)
+	case vm.Attributes["LB_BACKENDS"] != "web:8080" || vm.Attributes["db_password"] != eventbus.RedactedValue:
+		t.Errorf("attributes %v: want LB_BACKENDS as is and db_password redacted", vm.Attributes)
 	case len(vm.Labels) != 1 || vm.Labels[0] != "web":
 		t.Errorf("labels %v", vm.Labels)
 	case vm.Version.Observed != time.Date(2026, 12, 3, 9, 0, 1, 500e6, time.UTC).UnixNano():

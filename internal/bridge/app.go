@@ -30,6 +30,8 @@ type AppOptions struct {
 	// address of /metrics ("" when off).
 	Ready   func(metricsAddr string)
 	Metrics *Metrics // nil: new ones
+	// Secrets keeps secret metadata off the bus (zero: the defaults).
+	Secrets eventbus.Secrets
 }
 
 // RunApp opens the shared delivery (hooks/delivery: reconnecting forever,
@@ -90,7 +92,7 @@ func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 	g.Go(func() error { return pub.Run(ctx) }) // sends the spool when NATS is back
 	g.Go(func() error {
 		return Run(ctx, Options{
-			Config: o.Config, Password: o.Password, Publisher: pub, DeadLetterer: JetStream{JS: js},
+			Config: o.Config, Password: o.Password, Secrets: o.Secrets, Publisher: pub, DeadLetterer: JetStream{JS: js},
 			Lookup: lookup, Metrics: o.Metrics,
 			Ready: func() {
 				once.Do(func() {

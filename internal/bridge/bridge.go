@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/rs/zerolog"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/hooks/openstack"
 )
 
@@ -20,6 +21,8 @@ type Options struct {
 	Password     string
 	Publisher    Publisher
 	DeadLetterer DeadLetterer
+	// Secrets keeps secret metadata off the bus (zero: the defaults).
+	Secrets eventbus.Secrets
 	// Lookup completes events without addresses; nil turns it off.
 	Lookup  Lookup
 	Metrics *Metrics
@@ -52,7 +55,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	}
 	log = log.With().Str("component", "bridge").Str("cloud", o.Config.Cloud).Logger()
 	h := &handler{
-		opts: openstack.Options{Cloud: o.Config.Cloud, NameFrom: o.Config.Name},
+		opts: openstack.Options{Cloud: o.Config.Cloud, NameFrom: o.Config.Name, Secrets: o.Secrets},
 		pub:  o.Publisher, dlq: o.DeadLetterer, lookup: o.Lookup, metrics: o.Metrics, log: log,
 		backoffBase: o.BackoffBase, backoffMax: o.BackoffMax,
 	}

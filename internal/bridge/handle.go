@@ -59,9 +59,7 @@ func (h *handler) handle(ctx context.Context, routingKey string, body []byte) er
 	}
 	log := h.log.With().Str("vm", ev.Data.ID).Str("event_id", ev.ID).Str("event_type", n.EventType).Logger()
 	if h.lookup != nil && needsLookup(&ev.Data) {
-		if err := h.lookup.Complete(ctx, &ev.Data); err != nil {
-			log.Warn().Err(err).Msg("lookup of the server failed: publishing the notification as it is")
-		} else if ev, err = rebuild(ev); err != nil {
+		if ev, err = h.complete(ctx, ev); err != nil {
 			return h.poison(ctx, ev.Data.ID, routingKey, body, err)
 		}
 	}
@@ -117,6 +115,19 @@ func (h *handler) retry(ctx context.Context, log zerolog.Logger, what string, fn
 		}
 		wait = min(2*wait, h.backoffMax)
 	}
+}
+
+// complete fills ev from the cloud's API. A failed lookup is logged and ev
+// kept as it is; an error means the completed VM makes no valid event.
+func (h *handler) complete(ctx context.Context, ev eventbus.Event) (eventbus.Event, error) {
+	vm := ev.Data
+	if err := h.lookup.Complete(ctx, &vm); err != nil {
+		h.log.Warn().Err(err).Str("vm", vm.ID).Str("event_id", ev.ID).Msg("lookup of the server failed: publishing the notification as it is")
+		return ev, nil
+	}
+	h.opts.Secrets.Protect(&vm) // metadata from the API is tenant input too
+	ev.Data = vm
+	return rebuild(ev)
 }
 
 // needsLookup: a running or changing VM without any address.

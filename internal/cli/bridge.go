@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/bridge"
-	"github.com/vmglue/vmglue/internal/config"
 )
 
 func bridgeCmd(g *globals) *cobra.Command {
@@ -35,7 +35,7 @@ func bridgeOpenStackCmd(g *globals) *cobra.Command {
 				return errors.New("bridge.openstack: no such section in the config (see README, \"OpenStack\")")
 			}
 			bc := *cfg.Bridge.OpenStack
-			password, err := config.Secret(bc.AMQP.PasswordFile, bc.AMQP.PasswordEnv)
+			password, err := eventbus.ReadSecret(bc.AMQP.PasswordFile, bc.AMQP.PasswordEnv)
 			if err != nil {
 				return fmt.Errorf("bridge.openstack.amqp.password_file: %w", err)
 			}
@@ -46,6 +46,7 @@ func bridgeOpenStackCmd(g *globals) *cobra.Command {
 			log := newLogger(cfg.Log, g.stderr)
 			return bridge.RunApp(cmd.Context(), bridge.AppOptions{
 				Config: bc, NATS: co, Password: password, MetricsListen: metrics,
+				Secrets: eventbus.Secrets{Names: cfg.SecretNames()},
 				Ready: func(string) {
 					if err := sdNotify("READY=1"); err != nil {
 						log.Warn().Err(err).Msg("sd_notify")
