@@ -31,7 +31,13 @@ type Config struct {
 	// Attribute is the VM user attribute listing the backends of the VM,
 	// "web:8080,api:9000". Default LB_BACKENDS; "-" turns it off.
 	Attribute string `yaml:"attribute"`
+	// Allow are the rules that open backends to the attribute: a
+	// membership the attribute asks for is refused (a permanent error,
+	// dead-lettered with the reason) unless a rule grants it. Empty: no
+	// backend is open to the attribute.
+	Allow []Allow `yaml:"allow"`
 	// Labels puts VMs carrying a label into backends: label → "web:8080,...".
+	// The operator's mapping is itself the grant: allow does not apply.
 	Labels map[string]string `yaml:"labels"`
 	// Network selects the NIC by network name; empty: the first NIC with
 	// an IPv4 address.
@@ -130,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Attribute != "-" && strings.TrimSpace(c.Attribute) != c.Attribute {
 		bad("attribute", "%q has surrounding spaces", c.Attribute)
+	}
+	for i, a := range c.Allow {
+		a.validate(fmt.Sprintf("allow[%d]", i), bad)
 	}
 	labels := make([]string, 0, len(c.Labels))
 	for l := range c.Labels {

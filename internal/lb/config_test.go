@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"errors"
 	"maps"
 	"strings"
 	"testing"
@@ -38,6 +39,9 @@ func TestValidateNamesKey(t *testing.T) {
 		{"deleted in pool", func(c *Config) { c.InPoolKinds = []string{"deleted"} }, "in_pool_kinds[0]"},
 		{"negative drain", func(c *Config) { c.DrainTimeout = -time.Second }, "drain_timeout"},
 		{"nothing joins", func(c *Config) { c.Attribute = "-" }, "attribute"},
+		{"allow without port", func(c *Config) { c.Allow = []Allow{{Backends: []string{"web"}}} }, "allow[0].ports"},
+		{"allow bad range", func(c *Config) { c.Allow[0].Ports = []string{"90-80"} }, "allow[0].ports[0]"},
+		{"allow bad backend", func(c *Config) { c.Allow[0].Backends = []string{"web/x"} }, "allow[0].backends[0]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -106,6 +110,63 @@ func TestDesired(t *testing.T) {
 			got, err := tgt.Desired(vm)
 			if err != nil || !maps.Equal(got, tc.want) {
 				t.Fatalf("desired %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAllow: a membership the attribute asks for is open only when a rule
+// of lb.allow grants its backend, its port and the rule's conditions on
+// the VM; labels mapped by the operator need no rule.
+func TestAllow(t *testing.T) {
+	web := Allow{Backends: []string{"web"}, Ports: []string{"8080", "9000-9009"}}
+	tests := []struct {
+		name   string
+		allow  []Allow
+		attr   string
+		edit   func(vm *eventbus.VM)
+		labels map[string]string
+		ok     bool
+	}{
+		{name: "no rules: nothing open", attr: "web:8080"},
+		{name: "backend and port", allow: []Allow{web}, attr: "web:8080", ok: true},
+		{name: "port in range", allow: []Allow{web}, attr: "web:9009", ok: true},
+		{name: "port outside", allow: []Allow{web}, attr: "web:443"},
+		{name: "other backend", allow: []Allow{web}, attr: "prod_payments:443"},
+		{name: "one of two refused", allow: []Allow{web}, attr: "web:8080,prod_payments:443"},
+		{name: "owner matches", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"}, Owners: []string{"alice"}}},
+			attr: "web:8080", edit: func(vm *eventbus.VM) { vm.Owner = "alice" }, ok: true},
+		{name: "owner differs", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"}, Owners: []string{"alice"}}},
+			attr: "web:8080", edit: func(vm *eventbus.VM) { vm.Owner = "mallory" }},
+		{name: "group", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"}, Groups: []string{"web-team"}}},
+			attr: "web:8080", edit: func(vm *eventbus.VM) { vm.Group = "web-team" }, ok: true},
+		{name: "openstack project as group", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"}, Groups: []string{"p1"}}},
+			attr: "web:8080", edit: func(vm *eventbus.VM) { vm.Project = "p1" }, ok: true},
+		{name: "owner and group both needed", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"},
+			Owners: []string{"alice"}, Groups: []string{"web-team"}}},
+			attr: "web:8080", edit: func(vm *eventbus.VM) { vm.Owner = "alice"; vm.Group = "users" }},
+		{name: "label", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"}, Labels: []string{"frontend"}}},
+			attr: "web:8080", edit: func(vm *eventbus.VM) { vm.Labels = []string{"frontend"} }, ok: true},
+		{name: "label missing", allow: []Allow{{Backends: []string{"web"}, Ports: []string{"8080"}, Labels: []string{"frontend"}}},
+			attr: "web:8080"},
+		{name: "operator's label mapping needs no rule", labels: map[string]string{"api": "api:9000"},
+			edit: func(vm *eventbus.VM) { vm.Labels = []string{"api"} }, ok: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := testConfig("lb1", "unix:/run/haproxy/admin.sock")
+			c.Allow, c.Labels = tc.allow, tc.labels
+			tgt, _ := newTarget(t, c)
+			vm := testVM("42", tc.attr)
+			if tc.edit != nil {
+				tc.edit(vm)
+			}
+			got, err := tgt.Desired(vm)
+			if tc.ok && (err != nil || len(got) == 0) {
+				t.Fatalf("desired %v, %v; want a membership", got, err)
+			}
+			if !tc.ok && (!worker.IsPermanent(err) || !errors.Is(err, ErrNotAllowed)) {
+				t.Fatalf("desired %v, %v; want a permanent ErrNotAllowed", got, err)
 			}
 		})
 	}

@@ -45,12 +45,16 @@ func renderName(tmpl, cloud, vmid, name string) string {
 }
 
 // members returns the pools of the VM from its attribute and labels, one per
-// backend. A backend listed twice with different ports is an error.
+// backend. A backend listed twice with different ports is an error, and so
+// is a membership of the attribute that no allow rule grants.
 func (t *Target) members(vm *eventbus.VM) ([]member, error) {
 	var all []member
 	if t.cfg.Attribute != "-" {
 		if v, ok := vm.Attributes[t.cfg.Attribute]; ok {
 			m, err := parseMembers(v)
+			if err == nil {
+				err = allowed(t.cfg.Allow, vm, m)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("attribute %s: %w", t.cfg.Attribute, err)
 			}

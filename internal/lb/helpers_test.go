@@ -22,9 +22,11 @@ import (
 )
 
 // testConfig returns a configuration for the instances given as name,
-// address pairs, with a fast drain poll.
+// address pairs, with a fast drain poll; backends web and api are open to
+// every VM on every port.
 func testConfig(instances ...string) Config {
-	c := Config{DrainPoll: 20 * time.Millisecond, CommandTimeout: 2 * time.Second}
+	c := Config{DrainPoll: 20 * time.Millisecond, CommandTimeout: 2 * time.Second,
+		Allow: []Allow{{Backends: []string{"web", "api"}, Ports: []string{"1-65535"}}}}
 	for i := 0; i+1 < len(instances); i += 2 {
 		c.Instances = append(c.Instances, Instance{Name: instances[i], Address: instances[i+1]})
 	}

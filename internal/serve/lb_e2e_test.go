@@ -74,6 +74,9 @@ func lbConfig(t *testing.T, hs ...*testenv.HAProxy) *config.Config {
 	}
 	raw := fmt.Sprintf(`instances:
 %sattribute: LB_BACKENDS
+allow:
+  - backends: [web]
+    ports: ["1024-65535"]
 server_name: "<cloud>-<vmid>"
 server:
   weight: 10
@@ -378,4 +381,26 @@ func (s *lbSetup) stateOf(t *testing.T, server string) string {
 		}
 	}
 	return ""
+}
+
+// A tenant's LB_BACKENDS naming a backend no lb.allow rule opens
+// (prod_payments) is refused: dead-lettered with the reason, and nothing
+// reaches that backend.
+func TestLBBackendNotAllowedDeadLettered(t *testing.T) {
+	vmBackend := testenv.StartHTTPBackend(t, "vm45")
+	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{
+		{Name: "web"}, {Name: "prod_payments"}}})
+	in := start(t, lbConfig(t, h))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	v := lbVM(45, vmBackend)
+	v.UserAttr = map[string]string{"LB_BACKENDS": "prod_payments:443"}
+	dl := bootDeadLettered(t, in, js, v)
+	if dl[0].Worker != "lb" || dl[0].Reason != worker.ReasonPermanent ||
+		!strings.Contains(dl[0].Error, "prod_payments:443") || !strings.Contains(dl[0].Error, lb.ErrNotAllowed.Error()) {
+		t.Fatalf("dead letter %+v, want permanent naming prod_payments:443 and %q", dl[0], lb.ErrNotAllowed)
+	}
+	idle(t, js, "lb")
+	if st := h.Command("show servers state prod_payments"); strings.Contains(st, "one-45") {
+		t.Fatalf("prod_payments got the VM's server:\n%s", st)
+	}
 }

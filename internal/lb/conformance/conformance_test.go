@@ -45,6 +45,7 @@ func TestConformance(t *testing.T) {
 					{Name: "lb1", Address: instances["lb1"].Admin()},
 					{Name: "lb2", Address: instances["lb2"].AdminTCP()},
 				},
+				Allow:          []lb.Allow{{Backends: backends, Ports: []string{"1-65535"}}},
 				Server:         lb.ServerOptions{Weight: weight, Check: true},
 				DrainPoll:      20 * time.Millisecond,
 				CommandTimeout: 2 * time.Second,
