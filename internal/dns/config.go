@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path"
 	"strconv"
 	"strings"
 	"text/template"
@@ -38,6 +39,11 @@ type Config struct {
 	// NameTemplate is a Go text/template over eventbus.VM giving the host
 	// name. Default "{{.Name}}". The result is normalized (see Normalize).
 	NameTemplate string `yaml:"name_template"`
+	// DenyNames are glob patterns (path.Match, case-insensitive) of host
+	// labels no VM may take: a VM name matching one is refused (a
+	// permanent error, dead-lettered with the reason). Absent:
+	// DefaultDenyNames; an explicit [] denies nothing.
+	DenyNames []string `yaml:"deny_names"`
 	// Networks, when not empty, is the allow-list of networks (name or id)
 	// whose NICs get records.
 	Networks []string `yaml:"networks"`
@@ -99,6 +105,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.NameTemplate == "" {
 		c.NameTemplate = "{{.Name}}"
+	}
+	if c.DenyNames == nil {
+		c.DenyNames = DefaultDenyNames
 	}
 	if c.Aliases == nil {
 		yes := true
@@ -183,6 +192,11 @@ func (c *Config) Validate() error {
 	}
 	if _, err := template.New("name").Option("missingkey=error").Parse(c.NameTemplate); err != nil {
 		bad("name_template", "%v", err)
+	}
+	for i, p := range c.DenyNames {
+		if _, err := path.Match(p, ""); err != nil || p == "" {
+			bad(fmt.Sprintf("deny_names[%d]", i), "%q is not a glob pattern", p)
+		}
 	}
 	for i, a := range c.Addresses {
 		if !addressFields[a] {

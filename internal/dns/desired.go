@@ -112,32 +112,6 @@ func addressField(nic eventbus.NIC, field string) string {
 	return ""
 }
 
-// hostName renders the name template and returns the normalized fully
-// qualified name inside a forward zone.
-func (t *Target) hostName(vm *eventbus.VM) (string, error) {
-	var b strings.Builder
-	if err := t.tmpl.Execute(&b, vm); err != nil {
-		return "", fmt.Errorf("render dns.name_template: %w", err)
-	}
-	n, err := Normalize(b.String())
-	if err != nil {
-		return "", fmt.Errorf("vm %s name: %w", vm.Key(), err)
-	}
-	if !strings.HasSuffix(n, ".") {
-		n += "." + t.forward[0]
-	}
-	zone := zoneOf(n, t.forward)
-	switch {
-	case zone == "":
-		return "", fmt.Errorf("vm %s name: %w: %q is outside every forward zone %v", vm.Key(), errInvalidName, n, t.forward)
-	case zone == n:
-		return "", fmt.Errorf("vm %s name: %w: %q is the zone apex", vm.Key(), errInvalidName, n)
-	case len(n) > 254:
-		return "", fmt.Errorf("vm %s name: %w: %q is longer than 253 bytes", vm.Key(), errInvalidName, n)
-	}
-	return n, nil
-}
-
 // marker is the ownership TXT value of a VM, in the style of external-dns.
 func (t *Target) marker(vm *eventbus.VM) string {
 	return "heritage=vmglue,vmglue/owner=" + t.cfg.OwnerID + ",vmglue/vm=" + vm.Key()
