@@ -108,6 +108,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, o ProvisionOptions) 
 		{Bucket: BucketCertnames, Description: "certname -> VM keys index of the puppet worker", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		{Bucket: BucketCertBindings, Description: "certname -> the VM and public key vmglue autosign signed it for", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 		{Bucket: BucketSweep, Description: "sweeps each known VM was missing from", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Bucket: BucketMeta, Description: "the installation's identity", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
 	}
 	for _, b := range buckets {
 		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {

@@ -31,6 +31,11 @@ const (
 	// known VM was missing from, key "<cloud>.<vmid>" (only missing VMs
 	// have a key).
 	BucketSweep = "VMGLUE_SWEEP"
+	// BucketMeta holds what describes the installation itself: key
+	// KeyInstallation.
+	BucketMeta = "VMGLUE_META"
+	// KeyInstallation is the key of the installation identity in BucketMeta.
+	KeyInstallation = "installation"
 )
 
 // VMSubject returns the subject filter of every event of one VM.

@@ -36,6 +36,12 @@ type Config struct {
 	SecretAttributes []string `yaml:"secret_attributes"`
 	// Sweep is the periodic sweep of the clouds' APIs (nil: no sweep).
 	Sweep *sweep.Config `yaml:"sweep"`
+	// Installation is this installation's identity, in every ownership
+	// marker the workers write (DNS TXT, HAProxy server names with
+	// <installation>, monitoring). Empty: serve generates one on first
+	// start and keeps it on the bus (eventbus.Installation); set it to
+	// keep the identity across a rebuilt NATS.
+	Installation string `yaml:"installation"`
 }
 
 // SecretNames returns the secret attribute names of the configuration
@@ -221,6 +227,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.CompactAfter < 0 {
 		return errors.New("runtime.compact_after: must not be negative")
+	}
+	if c.Installation != "" && !eventbus.ValidInstallation(c.Installation) {
+		return fmt.Errorf("installation: %q: use 1-32 lower-case letters, digits and '-'", c.Installation)
 	}
 	if _, err := eventbus.NewSecretNames(c.SecretAttributes); err != nil {
 		return fmt.Errorf("secret_attributes: %w", err)

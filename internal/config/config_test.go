@@ -40,6 +40,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"password without user", "nats:\n  password_file: /x\n", "nats.password_file"},
 		{"dns without servers", "workers:\n  dns:\n    forward_zones: [a.test.]\n", "workers.dns.servers: "},
 		{"lb without instances", "workers:\n  lb: {}\n", "workers.lb.instances: "},
+		{"bad installation", "installation: Site A\n", "installation: "},
 		{"unknown worker", "workers:\n  monitr: {}\n", "workers.monitr: unknown worker"},
 		{"unknown key in a worker", "log:\n  level: info\nworkers:\n  lb:\n    drain_timout: 1m\n", "line 5: field drain_timout not found"},
 		{"negative concurrency", "runtime:\n  concurrency: -1\n", "runtime.concurrency"},

@@ -112,7 +112,16 @@ func addressField(nic eventbus.NIC, field string) string {
 	return ""
 }
 
-// marker is the ownership TXT value of a VM, in the style of external-dns.
+// marker is the ownership TXT value of a VM, in the style of external-dns:
+// "heritage=vmglue,vmglue/owner=<owner_id>,vmglue/installation=<id>,vmglue/vm=<key>".
+// Without an installation identity (unit tests) it has the previous
+// version's form, without vmglue/installation. A marker of the previous
+// version that the registry records is ours: the next Apply of the VM
+// finds it (the prerequisite is the recorded value) and rewrites it.
 func (t *Target) marker(vm *eventbus.VM) string {
-	return "heritage=vmglue,vmglue/owner=" + t.cfg.OwnerID + ",vmglue/vm=" + vm.Key()
+	inst := ""
+	if t.installation != "" {
+		inst = ",vmglue/installation=" + t.installation
+	}
+	return "heritage=vmglue,vmglue/owner=" + t.cfg.OwnerID + inst + ",vmglue/vm=" + vm.Key()
 }

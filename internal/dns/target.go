@@ -28,6 +28,8 @@ type Target struct {
 	keyName string              // fully qualified
 	alg     string
 	secret  string // base64; never logged or put into an error
+	// installation is worker.Deps.Installation, in every marker.
+	installation string
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -57,18 +59,19 @@ func New(cfg Config, deps worker.Deps) (*Target, error) {
 		return nil, fmt.Errorf("parse dns.name_template: %w", err)
 	}
 	t := &Target{
-		cfg:      cfg,
-		log:      deps.Log.With().Str("worker", "dns").Logger(),
-		tmpl:     tmpl,
-		forward:  canonicalZones(cfg.ForwardZones),
-		reverse:  canonicalZones(cfg.ReverseZones),
-		present:  map[string]bool{},
-		servers:  map[string][]string{},
-		keyName:  mdns.CanonicalName(cfg.TSIG.Name),
-		alg:      algorithms[strings.ToLower(cfg.TSIG.Algorithm)],
-		secret:   secret,
-		batchers: map[string]*batcher{},
-		metrics:  newMetrics(),
+		cfg:          cfg,
+		log:          deps.Log.With().Str("worker", "dns").Logger(),
+		tmpl:         tmpl,
+		forward:      canonicalZones(cfg.ForwardZones),
+		reverse:      canonicalZones(cfg.ReverseZones),
+		present:      map[string]bool{},
+		servers:      map[string][]string{},
+		keyName:      mdns.CanonicalName(cfg.TSIG.Name),
+		alg:          algorithms[strings.ToLower(cfg.TSIG.Algorithm)],
+		secret:       secret,
+		installation: deps.Installation,
+		batchers:     map[string]*batcher{},
+		metrics:      newMetrics(),
 	}
 	for _, k := range cfg.PresentKinds {
 		t.present[k] = true

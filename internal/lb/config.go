@@ -42,8 +42,10 @@ type Config struct {
 	// Network selects the NIC by network name; empty: the first NIC with
 	// an IPv4 address.
 	Network string `yaml:"network"`
-	// ServerName is the server name template; <cloud>, <vmid> and <name>
-	// are replaced. Default "<cloud>-<vmid>".
+	// ServerName is the server name template; <cloud>, <vmid>, <name>
+	// and <installation> (worker.Deps.Installation: two installations
+	// sharing an HAProxy never name a server alike) are replaced. Default
+	// "<cloud>-<vmid>".
 	ServerName string `yaml:"server_name"`
 	// Server are the options of every server vmglue adds.
 	Server ServerOptions `yaml:"server"`
@@ -153,11 +155,11 @@ func (c *Config) Validate() error {
 	if c.Attribute == "-" && len(c.Labels) == 0 {
 		bad("attribute", "the attribute is off and no labels are set: no VM can join a pool")
 	}
-	probe := renderName(c.ServerName, "cloud", "1", "vm")
+	probe := renderName(c.ServerName, "vg-1", "cloud", "1", "vm")
 	if !strings.Contains(c.ServerName, "<vmid>") && !strings.Contains(c.ServerName, "<name>") {
 		bad("server_name", "%q must contain <vmid> or <name>", c.ServerName)
 	} else if !nameRE.MatchString(probe) || strings.Contains(probe, "<") {
-		bad("server_name", "%q: only letters, digits and . _ : - besides <cloud>, <vmid>, <name>", c.ServerName)
+		bad("server_name", "%q: only letters, digits and . _ : - besides <cloud>, <vmid>, <name>, <installation>", c.ServerName)
 	}
 	s := c.Server
 	for _, f := range []struct {

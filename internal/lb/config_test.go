@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -169,5 +171,23 @@ func TestAllow(t *testing.T) {
 				t.Fatalf("desired %v, %v; want a permanent ErrNotAllowed", got, err)
 			}
 		})
+	}
+}
+
+// TestServerNameInstallation: <installation> in server_name is the
+// installation identity serve gives the worker; without one it is refused.
+func TestServerNameInstallation(t *testing.T) {
+	c := testConfig("lb1", "unix:/run/haproxy/admin.sock")
+	c.ServerName = "<installation>-<cloud>-<vmid>"
+	if _, err := New(c, worker.Deps{Log: zerolog.Nop()}); err == nil || !strings.Contains(err.Error(), "lb.server_name") {
+		t.Fatalf("without an installation: %v, want an error naming lb.server_name", err)
+	}
+	tgt, err := New(c, worker.Deps{Log: zerolog.Nop(), Installation: "vg-site-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tgt.Desired(testVM("42", "web:8080"))
+	if want := (worker.Objects{"lb1/web/vg-site-a-one-42": "127.0.0.1:8080"}); err != nil || !maps.Equal(got, want) {
+		t.Fatalf("desired %v, %v; want %v", got, err, want)
 	}
 }

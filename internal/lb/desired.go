@@ -40,8 +40,8 @@ func parseMembers(v string) ([]member, error) {
 }
 
 // renderName fills the server name template.
-func renderName(tmpl, cloud, vmid, name string) string {
-	return strings.NewReplacer("<cloud>", cloud, "<vmid>", vmid, "<name>", name).Replace(tmpl)
+func renderName(tmpl, installation, cloud, vmid, name string) string {
+	return strings.NewReplacer("<installation>", installation, "<cloud>", cloud, "<vmid>", vmid, "<name>", name).Replace(tmpl)
 }
 
 // members returns the pools of the VM from its attribute and labels, one per
@@ -129,7 +129,7 @@ func (t *Target) Desired(vm *eventbus.VM) (worker.Objects, error) {
 	if len(ms) == 0 {
 		return want, nil
 	}
-	name := renderName(t.cfg.ServerName, vm.Cloud, vm.ID, vm.Name)
+	name := renderName(t.cfg.ServerName, t.installation, vm.Cloud, vm.ID, vm.Name)
 	if !validServerName(name) {
 		return nil, worker.Permanent(fmt.Errorf("vm %s: server name %q: only letters, digits and . _ : -, at most %d",
 			vm.Key(), name, MaxServerName))

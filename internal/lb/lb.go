@@ -21,6 +21,9 @@ type Target struct {
 	clients map[string]*Client // by instance name
 	now     func() time.Time
 	metrics metrics
+	// installation is worker.Deps.Installation, for <installation> in
+	// server_name.
+	installation string
 
 	mu  sync.Mutex
 	vms map[string]*vmState // by VM key
@@ -66,7 +69,10 @@ func New(cfg Config, deps worker.Deps) (*Target, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	t := &Target{cfg: cfg, log: deps.Log.With().Str("worker", "lb").Logger(),
+	if strings.Contains(cfg.ServerName, "<installation>") && deps.Installation == "" {
+		return nil, errors.New("lb.server_name: <installation> needs the installation identity (vmglue serve sets it)")
+	}
+	t := &Target{cfg: cfg, log: deps.Log.With().Str("worker", "lb").Logger(), installation: deps.Installation,
 		clients: map[string]*Client{}, now: time.Now, vms: map[string]*vmState{}, metrics: newMetrics()}
 	for _, in := range cfg.Instances {
 		c, err := NewClient(in.Address, cfg.CommandTimeout)

@@ -38,6 +38,9 @@ type Options struct {
 type Info struct {
 	NATSURL     string // where clients connect (embedded or external)
 	MetricsAddr string // "" when metrics are off
+	// Installation is the installation identity the workers mark their
+	// objects with (config installation, or the one kept on the bus).
+	Installation string
 }
 
 // Run serves until ctx is done, then shuts down gracefully.
@@ -79,13 +82,20 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		return err
 	}
 	log.Info().Str("nats", eventbus.RedactURL(url)).Int("replicas", cfg.NATS.Stream.Replicas).Msg("streams and buckets provisioned")
+	pctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	installation, err := eventbus.Installation(pctx, js, cfg.Installation)
+	cancel()
+	if err != nil {
+		return err
+	}
+	log.Info().Str("installation", installation).Msg("installation identity")
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if len(cfg.Metrics.SpoolDirs) > 0 {
 		reg.MustRegister(spoolCollector(cfg.Metrics.SpoolDirs))
 	}
-	runners, closeWorkers, err := newRunners(cfg, js, reg, log)
+	runners, closeWorkers, err := newRunners(cfg, js, installation, reg, log)
 	if err != nil {
 		return err
 	}
@@ -106,7 +116,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		runners = append(runners, sweeper)
 	}
 
-	info := Info{NATSURL: url}
+	info := Info{NATSURL: url, Installation: installation}
 	var srv *http.Server
 	if cfg.Metrics.Listen != "" {
 		l, err := net.Listen("tcp", cfg.Metrics.Listen)

@@ -37,7 +37,7 @@ func targetOptions(cfg *config.Config, t worker.Target) worker.Options {
 // newRunners builds one runner per configured worker, plus one per
 // background loop a target has (worker.Background), and detects the other
 // optional capabilities of each target.
-func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Registerer, log zerolog.Logger) ([]runner, func(), error) {
+func newRunners(cfg *config.Config, js jetstream.JetStream, installation string, reg prometheus.Registerer, log zerolog.Logger) ([]runner, func(), error) {
 	var runners []runner
 	var closers []io.Closer
 	cleanup := func() {
@@ -52,7 +52,7 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, reg prometheus.Regis
 	for _, name := range cfg.Workers.Names() {
 		cw, _ := catalog.Lookup(name)
 		// Targets and the runtime add the "worker" field themselves.
-		t, err := cw.New(cfg.Workers[name], worker.Deps{Log: log, JS: js})
+		t, err := cw.New(cfg.Workers[name], worker.Deps{Log: log, JS: js, Installation: installation})
 		if err != nil {
 			return fail(name, err)
 		}

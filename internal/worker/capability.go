@@ -18,6 +18,12 @@ type Deps struct {
 	// in KV (the puppet worker's certname index). Unit tests that need no
 	// such state leave it nil.
 	JS jetstream.JetStream
+	// Installation is the identity of this vmglue installation
+	// (eventbus.Installation), which a target puts into every ownership
+	// marker it writes so that two installations sharing a target never
+	// take each other's objects for their own. Empty in unit tests that
+	// do not need one: the marker then has the previous version's form.
+	Installation string
 }
 
 // The optional capabilities below are interfaces the runtime (vmglue serve)
