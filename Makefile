@@ -17,7 +17,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge clean
+.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn clean
 
 all: build
 
@@ -88,6 +88,11 @@ bench-dns: build
 	{ $(GO) test -run '^$$' -bench BenchmarkDNSBurst -benchtime 1x -timeout 30m ./bench/dns \
 	    -args -vmglue $(CURDIR)/$(BIN)/vmglue -hook $(CURDIR)/$(BIN)/vmglue-hook $(BENCHARGS); echo $$? > $$rc; } 2>&1 | tee $$out; \
 	grep '^vmglue .*, ratio ' $$out | tail -n 1; status=$$(cat $$rc); rm -f $$out $$rc; exit $$status
+
+# 10,000 VMs created and deleted (embedded NATS, real HAProxy): heap and
+# VMGLUE_VMS size printed after every sweep, flat.
+bench-churn:
+	$(GO) test -run '^$$' -bench BenchmarkChurn -benchtime 1x -timeout 20m ./bench/churn $(if $(BENCHARGS),-args $(BENCHARGS))
 
 # One `vmglue autosign` lookup over 10,000 VM snapshots (embedded NATS).
 bench-autosign:

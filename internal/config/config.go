@@ -107,6 +107,12 @@ type Runtime struct {
 	// CompactInterval is how often serve compacts. Default 1h; negative
 	// disables compaction.
 	CompactInterval time.Duration `yaml:"compact_interval"`
+	// TombstoneTTL is how long a deleted VM's tombstone stays after its
+	// compaction (worker.ForgetTombstones, run with the compaction).
+	// Default nats.stream.max_age + 24h; at least nats.stream.max_age, so
+	// that no event of the VM is still in the stream to bring it back;
+	// negative keeps tombstones for ever.
+	TombstoneTTL time.Duration `yaml:"tombstone_ttl"`
 }
 
 // Defaults of Runtime's compaction.
@@ -159,6 +165,9 @@ func (c *Config) SetDefaults() {
 	}
 	c.NATS.Stream.SetDefaults()
 	c.Runtime.setDefaults()
+	if c.Runtime.TombstoneTTL == 0 {
+		c.Runtime.TombstoneTTL = c.NATS.Stream.MaxAge + 24*time.Hour
+	}
 	c.Workers.setDefaults()
 	if c.Sweep != nil {
 		c.Sweep.SetDefaults()
@@ -227,6 +236,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.CompactAfter < 0 {
 		return errors.New("runtime.compact_after: must not be negative")
+	}
+	if ttl := c.Runtime.TombstoneTTL; ttl > 0 && ttl < c.NATS.Stream.MaxAge {
+		return fmt.Errorf("runtime.tombstone_ttl: %s is shorter than nats.stream.max_age %s: a replayed event could bring a deleted VM back", ttl, c.NATS.Stream.MaxAge)
 	}
 	if c.Installation != "" && !eventbus.ValidInstallation(c.Installation) {
 		return fmt.Errorf("installation: %q: use 1-32 lower-case letters, digits and '-'", c.Installation)

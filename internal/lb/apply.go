@@ -28,7 +28,7 @@ func (t *Target) Apply(ctx context.Context, req worker.Request) (worker.Objects,
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	out := req.Result()
-	defer func() { st.known, st.last = true, maps.Clone(out) }()
+	defer func() { t.applied(st, maps.Clone(out)) }()
 	log := t.log.With().Str("vm", vm.ID).Str("cloud", vm.Cloud).Logger()
 
 	byInstance := map[string][]objectKey{}

@@ -26,7 +26,8 @@ type Target struct {
 	installation string
 
 	mu  sync.Mutex
-	vms map[string]*vmState // by VM key
+	vms map[string]*vmState // by VM key; see prune
+	gen uint64              // Resyncs begun, see prune
 
 	// guard, when set, runs each repair of a Resync under the VM's lease
 	// with its current registry record (worker.Runner.Guard).
@@ -46,18 +47,6 @@ func (t *Target) ResyncInterval() time.Duration { return t.cfg.ResyncInterval }
 // that Resync never races a converge).
 func (t *Target) RunBeside(ctx context.Context, r *worker.Runner) {
 	t.WatchReloads(ctx, func(string) { r.TriggerResync() })
-}
-
-// vmState serialises Apply and Resync for one VM and remembers what Apply
-// last returned, so a Resync working from an older copy of the registry
-// never re-adds a server that Apply has just removed.
-type vmState struct {
-	mu    sync.Mutex
-	known bool
-	last  worker.Objects
-	// drains holds when Resync started draining a leaving server (by
-	// object key), so its drain timeout holds across Resyncs.
-	drains map[string]time.Time
 }
 
 var _ worker.Target = (*Target)(nil)
@@ -89,17 +78,6 @@ func (t *Target) Name() string { return "lb" }
 
 // Config returns the configuration in use, defaults filled.
 func (t *Target) Config() Config { return t.cfg }
-
-func (t *Target) vm(key string) *vmState {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s, ok := t.vms[key]
-	if !ok {
-		s = &vmState{}
-		t.vms[key] = s
-	}
-	return s
-}
 
 // outcome gathers the errors of one Apply or Resync across instances and
 // objects, and reduces them to the one error the runtime acts on.

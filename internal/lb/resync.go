@@ -26,8 +26,10 @@ import (
 // For a VM that Apply has handled in this process, Resync uses what Apply
 // last returned instead of applied, under the same per-VM lock, so an older
 // copy of the registry never brings back a removed server. An unreachable
-// instance is skipped and reported; the others are still repaired.
+// instance is skipped and reported; the others are still repaired. It
+// first forgets the per-VM state no longer needed (prune).
 func (t *Target) Resync(ctx context.Context, applied map[string]worker.Objects) error {
+	t.prune()
 	var o outcome
 	states := map[string]map[string]server{}
 	for _, in := range t.cfg.Instances {

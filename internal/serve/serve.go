@@ -102,7 +102,7 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	defer closeWorkers()
 	if cfg.Runtime.CompactInterval > 0 {
 		runners = append(runners, runFunc(func(ctx context.Context) error {
-			compactLoop(ctx, js, cfg.Runtime.CompactAfter, cfg.Runtime.CompactInterval, log)
+			compactLoop(ctx, js, cfg.Runtime, log)
 			return nil
 		}))
 	}
@@ -204,9 +204,11 @@ func handler(reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream) ht
 }
 
 // compactLoop runs worker.Compact every interval (the first time one
-// interval after start) for the VMs deleted more than after ago.
-func compactLoop(ctx context.Context, js jetstream.JetStream, after, interval time.Duration, log zerolog.Logger) {
-	t := time.NewTicker(interval)
+// interval after start) for the VMs deleted more than compact_after ago,
+// then worker.ForgetTombstones for the tombstones older than
+// tombstone_ttl (unless negative).
+func compactLoop(ctx context.Context, js jetstream.JetStream, rt config.Runtime, log zerolog.Logger) {
+	t := time.NewTicker(rt.CompactInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -214,8 +216,14 @@ func compactLoop(ctx context.Context, js jetstream.JetStream, after, interval ti
 			return
 		case <-t.C:
 		}
-		if _, err := worker.Compact(ctx, js, time.Now().Add(-after), log); err != nil && ctx.Err() == nil {
+		if _, err := worker.Compact(ctx, js, time.Now().Add(-rt.CompactAfter), log); err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Msg("compact deleted vms")
+		}
+		if rt.TombstoneTTL < 0 {
+			continue
+		}
+		if _, err := worker.ForgetTombstones(ctx, js, time.Now().Add(-rt.TombstoneTTL), log); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("forget tombstones")
 		}
 	}
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 )
 
-// A deleted VM's snapshot stays in VMGLUE_VMS for good: it is the tombstone
-// that keeps a late or replayed event from bringing the VM back. Its full
+// A deleted VM's snapshot stays in VMGLUE_VMS as its tombstone, which
+// keeps a late or replayed event from bringing the VM back, until
+// ForgetTombstones removes it (runtime.tombstone_ttl, longer than the
+// event stream keeps the VM's events). Its full
 // content (NICs, attributes) and the workers' empty records in
 // VMGLUE_APPLIED are only useful for a while (`vmglue vm`). Compact keeps
 // the tombstone and drops the rest, so what stays per deleted VM is a few
@@ -58,25 +60,12 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 	if err != nil {
 		return st, fmt.Errorf("compact: list %s: %w", eventbus.BucketApplied, err)
 	}
-	err = listKeys(ctx, vms, nil, func(key string) error {
-		e, err := vms.Get(ctx, key)
-		if eventbus.IsNoKey(err) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("get snapshot %s: %w", key, err)
-		}
+	err = eachEntry(ctx, vms, func(key string, e jetstream.KeyValueEntry) error {
 		var full record
 		if json.Unmarshal(e.Value(), &full) != nil || !full.Deleted() || !e.Created().Before(cutoff) {
 			return nil
 		}
-		// The full snapshot's digest stays known: a late copy of it must
-		// not replace the tombstone.
-		t := record{VM: *Tombstone(&full.VM), Replaced: full.Replaced}
-		if d := full.Digest(); d != t.Digest() && !slices.Contains(t.Replaced, d) {
-			t.Replaced = append(t.Replaced, d)
-		}
-		tomb, err := json.Marshal(t)
+		tomb, err := tombstoneOf(full)
 		if err != nil {
 			return fmt.Errorf("encode tombstone %s: %w", key, err)
 		}
@@ -122,6 +111,21 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 	return st, nil
 }
 
+// eachEntry calls fn with every key of kv and its entry; a key removed
+// meanwhile is skipped.
+func eachEntry(ctx context.Context, kv jetstream.KeyValue, fn func(key string, e jetstream.KeyValueEntry) error) error {
+	return listKeys(ctx, kv, nil, func(key string) error {
+		e, err := kv.Get(ctx, key)
+		if eventbus.IsNoKey(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("get %s: %w", key, err)
+		}
+		return fn(key, e)
+	})
+}
+
 // dropEmptyRecords removes the registry records keys (of one VM, every
 // worker) when all are empty. settled is false, and nothing is removed,
 // when a record still has objects.
@@ -151,6 +155,17 @@ func dropEmptyRecords(ctx context.Context, applied jetstream.KeyValue, keys []st
 		removed++
 	}
 	return true, removed, nil
+}
+
+// tombstoneOf encodes the tombstone record of a deleted snapshot. The full
+// snapshot's digest stays known: a late copy of it must not replace the
+// tombstone.
+func tombstoneOf(full record) ([]byte, error) {
+	t := record{VM: *Tombstone(&full.VM), Replaced: full.Replaced}
+	if d := full.Digest(); d != t.Digest() && !slices.Contains(t.Replaced, d) {
+		t.Replaced = append(t.Replaced, d)
+	}
+	return json.Marshal(t)
 }
 
 // Tombstone is what stays of a deleted VM: what identifies it, its state,

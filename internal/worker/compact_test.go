@@ -76,4 +76,21 @@ func TestCompact(t *testing.T) {
 	if snap, _, _ := h.Snapshots.Get(ctx, gone.Key()); snap == nil || !snap.Deleted() {
 		t.Fatalf("snapshot after the replay: %+v", snap)
 	}
+
+	// Past tombstone_ttl the tombstone goes; the live VM and the delete not
+	// applied everywhere stay.
+	if n, err := worker.ForgetTombstones(ctx, h.JS, time.Now().Add(-time.Hour), workertest.Logger()); err != nil || n != 0 {
+		t.Fatalf("forget tombstones of an hour ago: %d, %v; want none", n, err)
+	}
+	if n, err := worker.ForgetTombstones(ctx, h.JS, time.Now().Add(time.Second), workertest.Logger()); err != nil || n != 1 {
+		t.Fatalf("forget tombstones: %d, %v; want 1", n, err)
+	}
+	if snap, _, err := h.Snapshots.Get(ctx, gone.Key()); err != nil || snap != nil {
+		t.Fatalf("tombstone after ForgetTombstones: %+v %v", snap, err)
+	}
+	for _, vm := range []eventbus.VM{live, stuck} {
+		if snap, _, err := h.Snapshots.Get(ctx, vm.Key()); err != nil || snap == nil {
+			t.Fatalf("snapshot of %s forgotten: %v", vm.Key(), err)
+		}
+	}
 }
