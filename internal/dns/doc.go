@@ -11,12 +11,14 @@
 //
 //	A    web1.cloud.test.            10.0.0.42 (every IPv4 of the selected NICs)
 //	AAAA web1.cloud.test.            fd00::42
-//	TXT  web1.cloud.test.            "heritage=vmglue,vmglue/owner=<owner_id>,vmglue/vm=<cloud>.<id>"
+//	TXT  web1.cloud.test.            "heritage=vmglue,vmglue/owner=<owner_id>,vmglue/installation=<id>,vmglue/vm=<cloud>.<id>"
 //	PTR  42.0.0.10.in-addr.arpa.     web1.cloud.test. (per address inside a reverse zone)
 //
 // Object keys are "TYPE name" ("A web1.cloud.test."), values the sorted,
 // comma-joined rdata. The name is name_template (default "{{.Name}}")
 // normalized by Normalize; a relative name goes into the first forward zone.
+// The VM's fields may not add labels or make the name absolute, and a label
+// matching deny_names is refused (see hostName).
 //
 // # Ownership
 //
