@@ -30,6 +30,12 @@ func eachDNS(t *testing.T, test func(t *testing.T, b *testenv.DNS)) {
 	}
 }
 
+// marker is the dns worker's ownership TXT value of VM vmKey under serve
+// in (default owner_id).
+func marker(in *instance, vmKey string) string {
+	return "heritage=vmglue,vmglue/owner=vmglue,vmglue/installation=" + in.Info.Installation + ",vmglue/vm=" + vmKey
+}
+
 func resolves(t *testing.T, b *testenv.DNS, name string, qtype uint16, want string) func() bool {
 	return func() bool { return slices.Contains(b.Lookup(t, name, qtype), want) }
 }
@@ -239,7 +245,7 @@ func testDNSServerOutage(t *testing.T, b *testenv.DNS) {
 	idle(t, js, "dns")
 	want := map[string][]string{
 		"cloud.test.": {"ns1.cloud.test. A 127.0.0.1", "outage.cloud.test. A 10.0.0.11",
-			"outage.cloud.test. TXT heritage=vmglue,vmglue/owner=vmglue,vmglue/vm=one.11"},
+			"outage.cloud.test. TXT " + marker(in, "one.11")},
 		"10.in-addr.arpa.": {"11.0.0.10.in-addr.arpa. PTR outage.cloud.test."},
 	}
 	for zone, w := range want {
@@ -317,7 +323,7 @@ func testDNSBurst(t *testing.T, b *testenv.DNS) {
 		}
 		name := v.Name + ".cloud.test."
 		ptr, _ := mdns.ReverseAddr(v.IP)
-		fwd = append(fwd, name+" A "+v.IP, fmt.Sprintf("%s TXT heritage=vmglue,vmglue/owner=vmglue,vmglue/vm=one.%d", name, v.ID))
+		fwd = append(fwd, name+" A "+v.IP, fmt.Sprintf("%s TXT %s", name, marker(in, fmt.Sprintf("one.%d", v.ID))))
 		rev = append(rev, ptr+" PTR "+name)
 	}
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
