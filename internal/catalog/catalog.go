@@ -19,6 +19,7 @@ import (
 
 	"github.com/vmglue/vmglue/internal/dns"
 	"github.com/vmglue/vmglue/internal/lb"
+	"github.com/vmglue/vmglue/internal/monitor"
 	"github.com/vmglue/vmglue/internal/puppet"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -28,6 +29,7 @@ var Workers = []Worker{
 	Define("dns", dns.New),
 	Define("lb", lb.New),
 	Define("puppet", puppet.New),
+	Define("monitor", monitor.New),
 }
 
 // Section is a worker's configuration section.
