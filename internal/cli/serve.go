@@ -3,6 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
+	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/serve"
 )
 
@@ -11,7 +12,13 @@ func serveCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the workers, the embedded NATS server (unless nats.url is set), /metrics and /healthz",
-		Args:  cobra.NoArgs,
+		Long: `Run the workers, the embedded NATS server (unless nats.url is set), /metrics and /healthz.
+
+Without a configuration file (no --config, no VMGLUE_CONFIG) serve runs the
+monitor worker's Prometheus file_sd output: every running VM's IPv4 address
+with port 9100 in <data-dir>/file_sd/node.json. A configuration file replaces
+that default.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
 			if err != nil {
@@ -22,6 +29,11 @@ func serveCmd(g *globals) *cobra.Command {
 			}
 			if dataDir != "" {
 				cfg.NATS.Embedded.DataDir = dataDir
+			}
+			if g.configPath == "" {
+				// No configuration file at all: the monitor worker's
+				// file_sd output into the data directory.
+				cfg.Workers = config.DefaultWorkers(cfg.NATS.Embedded.DataDir)
 			}
 			if cmd.Flags().Changed("metrics-listen") {
 				cfg.Metrics.Listen = metrics
