@@ -3,7 +3,6 @@ package cli_test
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -56,13 +55,9 @@ func TestServeWithoutConfigWritesFileSD(t *testing.T) {
 	})
 	file := filepath.Join(data, "file_sd", "node.json")
 	targets := func() []string {
-		b, err := os.ReadFile(file)
+		entries, err := monitor.ReadFile(file)
 		if err != nil {
-			return nil
-		}
-		var entries []monitor.Entry
-		if err := json.Unmarshal(b, &entries); err != nil {
-			t.Fatalf("%s: %v\n%s", file, err, b)
+			t.Fatal(err)
 		}
 		var out []string
 		for _, e := range entries {

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -227,4 +228,21 @@ func writeAtomic(path string, b []byte) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// ReadFile reads a file_sd file as the worker writes it (for tests and
+// tools): its entries, nil when the file does not exist.
+func ReadFile(path string) ([]Entry, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var entries []Entry
+	if err := json.Unmarshal(b, &entries); err != nil {
+		return nil, fmt.Errorf("%s is not a file_sd file: %w", path, err)
+	}
+	return entries, nil
 }

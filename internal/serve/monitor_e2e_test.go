@@ -2,9 +2,7 @@ package serve_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -46,13 +44,9 @@ file_sd:
 // sdTargets returns the entries of a file_sd file by target.
 func sdTargets(t *testing.T, file string) map[string]map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(file)
+	entries, err := monitor.ReadFile(file)
 	if err != nil {
-		return nil
-	}
-	var entries []monitor.Entry
-	if err := json.Unmarshal(b, &entries); err != nil {
-		t.Fatalf("%s: %v\n%s", file, err, b)
+		t.Fatal(err)
 	}
 	out := map[string]map[string]string{}
 	for _, e := range entries {

@@ -1,0 +1,190 @@
+package monitor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+func TestValidate(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pw")
+	ok := func() Config {
+		return Config{Icinga: &IcingaConfig{URL: "https://127.0.0.1:5665", User: "vmglue", PasswordFile: pw},
+			FileSD: &FileSDConfig{Dir: "/var/lib/vmglue/file_sd", Jobs: []Job{{Name: "node", Port: 9100}}}}
+	}
+	tests := []struct {
+		name    string
+		change  func(c *Config)
+		wantErr string
+	}{
+		{name: "valid", change: func(*Config) {}},
+		{name: "no output", change: func(c *Config) { c.Icinga, c.FileSD = nil, nil }, wantErr: "monitor.icinga: set icinga, file_sd"},
+		{name: "http url", change: func(c *Config) { c.Icinga.URL = "http://x:5665" }, wantErr: "monitor.icinga.url"},
+		{name: "credentials in url", change: func(c *Config) { c.Icinga.URL = "https://u:p@x:5665" }, wantErr: "monitor.icinga.url"},
+		{name: "two passwords", change: func(c *Config) { c.Icinga.PasswordEnv = "PW" }, wantErr: "password_file and password_env"},
+		{name: "reserved var", change: func(c *Config) { c.Icinga.Vars = map[string]string{"vmglue_owner": "attribute:X"} }, wantErr: "monitor.icinga.vars"},
+		{name: "bad source", change: func(c *Config) { c.Icinga.Vars = map[string]string{"os": "OS"} }, wantErr: "monitor.icinga.vars.os"},
+		{name: "bad field", change: func(c *Config) { c.Icinga.Vars = map[string]string{"os": "field:secret"} }, wantErr: "monitor.icinga.vars.os"},
+		{name: "relative dir", change: func(c *Config) { c.FileSD.Dir = "sd" }, wantErr: "monitor.file_sd.dir"},
+		{name: "bad job name", change: func(c *Config) { c.FileSD.Jobs[0].Name = "a/b" }, wantErr: "monitor.file_sd.jobs[0].name"},
+		{name: "port", change: func(c *Config) { c.FileSD.Jobs[0].Port = 0 }, wantErr: "monitor.file_sd.jobs[0].port"},
+		{name: "reserved label", change: func(c *Config) { c.FileSD.Jobs[0].Labels = map[string]string{"__address__": "attribute:X"} }, wantErr: "jobs[0].labels"},
+		{name: "invalid label", change: func(c *Config) { c.FileSD.Jobs[0].Labels = map[string]string{"a-b": "attribute:X"} }, wantErr: "jobs[0].labels"},
+		{name: "fixed label", change: func(c *Config) { c.FileSD.Jobs[0].Labels = map[string]string{"vm_id": "attribute:X"} }, wantErr: "jobs[0].labels"},
+		{name: "deleted kind", change: func(c *Config) { c.FileSD.Jobs[0].PresentKinds = []string{"deleted"} }, wantErr: "present_kinds"},
+		{name: "owner with space", change: func(c *Config) { c.OwnerID = "a b" }, wantErr: "monitor.owner_id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok()
+			tc.change(&c)
+			c.SetDefaults()
+			err := c.Validate()
+			if (err == nil) != (tc.wantErr == "") || err != nil && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("Validate() = %v, want error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func newTarget(t *testing.T, cfg Config) *Target {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Icinga != nil {
+		cfg.Icinga.URL, cfg.Icinga.User, cfg.Icinga.PasswordFile = "https://127.0.0.1:1", "vmglue", pw
+	}
+	tg, err := New(cfg, worker.Deps{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func testVM(kind, name string) *eventbus.VM {
+	return &eventbus.VM{Cloud: "one", ID: "42", Name: name, Owner: "alice", Kind: kind, State: "POWEROFF",
+		Labels: []string{"web", "other"}, Attributes: map[string]string{"OS": "debian", "ROLE": "db,nosuch"},
+		NICs: []eventbus.NIC{{IP: "bogus"}, {IP: "10.0.0.42", IP6: "fe80::1", IP6Global: "2001:db8::42"}}}
+}
+
+func TestDesiredHost(t *testing.T) {
+	tg := newTarget(t, Config{Icinga: &IcingaConfig{Templates: []string{"generic-host"},
+		LabelTemplates: map[string]string{"web": "web-server", "db": "db-server"}, TemplateAttribute: "ROLE",
+		Vars: map[string]string{"os": "attribute:OS", "web": "label:web", "owner": "field:owner", "none": "attribute:NONE"}}})
+	tests := []struct {
+		name, kind, vmName string
+		want               []string // keys, and substrings of the values
+		permanent          bool
+	}{
+		{name: "running", kind: "running", vmName: "web42", want: []string{"host/web42",
+			`"templates":["generic-host","web-server","db-server"]`, `"address":"10.0.0.42"`, `"address6":"2001:db8::42"`,
+			`"vars.os":"debian"`, `"vars.web":"true"`, `"vars.owner":"alice"`, `"vars.vmglue_owner":"vmglue"`, `"vars.vmglue_vm":"one.42"`}},
+		{name: "stopped gets a downtime", kind: "stopped", vmName: "web42", want: []string{"host/web42", "downtime/web42", "vmglue: VM one.42 vm.stopped (POWEROFF)"}},
+		{name: "unknown keeps the host, no downtime", kind: "unknown", vmName: "web42", want: []string{"host/web42"}},
+		{name: "deleted wants nothing", kind: "deleted", vmName: "web42"},
+		{name: "bang refused", kind: "running", vmName: "vm!42", permanent: true},
+		{name: "slash refused", kind: "running", vmName: "../etc", permanent: true},
+		{name: "space refused", kind: "running", vmName: "a b", permanent: true},
+		{name: "empty refused", kind: "running", vmName: "", permanent: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := tg.Desired(testVM(tc.kind, tc.vmName))
+			if tc.permanent {
+				if !worker.IsPermanent(err) {
+					t.Fatalf("Desired = %v, %v; want a permanent error", want, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := ""
+			for k, v := range want {
+				all += k + " " + v + "\n"
+			}
+			keys := 0
+			for _, w := range tc.want {
+				if strings.HasPrefix(w, "host/") || strings.HasPrefix(w, "downtime/") {
+					keys++
+				}
+				if !strings.Contains(all, w) {
+					t.Errorf("desired lacks %s:\n%s", w, all)
+				}
+			}
+			if len(want) != keys {
+				t.Errorf("desired has %d objects, want %d:\n%s", len(want), keys, all)
+			}
+			if strings.Contains(all, "vars.none") || strings.Contains(all, "nosuch") {
+				t.Errorf("unmapped value in %s", all)
+			}
+		})
+	}
+}
+
+// Two serve processes share the bucket: each renders the complete file,
+// the other's VMs included.
+func TestFileSDSharedBucket(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	var targets [2]*Target
+	var dirs [2]string
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i := range targets {
+		dirs[i] = t.TempDir()
+		tg, err := New(Config{FileSD: &FileSDConfig{Dir: dirs[i], Jobs: []Job{{Name: "node", Port: 9100}}}},
+			worker.Deps{Log: zerolog.Nop(), JS: js})
+		if err != nil {
+			t.Fatal(err)
+		}
+		targets[i] = tg
+		go tg.RunBeside(ctx, nil)
+	}
+	for i, tg := range targets {
+		vm := testVM("running", "vm")
+		vm.ID = []string{"1", "2"}[i]
+		vm.NICs = []eventbus.NIC{{IP: []string{"127.0.0.1", "127.0.0.2"}[i]}}
+		want, err := tg.Desired(vm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tg.Apply(ctx, worker.Request{VM: vm, Want: want}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range dirs {
+		testenv.WaitFor(t, 10*time.Second, "both VMs in "+d, func() bool {
+			e, err := ReadFile(filepath.Join(d, "node.json"))
+			return err == nil && len(e) == 2 && e[0].Targets[0] == "127.0.0.1:9100" && e[1].Targets[0] == "127.0.0.2:9100"
+		})
+	}
+}
+
+func TestWriteAtomicLeavesNoTemp(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "node.json")
+	for _, s := range []string{"[]\n", "[{}]\n"} {
+		if err := writeAtomic(p, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(p); string(b) != s {
+			t.Fatalf("file %q, want %q", b, s)
+		}
+	}
+	if files, _ := os.ReadDir(dir); len(files) != 1 {
+		t.Fatalf("files left: %v", files)
+	}
+}
