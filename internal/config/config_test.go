@@ -19,7 +19,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(cfg.Workers.Names(), ","); got != "dns,lb,puppet" {
+	if got := strings.Join(cfg.Workers.Names(), ","); got != "dns,lb,puppet,monitor" {
 		t.Fatalf("workers %q", got)
 	}
 	if cfg.Sweep == nil || strings.Join(cfg.Sweep.Clouds(), ",") != "one" || cfg.Sweep.MissingSweeps != 2 || cfg.Sweep.MaxDeleteShare != 0.25 {
