@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,19 +106,35 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 	off.State, off.LCM, off.Time = 8, 0, v.Time+60 // POWEROFF
 	hook(t, in.Info.NATSURL, spool, off, "poweroff")
 	testenv.WaitFor(t, 20*time.Second, "downtime of mon42", func() bool { return len(vmglueDowntimes(ic, "mon42")) > 0 })
-	d := vmglueDowntimes(ic, "mon42")[0]
-	if !strings.Contains(d.Comment, "one.42") || !strings.Contains(d.Comment, "stopped") {
-		t.Fatalf("downtime comment %q does not name the event", d.Comment)
+	idle(t, js, "monitor")
+	var services []string
+	for _, d := range vmglueDowntimes(ic, "mon42") {
+		if !strings.Contains(d.Comment, "one.42") || !strings.Contains(d.Comment, "stopped") {
+			t.Fatalf("downtime comment %q does not name the event", d.Comment)
+		}
+		services = append(services, d.ServiceName)
+	}
+	if !slices.Equal(services, []string{"", "http"}) && !slices.Equal(services, []string{"http", ""}) {
+		t.Fatalf("downtimes of services %q, want the host's and its service http's", services)
 	}
 	idle(t, js, "monitor")
 	if _, ok := sdTargets(t, file)["127.0.0.42:9100"]; ok {
 		t.Fatal("a powered-off VM is still a target of the job (present kinds: running)")
 	}
 
+	// An operator's own downtime of the host is not vmglue's to remove.
+	now := time.Now().Unix()
+	if code, b := ic.Do("POST", "/v1/actions/schedule-downtime", map[string]any{"type": "Host", "filter": `host.name=="mon42"`,
+		"author": "ops", "comment": "maintenance", "start_time": now, "end_time": now + 3600, "fixed": true}); code != 200 {
+		t.Fatalf("operator downtime: %d %s", code, b)
+	}
 	on := v
 	on.Time = v.Time + 120
 	hook(t, in.Info.NATSURL, spool, on, "running")
 	testenv.WaitFor(t, 20*time.Second, "downtime removed", func() bool { return len(vmglueDowntimes(ic, "mon42")) == 0 })
+	if d := ic.Downtimes("mon42"); len(d) != 1 || d[0].Author != "ops" {
+		t.Fatalf("downtimes after running again: %+v, want only the operator's", d)
+	}
 	testenv.WaitFor(t, 20*time.Second, "target back", func() bool { _, ok := sdTargets(t, file)["127.0.0.42:9100"]; return ok })
 
 	// Icinga is down when the VM is deleted: retried until it is back.

@@ -102,6 +102,8 @@ object ApiUser "root" { password = %q; permissions = [ "*" ] }
 template Host "generic-host" { check_command = "hostalive"; vars.tier = "generic" }
 template Host "web-server" { vars.role = "web" }
 template Host "db-server" { vars.role = "db" }
+// Every web host gets a service, so that downtimes and deletes cover services too.
+apply Service "http" { check_command = "http"; assign where host.vars.role == "web" }
 `, cn, port, perms, ic.AdminPassword)
 	if err := os.WriteFile(filepath.Join(dir, "etc/icinga2.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
