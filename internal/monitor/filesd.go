@@ -96,8 +96,9 @@ type sdFiles struct {
 }
 
 type versioned struct {
-	rev   uint64
-	entry string // "" when deleted
+	rev     uint64
+	entry   string // "" when deleted
+	targets int    // in entry
 }
 
 func newSDFiles(cfg *FileSDConfig, m *metrics) *sdFiles {
@@ -123,7 +124,12 @@ func (f *sdFiles) set(job, vmKey, entry string, rev uint64) uint64 {
 	if old, ok := m[vmKey]; ok && old.rev > rev {
 		return f.gen
 	}
-	m[vmKey] = versioned{rev: rev, entry: entry}
+	n := 0
+	var e Entry
+	if entry != "" && json.Unmarshal([]byte(entry), &e) == nil {
+		n = len(e.Targets)
+	}
+	m[vmKey] = versioned{rev: rev, entry: entry, targets: n}
 	f.dirty[job] = true
 	f.gen++
 	return f.gen
@@ -181,10 +187,7 @@ func (f *sdFiles) render(job string) []byte {
 		}
 		b.WriteString("\n  ")
 		b.WriteString(f.entries[job][k].entry)
-		var e Entry
-		if json.Unmarshal([]byte(f.entries[job][k].entry), &e) == nil {
-			targets += len(e.Targets)
-		}
+		targets += f.entries[job][k].targets
 	}
 	b.WriteString("\n]\n")
 	f.m.targets.WithLabelValues(job).Set(float64(targets))
