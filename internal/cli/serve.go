@@ -15,7 +15,7 @@ func serveCmd(g *globals) *cobra.Command {
 		Long: `Run the workers, the embedded NATS server (unless nats.url is set), /metrics and /healthz.
 
 Without a configuration file (no --config, no VMGLUE_CONFIG) serve runs the
-monitor worker's Prometheus file_sd output: every running VM's IPv4 address
+monitor worker's Prometheus file_sd output: the IPv4 address of every running VM
 with port 9100 in <data-dir>/file_sd/node.json. A configuration file replaces
 that default.`,
 		Args: cobra.NoArgs,

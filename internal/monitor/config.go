@@ -86,7 +86,10 @@ type Job struct {
 	// Addresses are the NIC fields used: ip, ip6, ip6_global, ip6_ula.
 	// Default [ip].
 	Addresses []string `yaml:"addresses"`
-	// PresentKinds are the kinds whose VMs are targets. Default [running].
+	// PresentKinds are the kinds whose VMs are targets. Default [running,
+	// changing, migrating, unknown]: a VM being migrated or hot-plugged
+	// stays, and so does one its hypervisor lost (its scrape failing is
+	// the alert wanted then).
 	PresentKinds []string `yaml:"present_kinds"`
 	// Labels maps a Prometheus label name to a VM field, written like
 	// IcingaConfig.Vars. The labels cloud, vm_id, vm_name and vm_owner are
@@ -138,7 +141,7 @@ func (c *Config) SetDefaults() {
 				j.Addresses = []string{"ip"}
 			}
 			if len(j.PresentKinds) == 0 {
-				j.PresentKinds = []string{eventbus.KindRunning}
+				j.PresentKinds = []string{eventbus.KindRunning, eventbus.KindChanging, eventbus.KindMigrating, eventbus.KindUnknown}
 			}
 		}
 	}

@@ -124,7 +124,8 @@ func (c *icinga) do(ctx context.Context, op, method, path string, body, out any)
 	e := &apiError{Op: op, Status: resp.StatusCode, Msg: errorText(b)}
 	switch {
 	case resp.StatusCode == 401, resp.StatusCode == 403, resp.StatusCode == 400,
-		strings.Contains(e.Msg, "Validation failed"), strings.Contains(e.Msg, "may not contain"):
+		strings.Contains(e.Msg, "Validation failed"), strings.Contains(e.Msg, "may not contain"),
+		strings.Contains(e.Msg, "references unknown"): // a template, zone or command the config names
 		return worker.Permanent(e)
 	}
 	return e
@@ -146,7 +147,7 @@ func errorText(b []byte) string {
 			parts = append(parts, x.Errors...)
 		}
 		if s := strings.TrimSpace(strings.Join(parts, " ")); s != "" {
-			return clean(s)
+			return clean(strings.Join(strings.Fields(s), " "))
 		}
 	}
 	if len(b) > 200 {

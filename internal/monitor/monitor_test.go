@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,5 +187,57 @@ func TestWriteAtomicLeavesNoTemp(t *testing.T) {
 	}
 	if files, _ := os.ReadDir(dir); len(files) != 1 {
 		t.Fatalf("files left: %v", files)
+	}
+}
+
+func TestDesiredTargets(t *testing.T) {
+	tg := newTarget(t, Config{FileSD: &FileSDConfig{Dir: t.TempDir(), Jobs: []Job{
+		{Name: "node", Port: 9100, Addresses: []string{"ip", "ip6_global"}, Labels: map[string]string{"os": "attribute:OS", "web": "label:web"}},
+	}}})
+	tests := []struct {
+		name  string
+		kind  string
+		os    string
+		want  string // substring of the entry; "" for no entry
+		wantN int    // bytes of the os label, 0 to skip
+	}{
+		{name: "running", kind: "running", os: "debian",
+			want: `{"targets":["10.0.0.42:9100","[2001:db8::42]:9100"],"labels":{"cloud":"one","os":"debian","vm_id":"42","vm_name":"web42","vm_owner":"alice","web":"true"}}`},
+		{name: "migrating stays", kind: "migrating", os: "x", want: `"targets":["10.0.0.42:9100"`},
+		{name: "changing stays", kind: "changing", os: "x", want: `"targets":["10.0.0.42:9100"`},
+		{name: "unknown stays", kind: "unknown", os: "x", want: `"targets":["10.0.0.42:9100"`},
+		{name: "stopped leaves", kind: "stopped"},
+		{name: "created leaves", kind: "created"},
+		{name: "deleted leaves", kind: "deleted"},
+		{name: "quotes escaped", kind: "running", os: "a\"b\\\n}", want: `"os":"a\"b\\\n}"`},
+		{name: "invalid utf-8 replaced", kind: "running", os: "a\xffb", want: "\"os\":\"a\uFFFDb\""},
+		{name: "long value cut", kind: "running", os: strings.Repeat("é", 600), want: `"os":"éé`, wantN: 1024},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vm := testVM(tc.kind, "web42")
+			vm.Attributes["OS"] = tc.os
+			want, err := tg.Desired(vm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := want["file_sd/node"]
+			if tc.want == "" {
+				if ok || len(want) != 0 {
+					t.Fatalf("desired %v, want none", want)
+				}
+				return
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("entry %s\nwant it to contain %s", got, tc.want)
+			}
+			var e Entry
+			if err := json.Unmarshal([]byte(got), &e); err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantN > 0 && len(e.Labels["os"]) != tc.wantN {
+				t.Fatalf("os label is %d bytes, want %d", len(e.Labels["os"]), tc.wantN)
+			}
+		})
 	}
 }

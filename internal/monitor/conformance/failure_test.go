@@ -1,0 +1,69 @@
+package conformance
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/internal/monitor"
+	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
+)
+
+// Failures against the real Icinga2: a wrong password is permanent, Icinga
+// stopped is transient, an unknown template is permanent; no error carries
+// the password.
+func TestIcingaFailures(t *testing.T) {
+	ic := testenv.StartIcinga(t)
+	good, err := os.ReadFile(ic.PasswordFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong, []byte("wrong-secret-xyz\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		password  string
+		templates []string
+		stop      bool
+		permanent bool
+	}{
+		{name: "wrong password", password: wrong, permanent: true},
+		{name: "unknown template", password: ic.PasswordFile, templates: []string{"no-such-template"}, permanent: true},
+		{name: "icinga stopped", password: ic.PasswordFile, stop: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tg, err := monitor.New(monitor.Config{Icinga: &monitor.IcingaConfig{URL: ic.URL, User: ic.User,
+				PasswordFile: tc.password, CAFile: ic.CAFile, Templates: tc.templates}}, worker.Deps{Log: zerolog.Nop()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.stop {
+				ic.Stop()
+				defer ic.Start()
+			}
+			v := vm(t, "fail1")
+			want, err := tg.Desired(&v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tg.Apply(context.Background(), worker.Request{VM: &v, Want: want})
+			if err == nil || worker.IsPermanent(err) != tc.permanent {
+				t.Fatalf("Apply: %v, want an error with permanent=%v", err, tc.permanent)
+			}
+			for _, secret := range []string{"wrong-secret-xyz", strings.TrimSpace(string(good))} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("error shows the password: %v", err)
+				}
+			}
+			t.Logf("%s: %v", tc.name, err)
+		})
+	}
+}
