@@ -241,3 +241,49 @@ func TestDesiredTargets(t *testing.T) {
 		})
 	}
 }
+
+// A process writes a file only once it has loaded the shared bucket: an
+// Apply before that waits, and the file it writes holds the other
+// processes' entries too.
+func TestFileSDWaitsForTheBucket(t *testing.T) {
+	s := natstest.Start(t)
+	_, js := natstest.Connect(t, s.URL)
+	cfg := Config{FileSD: &FileSDConfig{Dir: t.TempDir(), Jobs: []Job{{Name: "node", Port: 9100}}}}
+	first, err := New(cfg, worker.Deps{Log: zerolog.Nop(), JS: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testVM("running", "other")
+	other.ID, other.NICs = "7", []eventbus.NIC{{IP: "127.0.0.7"}}
+	want, _ := first.Desired(other)
+	if _, err := first.store.put(context.Background(), "node", other.Key(), want["file_sd/node"]); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.FileSD.Dir = t.TempDir()
+	tg, err := New(cfg, worker.Deps{Log: zerolog.Nop(), JS: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := testVM("running", "web42")
+	want, _ = tg.Desired(vm)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := tg.Apply(ctx, worker.Request{VM: vm, Want: want}); err == nil {
+		t.Fatal("Apply before the bucket was loaded succeeded")
+	}
+	file := filepath.Join(cfg.FileSD.Dir, "node.json")
+	if _, err := os.Stat(file); err == nil {
+		t.Fatal("a file was written before the bucket was loaded")
+	}
+	bg, stop := context.WithCancel(context.Background())
+	defer stop()
+	go tg.RunBeside(bg, nil)
+	if _, err := tg.Apply(context.Background(), worker.Request{VM: vm, Want: want}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := ReadFile(file)
+	if err != nil || len(e) != 2 {
+		t.Fatalf("file entries %+v, %v; want the other process's VM and this one", e, err)
+	}
+}

@@ -67,3 +67,42 @@ func TestIcingaFailures(t *testing.T) {
 		})
 	}
 }
+
+// An address change updates the host in place: the downtime vmglue
+// scheduled for the stopped VM stays (a re-created host would lose it).
+func TestIcingaUpdateInPlace(t *testing.T) {
+	ic := testenv.StartIcinga(t)
+	tg, err := monitor.New(monitor.Config{Icinga: &monitor.IcingaConfig{URL: ic.URL, User: ic.User,
+		PasswordFile: ic.PasswordFile, CAFile: ic.CAFile, Templates: []string{"generic-host"}}}, worker.Deps{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vm(t, "inplace1")
+	v.Kind, v.State, v.LCMState = "stopped", "POWEROFF", ""
+	have := worker.Objects{}
+	apply := func() {
+		t.Helper()
+		want, err := tg.Desired(&v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if have, err = tg.Apply(context.Background(), worker.Request{VM: &v, Have: have, Want: want}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply()
+	before := ic.Downtimes(v.Name)
+	if len(before) != 1 {
+		t.Fatalf("downtimes %+v, want vmglue's", before)
+	}
+	v.NICs[0].IP = "127.0.0.77"
+	apply()
+	if h := ic.Host(v.Name); h == nil || h.Address != "127.0.0.77" {
+		t.Fatalf("host %+v, want address 127.0.0.77", h)
+	}
+	// A re-created host would have lost the downtime, and the Apply would
+	// have scheduled a new one, with another name.
+	if after := ic.Downtimes(v.Name); len(after) != 1 || after[0].Name != before[0].Name {
+		t.Fatalf("downtimes after the address change %+v, before %+v: the host was re-created", after, before)
+	}
+}
