@@ -17,6 +17,7 @@ func configCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			g.defaultWorkers(cfg) // what serve runs without a file
 			fmt.Fprint(g.stdout, cfg.String())
 			return nil
 		},

@@ -2,16 +2,19 @@ package cli_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/monitor"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
@@ -89,4 +92,19 @@ func TestServeWithoutConfigWritesFileSD(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "VM 42 in "+file, func() bool { return slices.Equal(targets(), []string{"10.0.0.42:9100"}) })
 	sample("vm-42-done.xml", "done")
 	testenv.WaitFor(t, 20*time.Second, "VM 42 gone from "+file, func() bool { return len(targets()) == 0 })
+}
+
+// config check without a file prints what serve runs then: the file_sd
+// default.
+func TestConfigCheckWithoutFileShowsFileSD(t *testing.T) {
+	t.Setenv("VMGLUE_CONFIG", "")
+	var out, errb bytes.Buffer
+	if code := cli.Execute(context.Background(), []string{"config", "check"}, &out, &errb); code != 0 {
+		t.Fatalf("config check: exit %d %s", code, errb.String())
+	}
+	for _, want := range []string{"monitor:", "file_sd:", "/file_sd\n", "name: node", "port: 9100"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("config check printed no %q:\n%s", want, out.String())
+		}
+	}
 }

@@ -99,6 +99,15 @@ func (g *globals) load() (*config.Config, error) {
 	return cfg, err
 }
 
+// defaultWorkers gives serve's workers when there is no configuration
+// file at all: the monitor worker's file_sd output into the data directory
+// (config.DefaultWorkers). A configuration file replaces it.
+func (g *globals) defaultWorkers(cfg *config.Config) {
+	if g.configPath == "" {
+		cfg.Workers = config.DefaultWorkers(cfg.NATS.Embedded.DataDir)
+	}
+}
+
 // clientURL is where the ops commands connect.
 func (g *globals) clientURL(cfg *config.Config) string {
 	switch {

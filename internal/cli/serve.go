@@ -3,7 +3,6 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/serve"
 )
 
@@ -30,11 +29,7 @@ that default.`,
 			if dataDir != "" {
 				cfg.NATS.Embedded.DataDir = dataDir
 			}
-			if g.configPath == "" {
-				// No configuration file at all: the monitor worker's
-				// file_sd output into the data directory.
-				cfg.Workers = config.DefaultWorkers(cfg.NATS.Embedded.DataDir)
-			}
+			g.defaultWorkers(cfg)
 			if cmd.Flags().Changed("metrics-listen") {
 				cfg.Metrics.Listen = metrics
 			}
