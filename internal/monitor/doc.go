@@ -32,6 +32,12 @@
 // bucket's revision, so an older copy never replaces a newer one. Without
 // JetStream (deps.JS nil: unit tests) the entries live in the process.
 //
+// # Resync
+//
+// Resync (under the VM's lease, see SetGuard) re-creates hosts and
+// downtimes removed by hand, sets changed attributes back and rewrites
+// the file_sd files.
+//
 // # Failures
 //
 // Icinga unreachable, timeouts and 5xx answers are transient (retried);

@@ -135,6 +135,18 @@ func (f *sdFiles) set(job, vmKey, entry string, rev uint64) uint64 {
 	return f.gen
 }
 
+// touchAll marks every job's file for writing and returns the generation
+// that holds it.
+func (f *sdFiles) touchAll() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for job := range f.entries {
+		f.dirty[job] = true
+	}
+	f.gen++
+	return f.gen
+}
+
 // flush writes every changed job's file unless a write that started after
 // generation gen already did (group commit: one write serves every change
 // made before it began).

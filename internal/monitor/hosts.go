@@ -141,22 +141,14 @@ func (t *Target) applyHosts(ctx context.Context, req worker.Request, res worker.
 		delete(res, k)
 	}
 	for _, k := range keys(req.Want, hostPrefix) {
-		if err := t.putHost(ctx, req.VM, strings.TrimPrefix(k, hostPrefix), req.Have[k], req.Want[k]); err != nil {
+		if err := t.putHost(ctx, req.VM.Key(), strings.TrimPrefix(k, hostPrefix), req.Have[k], req.Want[k]); err != nil {
 			return err
 		}
 		res[k] = req.Want[k]
 	}
 	for _, k := range keys(req.Want, downtimePrefix) {
-		name := strings.TrimPrefix(k, downtimePrefix)
-		ok, err := t.ic.hasDowntime(ctx, name, req.Want[k])
-		if err != nil {
+		if err := t.ensureDowntime(ctx, strings.TrimPrefix(k, downtimePrefix), req.Want[k]); err != nil {
 			return err
-		}
-		if !ok {
-			now := time.Now()
-			if err := t.ic.scheduleDowntime(ctx, name, req.Want[k], now.Unix(), now.Add(t.cfg.Icinga.DowntimeDuration).Unix()); err != nil {
-				return err
-			}
 		}
 		res[k] = req.Want[k]
 	}
@@ -173,19 +165,31 @@ func (t *Target) applyHosts(ctx context.Context, req worker.Request, res worker.
 	return nil
 }
 
-// owned checks the ownership marker of an existing host.
-func (t *Target) owned(vm *eventbus.VM, name string, h *hostState) error {
-	if fmt.Sprint(h.Vars[ownerVar]) == t.owner && fmt.Sprint(h.Vars[vmVar]) == vm.Key() {
+// ensureDowntime schedules vmglue's downtime of the host with comment
+// unless it exists.
+func (t *Target) ensureDowntime(ctx context.Context, name, comment string) error {
+	ok, err := t.ic.hasDowntime(ctx, name, comment)
+	if err != nil || ok {
+		return err
+	}
+	now := time.Now()
+	return t.ic.scheduleDowntime(ctx, name, comment, now.Unix(), now.Add(t.cfg.Icinga.DowntimeDuration).Unix())
+}
+
+// owned checks the ownership marker of an existing host: vmglue's
+// (owner_id) and the VM's (its key).
+func (t *Target) owned(vmKey, name string, h *hostState) error {
+	if fmt.Sprint(h.Vars[ownerVar]) == t.owner && fmt.Sprint(h.Vars[vmVar]) == vmKey {
 		return nil
 	}
 	t.m.conflicts.Inc()
 	return worker.Permanent(fmt.Errorf("icinga host %q is not %s's (vars.%s=%q, vars.%s=%q): %w",
-		name, vm.Key(), ownerVar, clean(fmt.Sprint(h.Vars[ownerVar])), vmVar, clean(fmt.Sprint(h.Vars[vmVar])), worker.ErrConflict))
+		name, vmKey, ownerVar, clean(fmt.Sprint(h.Vars[ownerVar])), vmVar, clean(fmt.Sprint(h.Vars[vmVar])), worker.ErrConflict))
 }
 
 // putHost makes the host exist as want says: create it, or verify and
 // update it in place; templates or variables that go need a re-create.
-func (t *Target) putHost(ctx context.Context, vm *eventbus.VM, name, have, want string) error {
+func (t *Target) putHost(ctx context.Context, vmKey, name, have, want string) error {
 	ws, err := parseSpec(want)
 	if err != nil {
 		return fmt.Errorf("host %s: %w", name, err)
@@ -197,7 +201,7 @@ func (t *Target) putHost(ctx context.Context, vm *eventbus.VM, name, have, want 
 	if err != nil {
 		return err
 	}
-	if err := t.owned(vm, name, h); err != nil {
+	if err := t.owned(vmKey, name, h); err != nil {
 		return err
 	}
 	cur := currentAttrs(h, ws, have)
@@ -210,7 +214,7 @@ func (t *Target) putHost(ctx context.Context, vm *eventbus.VM, name, have, want 
 		gone = gone || !keep
 	}
 	if gone || !slices.Equal(h.Templates, ws.Templates) {
-		t.log.Debug().Str("vm", vm.Key()).Str("host", name).Msg("re-creating icinga host (templates or variables removed)")
+		t.log.Debug().Str("vm", vmKey).Str("host", name).Msg("re-creating icinga host (templates or variables removed)")
 		if err := t.ic.deleteHost(ctx, name); err != nil {
 			return err
 		}
@@ -260,7 +264,7 @@ func (t *Target) deleteHost(ctx context.Context, vm *eventbus.VM, name string) e
 	if err != nil {
 		return err
 	}
-	if err := t.owned(vm, name, h); err != nil {
+	if err := t.owned(vm.Key(), name, h); err != nil {
 		t.log.Warn().Str("vm", vm.Key()).Str("host", name).Err(err).Msg("not deleting a host vmglue does not own")
 		return nil
 	}

@@ -27,6 +27,7 @@ type Target struct {
 
 	loaded   chan struct{} // closed once the file_sd entries are loaded
 	loadOnce sync.Once
+	guard    worker.GuardFunc
 	m        *metrics
 }
 

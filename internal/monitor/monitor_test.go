@@ -287,3 +287,24 @@ func TestFileSDWaitsForTheBucket(t *testing.T) {
 		t.Fatalf("file entries %+v, %v; want the other process's VM and this one", e, err)
 	}
 }
+
+// Resync rewrites a file_sd file removed by hand.
+func TestFileSDResyncRewrites(t *testing.T) {
+	dir := t.TempDir()
+	tg := newTarget(t, Config{FileSD: &FileSDConfig{Dir: dir, Jobs: []Job{{Name: "node", Port: 9100}}}})
+	vm := testVM("running", "web42")
+	want, _ := tg.Desired(vm)
+	if _, err := tg.Apply(context.Background(), worker.Request{VM: vm, Want: want}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "node.json")
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Resync(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := ReadFile(file); err != nil || len(e) != 1 {
+		t.Fatalf("after resync: %+v, %v", e, err)
+	}
+}

@@ -106,3 +106,61 @@ func TestIcingaUpdateInPlace(t *testing.T) {
 		t.Fatalf("downtimes after the address change %+v, before %+v: the host was re-created", after, before)
 	}
 }
+
+// Resync repairs drift: a host deleted by hand comes back with its
+// downtime, an address changed by hand is set back, and a host that is no
+// longer vmglue's is left alone.
+func TestIcingaResyncRepairs(t *testing.T) {
+	ic := testenv.StartIcinga(t)
+	tg, err := monitor.New(monitor.Config{Icinga: &monitor.IcingaConfig{URL: ic.URL, User: ic.User,
+		PasswordFile: ic.PasswordFile, CAFile: ic.CAFile, Templates: []string{"generic-host"}}}, worker.Deps{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vm(t, "resync1")
+	v.Kind, v.State, v.LCMState = "stopped", "POWEROFF", ""
+	want, err := tg.Desired(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have, err := tg.Apply(context.Background(), worker.Request{VM: &v, Want: want})
+	if err != nil {
+		t.Fatal(err)
+	}
+	applied := map[string]worker.Objects{v.Key(): have}
+	resync := func() {
+		t.Helper()
+		if err := tg.Resync(context.Background(), applied); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if code, b := ic.Do("DELETE", "/v1/objects/hosts/"+v.Name+"?cascade=1", nil); code != 200 {
+		t.Fatalf("delete by hand: %d %s", code, b)
+	}
+	resync()
+	if h := ic.Host(v.Name); h == nil || h.Address != "127.0.0.42" {
+		t.Fatalf("host after resync: %+v", h)
+	}
+	if d := ic.Downtimes(v.Name); len(d) != 1 || d[0].Author != "vmglue" {
+		t.Fatalf("downtimes after resync: %+v", d)
+	}
+
+	if code, b := ic.Do("POST", "/v1/objects/hosts/"+v.Name, map[string]any{"attrs": map[string]any{"address": "127.0.0.99"}}); code != 200 {
+		t.Fatalf("modify by hand: %d %s", code, b)
+	}
+	resync()
+	if h := ic.Host(v.Name); h == nil || h.Address != "127.0.0.42" {
+		t.Fatalf("host after resync: %+v, want the address set back", h)
+	}
+
+	// The operator takes the host over (the ownership var changed): left alone.
+	if code, b := ic.Do("POST", "/v1/objects/hosts/"+v.Name, map[string]any{"attrs": map[string]any{
+		"vars.vmglue_owner": "ops", "address": "127.0.0.98"}}); code != 200 {
+		t.Fatalf("take over: %d %s", code, b)
+	}
+	resync()
+	if h := ic.Host(v.Name); h == nil || h.Address != "127.0.0.98" {
+		t.Fatalf("host taken over by the operator was changed: %+v", h)
+	}
+}
