@@ -72,11 +72,7 @@ func TestIcingaFailures(t *testing.T) {
 // scheduled for the stopped VM stays (a re-created host would lose it).
 func TestIcingaUpdateInPlace(t *testing.T) {
 	ic := testenv.StartIcinga(t)
-	tg, err := monitor.New(monitor.Config{Icinga: &monitor.IcingaConfig{URL: ic.URL, User: ic.User,
-		PasswordFile: ic.PasswordFile, CAFile: ic.CAFile, Templates: []string{"generic-host"}}}, worker.Deps{Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg := icingaTarget(t, ic)
 	v := vm(t, "inplace1")
 	v.Kind, v.State, v.LCMState = "stopped", "POWEROFF", ""
 	have := worker.Objects{}
@@ -112,11 +108,7 @@ func TestIcingaUpdateInPlace(t *testing.T) {
 // longer vmglue's is left alone.
 func TestIcingaResyncRepairs(t *testing.T) {
 	ic := testenv.StartIcinga(t)
-	tg, err := monitor.New(monitor.Config{Icinga: &monitor.IcingaConfig{URL: ic.URL, User: ic.User,
-		PasswordFile: ic.PasswordFile, CAFile: ic.CAFile, Templates: []string{"generic-host"}}}, worker.Deps{Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg := icingaTarget(t, ic)
 	v := vm(t, "resync1")
 	v.Kind, v.State, v.LCMState = "stopped", "POWEROFF", ""
 	want, err := tg.Desired(&v)
@@ -163,4 +155,16 @@ func TestIcingaResyncRepairs(t *testing.T) {
 	if h := ic.Host(v.Name); h == nil || h.Address != "127.0.0.98" {
 		t.Fatalf("host taken over by the operator was changed: %+v", h)
 	}
+}
+
+// icingaTarget is a target with the Icinga output only, as the
+// least-privilege user, importing generic-host.
+func icingaTarget(t *testing.T, ic *testenv.Icinga) *monitor.Target {
+	t.Helper()
+	tg, err := monitor.New(monitor.Config{Icinga: &monitor.IcingaConfig{URL: ic.URL, User: ic.User,
+		PasswordFile: ic.PasswordFile, CAFile: ic.CAFile, Templates: []string{"generic-host"}}}, worker.Deps{Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
 }
