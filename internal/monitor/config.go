@@ -16,8 +16,9 @@ import (
 // Config is the monitor worker's configuration (workers.monitor). At least
 // one of Icinga and FileSD is set. Call SetDefaults, then Validate.
 type Config struct {
-	// OwnerID is the installation identity written into every host object
-	// (vars.vmglue_owner): a host without it is foreign. Default "vmglue",
+	// OwnerID is written into every host object (vars.vmglue_owner, as
+	// "<owner_id>/<installation>" when serve knows the installation
+	// identity): a host without it is foreign. Default "vmglue",
 	// the same default as the dns worker's owner_id.
 	OwnerID string        `yaml:"owner_id"`
 	Icinga  *IcingaConfig `yaml:"icinga"`

@@ -47,6 +47,11 @@ func New(cfg Config, deps worker.Deps) (*Target, error) {
 	}
 	t := &Target{cfg: cfg, log: deps.Log.With().Str("worker", "monitor").Logger(), owner: cfg.OwnerID,
 		loaded: make(chan struct{}), m: newMetrics()}
+	if deps.Installation != "" {
+		// Two installations sharing one Icinga never take each other's
+		// hosts for their own.
+		t.owner = cfg.OwnerID + "/" + deps.Installation
+	}
 	if c := cfg.Icinga; c != nil {
 		var err error
 		if t.hostTmpl, err = template.New("host").Option("missingkey=error").Parse(c.HostName); err != nil {

@@ -87,7 +87,7 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 	hook(t, in.Info.NATSURL, spool, v, "running")
 	var h *testenv.IcingaHost
 	testenv.WaitFor(t, 20*time.Second, "icinga host mon42", func() bool { h = ic.Host("mon42"); return h != nil })
-	if h.Address != "127.0.0.42" || h.Vars["vmglue_owner"] != "e2e" || h.Vars["os"] != "debian" ||
+	if h.Address != "127.0.0.42" || !strings.HasPrefix(fmt.Sprint(h.Vars["vmglue_owner"]), "e2e/vg-") || h.Vars["os"] != "debian" ||
 		h.Vars["role"] != "web" || h.Vars["vmglue_vm"] != "one.42" {
 		t.Fatalf("host %+v", h)
 	}
