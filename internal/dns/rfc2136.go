@@ -131,7 +131,8 @@ func (t *Target) exchange(ctx context.Context, server string, m *mdns.Msg) (*mdn
 }
 
 // lookup asks the zone's servers for name/qtype (signed, like updates) and
-// returns the rcode and the rdata of the answers (TXT strings joined).
+// returns the rcode and the rdata of the answers (TXT strings joined;
+// PTR targets canonical; A and AAAA addresses as text).
 func (t *Target) lookup(ctx context.Context, zone, name string, qtype uint16) (int, []string, error) {
 	m := new(mdns.Msg)
 	m.SetQuestion(name, qtype)
@@ -166,6 +167,10 @@ func (t *Target) lookup(ctx context.Context, zone, name string, qtype uint16) (i
 				out = append(out, strings.Join(v.Txt, ""))
 			case *mdns.PTR:
 				out = append(out, mdns.CanonicalName(v.Ptr))
+			case *mdns.A:
+				out = append(out, v.A.String())
+			case *mdns.AAAA:
+				out = append(out, v.AAAA.String())
 			}
 		}
 		return r.Rcode, out, nil

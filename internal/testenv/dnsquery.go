@@ -82,26 +82,46 @@ func (b *DNS) AddForeign(t testing.TB, rr string) {
 	if err != nil || r == nil {
 		t.Fatalf("foreign record %q: %v", rr, err)
 	}
+	b.handUpdate(t, "foreign update "+rr, r.Header().Name, func(m *dns.Msg) { m.Insert([]dns.RR{r}) })
+}
+
+// DeleteByHand removes the RRset name/typ ("A", "TXT"; "ANY": every RRset
+// at the name) with a TSIG-signed update, like an operator running
+// nsupdate's "update delete".
+func (b *DNS) DeleteByHand(t testing.TB, name, typ string) {
+	t.Helper()
+	rr := &dns.ANY{Hdr: dns.RR_Header{Name: dns.Fqdn(name), Rrtype: dns.StringToType[typ], Class: dns.ClassINET}}
+	what := "delete " + name + " " + typ
+	if typ == "ANY" {
+		b.handUpdate(t, what, rr.Hdr.Name, func(m *dns.Msg) { m.RemoveName([]dns.RR{rr}) })
+		return
+	}
+	b.handUpdate(t, what, rr.Hdr.Name, func(m *dns.Msg) { m.RemoveRRset([]dns.RR{rr}) })
+}
+
+// handUpdate sends one signed UPDATE to the zone of name, built by fill.
+func (b *DNS) handUpdate(t testing.TB, what, name string, fill func(*dns.Msg)) {
+	t.Helper()
 	zone := ""
 	for _, z := range b.Zones {
-		if dns.IsSubDomain(z, r.Header().Name) && len(z) > len(zone) {
+		if dns.IsSubDomain(z, name) && len(z) > len(zone) {
 			zone = z
 		}
 	}
 	if zone == "" {
-		t.Fatalf("foreign record %q: in no zone of %v", rr, b.Zones)
+		t.Fatalf("%s: in no zone of %v", what, b.Zones)
 	}
 	m := new(dns.Msg)
 	m.SetUpdate(zone)
-	m.Insert([]dns.RR{r})
+	fill(m)
 	key := dns.Fqdn(b.KeyName)
 	m.SetTsig(key, dns.HmacSHA256, 300, time.Now().Unix())
 	c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second, TsigSecret: map[string]string{key: b.Secret}}
 	resp, _, err := c.Exchange(m, b.Addr)
 	if err != nil {
-		t.Fatalf("foreign update %q: %v", rr, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	if resp.Rcode != dns.RcodeSuccess {
-		t.Fatalf("foreign update %q: rcode %s", rr, dns.RcodeToString[resp.Rcode])
+		t.Fatalf("%s: rcode %s", what, dns.RcodeToString[resp.Rcode])
 	}
 }

@@ -63,8 +63,11 @@ func (r *Runner) settle(j *job, n uint64, res string, err error, log zerolog.Log
 		_ = r.release(j, jetstream.Msg.Nak)
 	case IsPermanent(err):
 		reason := ReasonPermanent
-		if errors.Is(err, ErrConflict) {
+		switch {
+		case errors.Is(err, ErrConflict):
 			reason = ReasonConflict
+		case errors.Is(err, ErrDriftKept):
+			reason = ReasonDrift
 		}
 		r.deadLetter(j, reason, err, log)
 	case n >= uint64(r.opts.MaxDeliver):
@@ -132,9 +135,21 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		return "", err
 	}
 	have := rec.Have()
-	if (rec == nil || len(rec.Pending) == 0) && maps.Equal(have, want) {
+	var drifted Objects // objects of have a Verify found missing or wrong
+	var kept error      // objects changed by hand that the target leaves so
+	if j.verify {
+		fs, err := r.verify(ctx, newest, have, want, log)
+		if err != nil {
+			return "", err
+		}
+		drifted, kept = repairs(have, fs), keptError(fs)
+	}
+	if (rec == nil || len(rec.Pending) == 0) && len(drifted) == 0 && maps.Equal(have, want) {
 		if rec != nil && rec.Error != "" { // converged meanwhile: clear the old error
 			_, err = r.reg.put(ctx, j.key, &Record{Applied: have, EventID: j.ev.ID, Updated: now()}, rev)
+		}
+		if err == nil {
+			err = kept
 		}
 		return ResultNoop, err
 	}
@@ -147,6 +162,12 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	// objects are known to be possibly ours. Objects still unverified from
 	// an earlier crash stay pending until an Apply returns.
 	unverified := rec.unverified()
+	if len(drifted) > 0 {
+		if unverified == nil {
+			unverified = Objects{}
+		}
+		maps.Copy(unverified, drifted)
+	}
 	before := &Record{Applied: rec.applied(), Pending: Objects{}, EventID: j.ev.ID, Updated: now()}
 	maps.Copy(before.Pending, unverified)
 	maps.Copy(before.Pending, want) // a wanted value wins
@@ -208,6 +229,13 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	}
 	if aerr != nil {
 		return "", aerr
+	}
+	if len(drifted) > 0 {
+		r.m.driftRepaired.Add(float64(len(drifted)))
+		log.Info().Int("objects", len(drifted)).Msg("drift repaired")
+	}
+	if kept != nil {
+		return "", kept
 	}
 	return ResultOK, nil
 }

@@ -18,6 +18,7 @@ import (
 const (
 	ReasonPermanent     = "permanent"      // the target or Desired returned a Permanent error
 	ReasonConflict      = "conflict"       // a Permanent ErrConflict: a foreign object is in the way
+	ReasonDrift         = "drift"          // a verified converge found objects changed by hand that the target leaves so (ErrDriftKept)
 	ReasonMaxDeliveries = "max deliveries" // transient failures MaxDeliver times in a row
 	ReasonInvalid       = "invalid event"  // the message is not a valid Event
 	// ReasonVersion: the event's vmglueversion has a major version this

@@ -52,7 +52,8 @@ func (r *Runner) receive(msg jetstream.Msg) {
 		j.msg = msg
 		return
 	}
-	j := &job{msg: msg, seq: meta.Sequence.Stream, key: ev.Data.Key(), ev: ev}
+	j := &job{msg: msg, seq: meta.Sequence.Stream, key: ev.Data.Key(), ev: ev,
+		verify: msg.Headers().Get(eventbus.HeaderReplay) != ""}
 	r.held[j.seq] = j
 	r.enqueueLocked(j)
 }

@@ -25,6 +25,11 @@ type metrics struct {
 	retries     prometheus.Counter
 	deadLetters prometheus.Counter
 	inFlight    prometheus.Gauge
+	// driftFound counts findings of verified converges, driftRepaired the
+	// objects an Apply made exist again after one.
+	driftFound    *prometheus.CounterVec
+	driftRepaired prometheus.Counter
+	verifications prometheus.Counter
 }
 
 // newMetrics registers the collectors on reg. Several workers share them: a
@@ -51,6 +56,18 @@ func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
 		Name: "vmglue_worker_in_flight",
 		Help: "VMs a worker is converging right now.",
 	}, []string{"worker"})
+	found := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_drift_found_total",
+		Help: "Objects a verification found missing, wrong, unwanted, foreign or kept (changed by hand, left so), by worker and kind.",
+	}, []string{"worker", "kind"})
+	repaired := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_drift_repaired_total",
+		Help: "Objects a verified converge found missing or wrong and made exist again, by worker.",
+	}, []string{"worker"})
+	verifs := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_verifications_total",
+		Help: "VMs whose target a worker read back (replayed events, reconcile, periodic verification), by worker.",
+	}, []string{"worker"})
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -70,17 +87,29 @@ func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
 	if inFlight, err = register(reg, inFlight); err != nil {
 		return nil, err
 	}
+	if found, err = register(reg, found); err != nil {
+		return nil, err
+	}
+	if repaired, err = register(reg, repaired); err != nil {
+		return nil, err
+	}
+	if verifs, err = register(reg, verifs); err != nil {
+		return nil, err
+	}
 	l := prometheus.Labels{"worker": worker}
 	ev, err := events.CurryWith(l)
 	if err != nil {
 		return nil, fmt.Errorf("metrics of worker %s: %w", worker, err)
 	}
 	return &metrics{
-		events:      ev,
-		converge:    converge.With(l),
-		retries:     retries.With(l),
-		deadLetters: dead.With(l),
-		inFlight:    inFlight.With(l),
+		events:        ev,
+		converge:      converge.With(l),
+		retries:       retries.With(l),
+		deadLetters:   dead.With(l),
+		inFlight:      inFlight.With(l),
+		driftFound:    found.MustCurryWith(l),
+		driftRepaired: repaired.With(l),
+		verifications: verifs.With(l),
 	}, nil
 }
 

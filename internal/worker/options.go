@@ -35,6 +35,13 @@ type Options struct {
 	// called (default 5m; negative disables it, Runner.TriggerResync still
 	// asks for one).
 	ResyncInterval time.Duration
+	// VerifyInterval is how often every VM of the registry is converged
+	// with verification, when the Target is a Verifier (zero or negative:
+	// never, the default). Replayed events are always verified.
+	VerifyInterval time.Duration
+	// VerifyRate bounds a periodic verification pass to this many VMs per
+	// second (default 20), so that a large zone does not hammer its server.
+	VerifyRate float64
 	// LockRetry is how long an event waits before it tries again for a VM
 	// whose lease another instance holds (default 1s).
 	LockRetry time.Duration
@@ -58,6 +65,7 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultResyncInterval  = 5 * time.Minute
 	DefaultLockRetry       = time.Second
+	DefaultVerifyRate      = 20
 	DefaultBackoffBase     = time.Second
 	DefaultBackoffMax      = 5 * time.Minute
 	DefaultBackoffJitter   = 0.2
@@ -88,6 +96,9 @@ func (o *Options) SetDefaults() {
 	if o.Backoff.Jitter == 0 {
 		o.Backoff.Jitter = DefaultBackoffJitter
 	}
+	if o.VerifyRate == 0 {
+		o.VerifyRate = DefaultVerifyRate
+	}
 	if o.InstanceID == "" {
 		host, _ := os.Hostname()
 		o.InstanceID = host + "-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(rand.Uint64()%1e6, 36)
@@ -109,6 +120,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("backoff: base %s, max %s: want 0 < base <= max", o.Backoff.Base, o.Backoff.Max)
 	case o.Backoff.Jitter < 0 || o.Backoff.Jitter > 1:
 		return fmt.Errorf("backoff.jitter: %g, want 0 to 1", o.Backoff.Jitter)
+	case o.VerifyRate < 0:
+		return fmt.Errorf("verify_rate: %g, want a positive number of VMs per second", o.VerifyRate)
 	case o.ShutdownTimeout < 0 || o.LockRetry < 0:
 		return fmt.Errorf("shutdown_timeout and lock_retry must not be negative")
 	}

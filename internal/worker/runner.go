@@ -63,6 +63,9 @@ type job struct {
 	key   string // "<cloud>.<vmid>"
 	ev    eventbus.Event
 	timer *time.Timer // set while parked
+	// verify asks the converge to read the target back first (a
+	// replayed event, a periodic verification) and repair what drifted.
+	verify bool
 }
 
 // New checks the target and options, opens the buckets and registers the
@@ -166,6 +169,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	var bg sync.WaitGroup
 	bg.Go(r.keepAlive)
 	bg.Go(func() { r.resyncLoop(ctx) })
+	bg.Go(func() { r.verifyLoop(ctx) })
 	r.log.Info().Str("consumer", ConsumerName(r.name)).Str("instance", r.opts.InstanceID).
 		Int("concurrency", r.opts.Concurrency).Msg("worker started")
 	close(r.startedCh)

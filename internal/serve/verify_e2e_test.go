@@ -1,0 +1,62 @@
+package serve_test
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	mdns "github.com/miekg/dns"
+
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/testenv"
+)
+
+// replayVM runs `vmglue replay --vm id` against serve's NATS and fails the
+// test unless it exits 0.
+func replayVM(t *testing.T, in *instance, id string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := cli.Execute(context.Background(), []string{"replay", "--vm", id, "-s", in.Info.NATSURL}, &out, &errb); code != 0 {
+		t.Fatalf("replay --vm %s: exit %d: %s%s", id, code, out.String(), errb.String())
+	}
+}
+
+// The bug of issue 12: a record vmglue made is deleted by hand with
+// nsupdate; `vmglue replay --vm` brings it back (a replayed event is
+// converged with verification), first a lone A RRset, then the whole name
+// with its marker and the PTR.
+func TestDNSReplayRepairsDrift(t *testing.T) { eachDNS(t, testDNSReplayRepairsDrift) }
+
+func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
+	cfg := dnsConfig(t, b, "")
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	in := start(t, cfg)
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	const name, rev = "web33.cloud.test.", "33.0.0.10.in-addr.arpa."
+	hook(t, in.Info.NATSURL, t.TempDir(), running(33, "web33", "10.0.0.33", "", time.Now().Unix()), "running")
+	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, name, mdns.TypeA, "10.0.0.33"))
+	testenv.WaitFor(t, 5*time.Second, "PTR record", resolves(t, b, rev, mdns.TypePTR, name))
+	idle(t, js, "dns")
+	marker := b.Lookup(t, name, mdns.TypeTXT)
+
+	b.DeleteByHand(t, name, "A")
+	if got := b.Lookup(t, name, mdns.TypeA); len(got) != 0 {
+		t.Fatalf("A still there after the delete by hand: %v", got)
+	}
+	replayVM(t, in, "33")
+	testenv.WaitFor(t, 20*time.Second, "A record back after replay", resolves(t, b, name, mdns.TypeA, "10.0.0.33"))
+
+	b.DeleteByHand(t, name, "ANY")
+	b.DeleteByHand(t, rev, "PTR")
+	replayVM(t, in, "33")
+	testenv.WaitFor(t, 20*time.Second, "A back after the name was deleted", resolves(t, b, name, mdns.TypeA, "10.0.0.33"))
+	testenv.WaitFor(t, 5*time.Second, "PTR back", resolves(t, b, rev, mdns.TypePTR, name))
+	if got := b.Lookup(t, name, mdns.TypeTXT); !slices.Equal(got, marker) {
+		t.Errorf("marker after repair %v, want %v", got, marker)
+	}
+	awaitMetrics(t, in, `vmglue_worker_drift_repaired_total{worker="dns"} 4`,
+		`vmglue_worker_drift_found_total{kind="missing",worker="dns"} 4`)
+}
