@@ -60,3 +60,21 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 	awaitMetrics(t, in, `vmglue_worker_drift_repaired_total{worker="dns"} 4`,
 		`vmglue_worker_drift_found_total{kind="missing",worker="dns"} 4`)
 }
+
+// A server vmglue added is removed by hand through the runtime API (as an
+// operator would: disable, then del); `vmglue replay --vm` adds it back.
+func TestLBReplayRepairsRemovedServer(t *testing.T) {
+	s := startLB(t, 43)
+	s.boot(t)
+	_, js := natstest.Connect(t, s.in.Info.NATSURL)
+	idle(t, js, "lb")
+	s.h.Command("disable server " + s.server)
+	s.h.Command("del server " + s.server)
+	if st := s.state(t); st != "" {
+		t.Fatalf("server still there after del server: %q", st)
+	}
+	replayVM(t, s.in, "43")
+	testenv.WaitFor(t, 20*time.Second, "server back after replay", s.serves)
+	awaitMetrics(t, s.in, `vmglue_worker_drift_repaired_total{worker="lb"} 1`,
+		`vmglue_worker_drift_found_total{kind="missing",worker="lb"} 1`)
+}
