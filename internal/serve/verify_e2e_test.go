@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // replayVM runs `vmglue replay --vm id` against serve's NATS and fails the
@@ -77,4 +79,36 @@ func TestLBReplayRepairsRemovedServer(t *testing.T) {
 	testenv.WaitFor(t, 20*time.Second, "server back after replay", s.serves)
 	awaitMetrics(t, s.in, `vmglue_worker_drift_repaired_total{worker="lb"} 1`,
 		`vmglue_worker_drift_found_total{kind="missing",worker="lb"} 1`)
+}
+
+// A live VM's certificate is revoked by hand on the CA. `vmglue replay
+// --vm` reads certificate_status back: the certificate stays revoked (it is
+// not vmglue's to re-issue) and the replayed event is dead-lettered with
+// reason "drift" naming it; the registry keeps it.
+func TestPuppetReplayReportsRevokedCert(t *testing.T) {
+	s := testenv.Puppet(t)
+	a := testenv.NewPuppetAdmin(t, s)
+	name, certname, _ := bootedAgent(a, "drift")
+	in := start(t, puppetConfig(t, s))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	bind(t, a, js, certname, "61")
+	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook(t, in.Info.NATSURL, t.TempDir(), running(61, name, "10.0.0.61", "", time.Now().Unix()), "running")
+	recorded(t, reg, "one.61", certname)
+	idle(t, js, "puppet")
+
+	a.Revoke(certname)
+	replayVM(t, in, "61")
+	var dl []worker.DeadLetter
+	testenv.WaitFor(t, 20*time.Second, "drift dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
+	if dl[0].Worker != "puppet" || dl[0].Reason != worker.ReasonDrift || !strings.Contains(dl[0].Error, "cert "+certname) {
+		t.Fatalf("dead letter %+v, want reason %q naming cert %s", dl[0], worker.ReasonDrift, certname)
+	}
+	if st := a.CertState(certname); st != "revoked" {
+		t.Errorf("certificate in state %q after replay, want revoked", st)
+	}
+	recorded(t, reg, "one.61", certname)
 }
