@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/catalog"
 	"github.com/vmglue/vmglue/internal/sweep"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -100,6 +101,16 @@ type Runtime struct {
 	BackoffMax      time.Duration `yaml:"backoff_max"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	ResyncInterval  time.Duration `yaml:"resync_interval"`
+	// VerifyInterval is how often serve converges every VM of each
+	// verifying worker's registry with verification (reads the target
+	// back, repairs drift). Default 0: off.
+	VerifyInterval time.Duration `yaml:"verify_interval"`
+	// VerifyIntervals overrides VerifyInterval per worker (the more
+	// specific wins; negative turns it off for that worker).
+	VerifyIntervals map[string]time.Duration `yaml:"verify_intervals,omitempty"`
+	// VerifyRate bounds a periodic verification pass to this many VMs per
+	// second, per worker. Default 20.
+	VerifyRate float64 `yaml:"verify_rate"`
 	// CompactAfter is how long a deleted VM's full snapshot and its empty
 	// registry records are kept before they shrink to a tombstone
 	// (worker.Compact). Default 168h.
@@ -194,6 +205,20 @@ func (r *Runtime) setDefaults() {
 	def(&r.ResyncInterval, worker.DefaultResyncInterval)
 	def(&r.CompactAfter, DefaultCompactAfter)
 	def(&r.CompactInterval, DefaultCompactInterval)
+	if r.VerifyRate == 0 {
+		r.VerifyRate = worker.DefaultVerifyRate
+	}
+}
+
+// WorkerOptions returns the worker options of the named worker: Options
+// with the worker's own verification interval when verify_intervals has
+// one.
+func (r Runtime) WorkerOptions(name string) worker.Options {
+	o := r.Options()
+	if d, ok := r.VerifyIntervals[name]; ok {
+		o.VerifyInterval = d
+	}
+	return o
 }
 
 // Options turns the runtime section into worker options; what the section
@@ -205,6 +230,8 @@ func (r Runtime) Options() worker.Options {
 		MaxDeliver:      r.MaxDeliver,
 		ShutdownTimeout: r.ShutdownTimeout,
 		ResyncInterval:  r.ResyncInterval,
+		VerifyInterval:  r.VerifyInterval,
+		VerifyRate:      r.VerifyRate,
 	}
 	o.Backoff.Base = r.BackoffBase
 	o.Backoff.Max = r.BackoffMax
@@ -233,6 +260,11 @@ func (c *Config) Validate() error {
 	o.SetDefaults()
 	if err := o.Validate(); err != nil {
 		return fmt.Errorf("runtime.%w", err)
+	}
+	for name := range c.Runtime.VerifyIntervals {
+		if _, ok := catalog.Lookup(name); !ok {
+			return fmt.Errorf("runtime.verify_intervals.%s: unknown worker, want one of %s", name, strings.Join(catalog.Names(), ", "))
+		}
 	}
 	if c.Runtime.CompactAfter < 0 {
 		return errors.New("runtime.compact_after: must not be negative")

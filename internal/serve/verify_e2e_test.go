@@ -112,3 +112,21 @@ func TestPuppetReplayReportsRevokedCert(t *testing.T) {
 	}
 	recorded(t, reg, "one.61", certname)
 }
+
+// With runtime.verify_interval set, serve's periodic verification finds a
+// record deleted by hand and puts it back without any event or replay.
+func TestDNSPeriodicVerificationRepairs(t *testing.T) {
+	b := testenv.StartDNS(t, "bind", testenv.DNSOptions{})
+	cfg := dnsConfig(t, b, "")
+	cfg.Metrics.Listen = "127.0.0.1:0"
+	cfg.Runtime.VerifyInterval = 300 * time.Millisecond
+	in := start(t, cfg)
+	const name = "web34.cloud.test."
+	hook(t, in.Info.NATSURL, t.TempDir(), running(34, "web34", "10.0.0.34", "", time.Now().Unix()), "running")
+	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, name, mdns.TypeA, "10.0.0.34"))
+	awaitMetrics(t, in, `vmglue_worker_verifications_total{worker="dns"}`)
+
+	b.DeleteByHand(t, name, "A")
+	testenv.WaitFor(t, 20*time.Second, "A back after a periodic verification", resolves(t, b, name, mdns.TypeA, "10.0.0.34"))
+	awaitMetrics(t, in, `vmglue_worker_drift_repaired_total{worker="dns"} 1`)
+}

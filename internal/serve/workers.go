@@ -27,7 +27,7 @@ func (f runFunc) Run(ctx context.Context) error { return f(ctx) }
 // setting wins, so a target's own resync interval (workers.lb.
 // resync_interval) overrides runtime.resync_interval.
 func targetOptions(cfg *config.Config, t worker.Target) worker.Options {
-	o := cfg.Runtime.Options()
+	o := cfg.Runtime.WorkerOptions(t.Name())
 	if ri, ok := t.(worker.ResyncIntervaler); ok && ri.ResyncInterval() != 0 {
 		o.ResyncInterval = ri.ResyncInterval()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,3 +67,48 @@ func TestMoreSpecificResyncWins(t *testing.T) {
 		})
 	}
 }
+
+// runtime.verify_intervals.<worker> wins over runtime.verify_interval;
+// periodic verification is off by default.
+func TestMoreSpecificVerifyWins(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		want       time.Duration
+	}{
+		{"off by default", "log: {level: info}\n", 0},
+		{"runtime's", "runtime: {verify_interval: 1h}\n", time.Hour},
+		{"the worker's", "runtime: {verify_interval: 1h, verify_intervals: {plain: 5m}}\n", 5 * time.Minute},
+		{"the worker's off", "runtime: {verify_interval: 1h, verify_intervals: {plain: -1s}}\n", -time.Second},
+		{"another worker's", "runtime: {verify_interval: 1h, verify_intervals: {dns: 5m}}\n", time.Hour},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(strings.ReplaceAll(tt.yaml, "plain", "lb")), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := targetOptions(cfg, namedTarget{name: "lb"}).VerifyInterval; got != tt.want {
+				t.Fatalf("verify interval %s, want %s", got, tt.want)
+			}
+		})
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("runtime: {verify_intervals: {nosuch: 1m}}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load(p); err == nil || !strings.Contains(err.Error(), "runtime.verify_intervals.nosuch") {
+		t.Fatalf("unknown worker in verify_intervals: %v", err)
+	}
+}
+
+// namedTarget is plainTarget under another name.
+type namedTarget struct {
+	plainTarget
+	name string
+}
+
+func (n namedTarget) Name() string { return n.name }
