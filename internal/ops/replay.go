@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/vmglue/vmglue/eventbus"
-	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // ReplayRequest selects the stored events Replay republishes.
@@ -72,13 +68,7 @@ func Replay(ctx context.Context, js jetstream.JetStream, req ReplayRequest, each
 		if req.DryRun {
 			return nil
 		}
-		pm := nats.NewMsg(m.Subject())
-		pm.Data = m.Data()
-		pm.Header.Set(eventbus.HeaderReplay, "1")
-		if req.Worker != "" {
-			pm.Header.Set(worker.HeaderForWorker, req.Worker)
-		}
-		if _, err := js.PublishMsg(ctx, pm, jetstream.WithExpectStream(eventbus.StreamEvents)); err != nil {
+		if err := republish(ctx, js, m.Subject(), m.Data(), req.Worker); err != nil {
 			return fmt.Errorf("replay #%d: %w (%d event(s) replayed before)", seq, err, n-1)
 		}
 		return nil

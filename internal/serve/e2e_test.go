@@ -126,17 +126,21 @@ func dnsConfig(t *testing.T, b *testenv.DNS, secretFile string) *config.Config {
 func dnsConfigTimeout(t *testing.T, b *testenv.DNS, secretFile, timeout string) *config.Config {
 	t.Helper()
 	cfg := baseConfig(t)
+	cfg.Workers = loadWorker(t, "dns", dnsWorkerYAML(b, secretFile, timeout))
+	return cfg
+}
+
+// dnsWorkerYAML is the workers.dns section for b.
+func dnsWorkerYAML(b *testenv.DNS, secretFile, timeout string) string {
 	if secretFile == "" {
 		secretFile = b.SecretPath
 	}
-	raw := fmt.Sprintf(`servers: [%q]
+	return fmt.Sprintf(`servers: [%q]
 tsig: {name: %s, secret_file: %s}
 forward_zones: [cloud.test.]
 reverse_zones: [10.in-addr.arpa., 8.b.d.0.1.0.0.2.ip6.arpa.]
 timeout: %s
 `, b.Addr, b.KeyName, secretFile, timeout)
-	cfg.Workers = loadWorker(t, "dns", raw)
-	return cfg
 }
 
 // loadWorker loads a configuration file holding only the section raw of

@@ -3,6 +3,7 @@ package serve_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
+	"github.com/vmglue/vmglue/internal/ops"
 	"github.com/vmglue/vmglue/internal/testenv"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -129,4 +131,107 @@ func TestDNSPeriodicVerificationRepairs(t *testing.T) {
 	b.DeleteByHand(t, name, "A")
 	testenv.WaitFor(t, 20*time.Second, "A back after a periodic verification", resolves(t, b, name, mdns.TypeA, "10.0.0.34"))
 	awaitMetrics(t, in, `vmglue_worker_drift_repaired_total{worker="dns"} 1`)
+}
+
+// reconcileResult is the JSON `vmglue reconcile --json` prints.
+type reconcileResult struct {
+	Plans   []ops.VMPlan `json:"plans"`
+	Checked int          `json:"checked"`
+	Drifted int          `json:"drifted"`
+	Errors  int          `json:"errors"`
+	Applied int          `json:"applied"`
+}
+
+// reconcile runs `vmglue reconcile --json` with args and the config file
+// cfgFile against serve's NATS.
+func reconcile(t *testing.T, in *instance, cfgFile string, args ...string) reconcileResult {
+	t.Helper()
+	var out, errb bytes.Buffer
+	args = append([]string{"reconcile", "--json", "-c", cfgFile, "-s", in.Info.NATSURL}, args...)
+	if code := cli.Execute(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("%v: exit %d: %s%s", args, code, out.String(), errb.String())
+	}
+	var r reconcileResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("reconcile output %q: %v", out.String(), err)
+	}
+	return r
+}
+
+// findings returns the findings of the plan of vm ("one.35") as strings
+// "kind key".
+func (r reconcileResult) findings(vm string) []string {
+	var out []string
+	for _, p := range r.Plans {
+		if p.Key() == vm {
+			for _, f := range p.Findings {
+				out = append(out, f.Kind+" "+f.Key)
+			}
+		}
+	}
+	return out
+}
+
+// On a real BIND: an A record deleted by hand is reported missing by
+// `vmglue reconcile` (which changes nothing) and restored by --apply; a
+// foreign record in the way of another VM is reported foreign and left
+// untouched by --apply.
+func TestReconcileDNS(t *testing.T) {
+	b := testenv.StartDNS(t, "bind", testenv.DNSOptions{})
+	b.AddForeign(t, "web36.cloud.test. 60 A 10.9.9.36")
+	in := start(t, dnsConfig(t, b, ""))
+	cfgFile := writeFile(t, "vmglue.yaml", "workers:\n  dns:\n"+indent(dnsWorkerYAML(b, "", "1s"), "    "))
+	_, js := natstest.Connect(t, in.Info.NATSURL)
+	spool := t.TempDir()
+	now := time.Now().Unix()
+	hook(t, in.Info.NATSURL, spool, running(35, "web35", "10.0.0.35", "", now), "running")
+	hook(t, in.Info.NATSURL, spool, running(36, "web36", "10.0.0.36", "", now), "running")
+	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, "web35.cloud.test.", mdns.TypeA, "10.0.0.35"))
+	testenv.WaitFor(t, 20*time.Second, "conflict dead letter", func() bool { return len(deadLetters(t, js)) == 1 })
+	idle(t, js, "dns")
+
+	if r := reconcile(t, in, cfgFile); r.Drifted != 1 || !slices.Equal(r.findings("one.35"), nil) {
+		t.Fatalf("before any drift: %+v, want only one.36 drifted", r)
+	}
+	b.DeleteByHand(t, "web35.cloud.test.", "A")
+	r := reconcile(t, in, cfgFile)
+	if got := r.findings("one.35"); !slices.Equal(got, []string{"missing A web35.cloud.test."}) {
+		t.Errorf("findings of one.35: %v", got)
+	}
+	if got := r.findings("one.36"); !slices.Contains(got, "foreign A web36.cloud.test.") {
+		t.Errorf("findings of one.36: %v, want the foreign A", got)
+	}
+	if r.Checked != 2 || r.Drifted != 2 || r.Applied != 0 {
+		t.Errorf("summary %+v, want 2 checked, 2 drifted, none applied", r)
+	}
+	if got := b.Lookup(t, "web35.cloud.test.", mdns.TypeA); len(got) != 0 {
+		t.Fatalf("reconcile without --apply changed the zone: A %v", got)
+	}
+
+	if r := reconcile(t, in, cfgFile, "--apply"); r.Applied != 2 {
+		t.Fatalf("--apply: %+v, want 2 repairs requested", r)
+	}
+	testenv.WaitFor(t, 20*time.Second, "A back after reconcile --apply", resolves(t, b, "web35.cloud.test.", mdns.TypeA, "10.0.0.35"))
+	testenv.WaitFor(t, 20*time.Second, "second conflict dead letter", func() bool { return len(deadLetters(t, js)) == 2 })
+	idle(t, js, "dns")
+	if got := b.Lookup(t, "web36.cloud.test.", mdns.TypeA); !slices.Equal(got, []string{"10.9.9.36"}) {
+		t.Fatalf("foreign record changed by --apply: %v", got)
+	}
+	if dl := deadLetters(t, js); dl[1].Reason != worker.ReasonConflict || !strings.Contains(dl[1].Error, "web36") {
+		t.Errorf("dead letter of the repair: %+v", dl[1])
+	}
+	if r := reconcile(t, in, cfgFile, "--vm", "35"); r.Checked != 1 || r.Drifted != 0 {
+		t.Errorf("after --apply, vm 35: %+v, want in step", r)
+	}
+	var out, errb bytes.Buffer
+	args := []string{"reconcile", "--vm", "36", "-c", cfgFile, "-s", in.Info.NATSURL}
+	if code := cli.Execute(context.Background(), args, &out, &errb); code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, errb.String())
+	}
+	for _, want := range []string{"dns one.36: foreign A web36.cloud.test. (want \"10.0.0.36\", found \"records without a vmglue owner marker\")\n",
+		"1 VM(s) checked: 1 with drift, 0 could not be checked; nothing changed (--apply repairs)\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("reconcile text output %q lacks %q", out.String(), want)
+		}
+	}
 }
