@@ -46,6 +46,10 @@ type Worker struct {
 	// Name is the worker's name: its config section workers.<name>, its
 	// durable consumer, registry and metrics label.
 	Name string
+	// Verifies says the worker's target reads its objects back
+	// (worker.Verifier): replay, reconcile and the periodic verification
+	// repair its drift.
+	Verifies bool
 	// config is the Config type (a struct) of the worker's package.
 	config reflect.Type
 	build  func(cfg Section, deps worker.Deps) (worker.Target, error)
@@ -57,9 +61,12 @@ func Define[C any, PC interface {
 	*C
 	Section
 }, T worker.Target](name string, newFn func(C, worker.Deps) (T, error)) Worker {
+	var target T
+	_, verifies := any(target).(worker.Verifier)
 	return Worker{
-		Name:   name,
-		config: reflect.TypeFor[C](),
+		Name:     name,
+		Verifies: verifies,
+		config:   reflect.TypeFor[C](),
 		build: func(cfg Section, deps worker.Deps) (worker.Target, error) {
 			return newFn(*cfg.(PC), deps)
 		},
@@ -97,4 +104,15 @@ func Names() []string {
 		n[i] = w.Name
 	}
 	return n
+}
+
+// Verifying returns the names of the workers that can verify (Verifies).
+func Verifying() []string {
+	var out []string
+	for _, w := range Workers {
+		if w.Verifies {
+			out = append(out, w.Name)
+		}
+	}
+	return out
 }

@@ -26,8 +26,16 @@ the header ` + eventbus.HeaderReplay + `: 1.
 Every worker sees a replayed event, or with --worker only that worker (the
 header ` + worker.HeaderForWorker + `; the others ack it unseen). That is safe:
 a worker converges a VM to its newest known snapshot, never to an older event,
-and changes nothing when its target is already right. So replay repairs
-targets that drifted or lost state; it cannot roll a VM back.
+and changes nothing when its target is already right; it cannot roll a VM back.
+
+A replayed event is converged with verification: a worker that can read its
+target back (` + verifyingWorkers() + `) first compares the target with its
+registry and repairs what drifted: a DNS record or HAProxy server deleted by
+hand comes back, a DNS address changed by hand is put back. What
+vmglue does not own stays untouched (dead letter "conflict"); a certificate
+revoked by hand on the Puppet CA stays revoked, it is not vmglue's to
+re-issue (dead letter "drift" names it). ` + "`vmglue reconcile`" + ` shows such
+drift without changing anything.
 
 At least one filter or --all is required. --dry-run prints each event that
 would be republished and the count, and publishes nothing.`,
@@ -85,4 +93,12 @@ func storedLine(e ops.StoredEvent) string {
 		return "(unreadable event: " + e.Error + ")"
 	}
 	return FormatEvent(e.Event)
+}
+
+// verifyingWorkers names the catalog's workers that read their target back.
+func verifyingWorkers() string {
+	if v := catalog.Verifying(); len(v) > 0 {
+		return strings.Join(v, ", ")
+	}
+	return "none"
 }

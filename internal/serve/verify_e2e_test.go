@@ -30,8 +30,8 @@ func replayVM(t *testing.T, in *instance, id string) {
 
 // The bug of issue 12: a record vmglue made is deleted by hand with
 // nsupdate; `vmglue replay --vm` brings it back (a replayed event is
-// converged with verification), first a lone A RRset, then the whole name
-// with its marker and the PTR.
+// converged with verification): a lone A RRset deleted, then changed to
+// another address, then the whole name with its marker and the PTR.
 func TestDNSReplayRepairsDrift(t *testing.T) { eachDNS(t, testDNSReplayRepairsDrift) }
 
 func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
@@ -53,6 +53,13 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 	replayVM(t, in, "33")
 	testenv.WaitFor(t, 20*time.Second, "A record back after replay", resolves(t, b, name, mdns.TypeA, "10.0.0.33"))
 
+	b.DeleteByHand(t, name, "A")
+	b.AddForeign(t, name+" 60 A 10.9.9.33") // changed by hand, under vmglue's marker
+	replayVM(t, in, "33")
+	testenv.WaitFor(t, 20*time.Second, "A put back after replay", func() bool {
+		return slices.Equal(b.Lookup(t, name, mdns.TypeA), []string{"10.0.0.33"})
+	})
+
 	b.DeleteByHand(t, name, "ANY")
 	b.DeleteByHand(t, rev, "PTR")
 	replayVM(t, in, "33")
@@ -61,8 +68,9 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 	if got := b.Lookup(t, name, mdns.TypeTXT); !slices.Equal(got, marker) {
 		t.Errorf("marker after repair %v, want %v", got, marker)
 	}
-	awaitMetrics(t, in, `vmglue_worker_drift_repaired_total{worker="dns"} 4`,
-		`vmglue_worker_drift_found_total{kind="missing",worker="dns"} 4`)
+	awaitMetrics(t, in, `vmglue_worker_drift_repaired_total{worker="dns"} 5`,
+		`vmglue_worker_drift_found_total{kind="missing",worker="dns"} 4`,
+		`vmglue_worker_drift_found_total{kind="wrong",worker="dns"} 1`)
 }
 
 // A server vmglue added is removed by hand through the runtime API (as an
