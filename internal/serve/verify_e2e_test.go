@@ -52,6 +52,7 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 	}
 	replayVM(t, in, "33")
 	testenv.WaitFor(t, 20*time.Second, "A record back after replay", resolves(t, b, name, mdns.TypeA, "10.0.0.33"))
+	idle(t, js, "dns") // the copies replayed with it: each a verified noop now
 
 	b.DeleteByHand(t, name, "A")
 	b.AddForeign(t, name+" 60 A 10.9.9.33") // changed by hand, under vmglue's marker
@@ -59,6 +60,7 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 	testenv.WaitFor(t, 20*time.Second, "A put back after replay", func() bool {
 		return slices.Equal(b.Lookup(t, name, mdns.TypeA), []string{"10.0.0.33"})
 	})
+	idle(t, js, "dns")
 
 	b.DeleteByHand(t, name, "ANY")
 	b.DeleteByHand(t, rev, "PTR")
