@@ -80,6 +80,10 @@ func run(t *testing.T, kind string) {
 			}
 			return got
 		},
+		RemoveByHand: func(t *testing.T, vm *eventbus.VM) {
+			// An operator deletes the VM's whole forward name.
+			bind.DeleteByHand(t, "conf-"+strings.ToLower(vm.ID)+".cloud.test.", "ANY")
+		},
 		PlantForeign: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			name := "conf-" + strings.ToLower(vm.ID) + ".cloud.test."
 			bind.AddForeign(t, name+" 300 A 10.9.9.9")

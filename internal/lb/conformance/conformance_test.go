@@ -65,6 +65,14 @@ func TestConformance(t *testing.T) {
 		Observe: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			return observe(t, instances, serverName(vm))
 		},
+		RemoveByHand: func(t *testing.T, vm *eventbus.VM) {
+			// An operator deletes the VM's server from one backend.
+			h := instances["lb1"]
+			h.Command("disable server web/" + serverName(vm))
+			if r := h.Command("del server web/" + serverName(vm)); !strings.Contains(r, "Server deleted") {
+				t.Fatalf("del server: %q", r)
+			}
+		},
 		PlantForeign: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			// An operator's server under the name the VM's will get, in
 			// one backend of one instance.

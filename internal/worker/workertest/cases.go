@@ -1,7 +1,9 @@
 package workertest
 
 import (
+	"context"
 	"maps"
+	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
@@ -19,6 +21,7 @@ var cases = []struct {
 	{name: "delete of a VM never seen is a no-op", run: deleteUnknown},
 	{name: "deleted before running leaves nothing behind", run: outOfOrder},
 	{name: "replayed event changes nothing", run: replay},
+	{name: "replayed event repairs objects removed by hand", run: repairByReplay},
 	{name: "foreign object is a conflict and left alone", run: foreign, foreign: true},
 	{name: "context cancelled mid-apply converges on redelivery", run: cancelled},
 	{name: "crash before apply converges on redelivery", run: crashBefore},
@@ -103,6 +106,35 @@ func replay(e *env) {
 		e.t.Fatalf("replay changed the target: %+v", e.spy.Changes()[before:])
 	}
 	e.converged(e.vm, e.desired(e.vm))
+}
+
+// repairByReplay: a verifying target reads back a converged VM without
+// drift; objects removed by hand come back with a replayed event.
+func repairByReplay(e *env) {
+	v, ok := e.spy.Target.(worker.Verifier)
+	if !ok || e.f.RemoveByHand == nil {
+		e.t.Skip("the target cannot verify, or Fixture.RemoveByHand is nil: it re-creates nothing")
+	}
+	ev := e.Publish(e.vm)
+	e.WaitIdle()
+	want := e.desired(e.vm)
+	e.converged(e.vm, want)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rb, err := v.Verify(ctx, worker.Request{VM: &e.vm, Have: e.Record(&e.vm).Applied, Want: want})
+	if err != nil {
+		e.t.Fatalf("Verify of a converged VM: %v", err)
+	}
+	if fs := worker.Compare(want, rb); len(fs) != 0 {
+		e.t.Fatalf("Verify of a converged VM finds %v", fs)
+	}
+	e.f.RemoveByHand(e.t, &e.vm)
+	if got := e.f.Observe(e.t, &e.vm); maps.Equal(got, want) {
+		e.t.Fatal("Fixture.RemoveByHand removed nothing")
+	}
+	e.Replay(ev)
+	e.WaitIdle()
+	e.converged(e.vm, want)
 }
 
 func foreign(e *env) {

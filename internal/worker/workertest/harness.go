@@ -144,8 +144,9 @@ func (h *Harness) Publish(vm eventbus.VM) eventbus.Event {
 	return ev
 }
 
-// Replay publishes an event again without its dedup id, as `vmglue replay`
-// does: the stream stores it a second time.
+// Replay publishes an event again without its dedup id and with the header
+// eventbus.HeaderReplay, as `vmglue replay` does: the stream stores it a
+// second time, and the runner converges it with verification.
 func (h *Harness) Replay(ev eventbus.Event) {
 	h.T.Helper()
 	b, err := ev.Marshal()
@@ -154,7 +155,10 @@ func (h *Harness) Replay(ev eventbus.Event) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := h.JS.Publish(ctx, ev.NATSSubject(), b); err != nil {
+	m := nats.NewMsg(ev.NATSSubject())
+	m.Data = b
+	m.Header.Set(eventbus.HeaderReplay, "1")
+	if _, err := h.JS.PublishMsg(ctx, m); err != nil {
 		h.T.Fatalf("replay: %v", err)
 	}
 }

@@ -110,3 +110,23 @@ func (s *Spy) Apply(ctx context.Context, req worker.Request) (worker.Objects, er
 	}
 	return s.Target.Apply(ctx, req)
 }
+
+// verifyingSpy is a Spy of a worker.Verifier: it passes Verify on, so that
+// the runtime verifies the target under test.
+type verifyingSpy struct {
+	*Spy
+	v worker.Verifier
+}
+
+func (s verifyingSpy) Verify(ctx context.Context, req worker.Request) (worker.Readback, error) {
+	return s.v.Verify(ctx, req)
+}
+
+// runnable returns what the runner gets: the Spy, with Verify when the
+// target has it.
+func (s *Spy) runnable() worker.Target {
+	if v, ok := s.Target.(worker.Verifier); ok {
+		return verifyingSpy{Spy: s, v: v}
+	}
+	return s
+}

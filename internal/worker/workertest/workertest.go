@@ -40,6 +40,12 @@ type Fixture struct {
 	// PlantForeign puts an object that vmglue does not own where one of the
 	// VM's desired objects will go, and returns it as Observe would show it.
 	PlantForeign func(t *testing.T, vm *eventbus.VM) worker.Objects
+	// RemoveByHand, for a target that is a worker.Verifier, removes the
+	// VM's objects from the target behind vmglue's back (an operator's
+	// nsupdate, "del server"); the suite then checks that a replayed event
+	// puts them back. Nil for a target whose objects vmglue does not
+	// re-create (the puppet worker): the case is skipped.
+	RemoveByHand func(t *testing.T, vm *eventbus.VM)
 	// NoForeign opts out of the foreign-object case, for a target whose
 	// model has no object of its own that can be "in the way" on create.
 	// It is the reason, printed by the case's t.Skip: set it only with
@@ -79,7 +85,7 @@ func (f Fixture) setup(t *testing.T) *env {
 	if f.Options != nil {
 		opts = *f.Options
 	}
-	h.StartRunner(spy, opts)
+	h.StartRunner(spy.runnable(), opts)
 	vm := f.VM(t, fmt.Sprintf("wt%d", rand.IntN(1e9)))
 	vm.Version.Seq = max(vm.Version.Seq, 1)
 	return &env{Harness: h, f: f, t: t, spy: spy, vm: vm}
