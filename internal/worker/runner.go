@@ -171,7 +171,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	bg.Go(func() { r.resyncLoop(ctx) })
 	bg.Go(func() { r.verifyLoop(ctx) })
 	r.log.Info().Str("consumer", ConsumerName(r.name)).Str("instance", r.opts.InstanceID).
-		Int("concurrency", r.opts.Concurrency).Msg("worker started")
+		Int("concurrency", r.opts.Concurrency).Bool("verifies", r.CanVerify()).Dur("verify_interval", r.opts.VerifyInterval).Msg("worker started")
 	close(r.startedCh)
 
 	<-ctx.Done()
