@@ -17,7 +17,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn clean
+.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn bench-verify clean
 
 all: build
 
@@ -102,6 +102,11 @@ bench-autosign:
 # 500) against 10,000 known snapshots: time, events published, memory.
 bench-sweep:
 	$(GO) test -run '^$$' -bench BenchmarkSweep -benchtime 1x -timeout 20m ./internal/sweep
+
+# 200 converged VMs read back from a real BIND, as the periodic
+# verification does: queries and milliseconds per VM.
+bench-verify:
+	$(GO) test -run '^$$' -bench BenchmarkVerify -benchtime 5x ./internal/dns
 
 # Nova notifications per second through `vmglue bridge openstack` into
 # JetStream, published onto a private RabbitMQ node as Nova's notifier does.

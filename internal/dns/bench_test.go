@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 // BenchmarkApply1000 creates 1,000 VMs concurrently (A, TXT, PTR each) and
@@ -47,4 +48,39 @@ func BenchmarkApply1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(records)/elapsed.Seconds(), "records/s")
 	b.ReportMetric(float64(messages)/float64(b.N), "msgs/op")
+}
+
+// BenchmarkVerify reads 200 converged VMs (A, TXT, PTR each) back from a
+// real BIND, one VM after the other as the periodic verification does, and
+// reports the queries and the time per VM: what bounds verify_rate.
+func BenchmarkVerify(b *testing.B) {
+	bind := testenv.StartBIND(b, testenv.BINDOptions{})
+	tg := newTarget(b, testConfig(bind))
+	vms := manyVMs(200)
+	got, errs := applyAll(b, tg, vms, nil)
+	for i, err := range errs {
+		if err != nil {
+			b.Fatalf("vm %d: %v", i, err)
+		}
+	}
+	before := tg.Stats().Queries
+	var verified int
+	for b.Loop() {
+		for i, vm := range vms {
+			want, err := tg.Desired(vm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rb, err := tg.Verify(b.Context(), worker.Request{VM: vm, Have: got[i], Want: want})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if fs := worker.Compare(want, rb); len(fs) != 0 {
+				b.Fatalf("vm %d: drift %v", i, fs)
+			}
+			verified++
+		}
+	}
+	b.ReportMetric(float64(tg.Stats().Queries-before)/float64(verified), "queries/vm")
+	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(verified), "ms/vm")
 }
