@@ -57,7 +57,8 @@ after reconcile returns; run reconcile again to see the result.
 
 The configuration file (-c) names the workers and their targets. A progress
 bar is shown on a terminal, and a summary line at the end. --json prints
-one JSON object: {"plans": [...], "checked", "drifted", "errors", "applied"}.
+one JSON object: {"plans": [...], "checked", "drifted", "errors", "applied",
+"no_event" (drifted VMs without a stored event to replay, not repaired)}.
 Exit status 0 also when drift was found.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -95,6 +96,9 @@ type reconcileSummary struct {
 	Drifted int          `json:"drifted"`
 	Errors  int          `json:"errors"`
 	Applied int          `json:"applied"`
+	// NoEvent counts drifted VMs --apply could not ask serve to repair:
+	// the stream holds no event of theirs any more (max age).
+	NoEvent int `json:"no_event,omitempty"`
 }
 
 func runReconcile(cmd *cobra.Command, g *globals, cfg *config.Config, js jetstream.JetStream, names []string, o reconcileOptions) error {
@@ -150,6 +154,8 @@ func runReconcile(cmd *cobra.Command, g *globals, cfg *config.Config, js jetstre
 			}
 			if ok {
 				s.Applied++
+			} else {
+				s.NoEvent++
 			}
 		}
 	}
@@ -187,6 +193,9 @@ func printPlans(w io.Writer, s reconcileSummary, applied bool) error {
 	line := fmt.Sprintf("%d VM(s) checked: %d with drift, %d could not be checked", s.Checked, s.Drifted, s.Errors)
 	if applied {
 		line += fmt.Sprintf("; %d repair(s) requested from serve", s.Applied)
+		if s.NoEvent > 0 {
+			line += fmt.Sprintf(", %d not: no stored event of the VM left to replay", s.NoEvent)
+		}
 	} else {
 		line += "; nothing changed (--apply repairs)"
 	}

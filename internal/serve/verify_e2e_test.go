@@ -10,7 +10,9 @@ import (
 	"time"
 
 	mdns "github.com/miekg/dns"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/ops"
@@ -150,6 +152,7 @@ type reconcileResult struct {
 	Drifted int          `json:"drifted"`
 	Errors  int          `json:"errors"`
 	Applied int          `json:"applied"`
+	NoEvent int          `json:"no_event"`
 }
 
 // reconcile runs `vmglue reconcile --json` with args and the config file
@@ -233,6 +236,20 @@ func TestReconcileDNS(t *testing.T) {
 	if r := reconcile(t, in, cfgFile, "--vm", "35"); r.Checked != 1 || r.Drifted != 0 {
 		t.Errorf("after --apply, vm 35: %+v, want in step", r)
 	}
+	// A drifted VM whose events aged out of the stream cannot be replayed:
+	// --apply says so instead of counting it repaired.
+	b.DeleteByHand(t, "web35.cloud.test.", "A")
+	st, err := js.Stream(context.Background(), eventbus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(context.Background(), jetstream.WithPurgeSubject(eventbus.SubjectPrefix+".one.35.>")); err != nil {
+		t.Fatal(err)
+	}
+	if r := reconcile(t, in, cfgFile, "--vm", "35", "--apply"); r.Drifted != 1 || r.Applied != 0 || r.NoEvent != 1 {
+		t.Errorf("--apply without a stored event: %+v, want 1 drifted, 0 applied, 1 without event", r)
+	}
+
 	var out, errb bytes.Buffer
 	args := []string{"reconcile", "--vm", "36", "-c", cfgFile, "-s", in.Info.NATSURL}
 	if code := cli.Execute(context.Background(), args, &out, &errb); code != 0 {
