@@ -134,3 +134,14 @@ func Events(t testing.TB, js jetstream.JetStream) []eventbus.Event {
 	}
 	return out
 }
+
+// StoredIDs returns the ids of the events stored at url, in order.
+func StoredIDs(t testing.TB, url string) []string {
+	t.Helper()
+	_, js := Connect(t, url)
+	var ids []string
+	for _, ev := range Events(t, js) {
+		ids = append(ids, ev.ID)
+	}
+	return ids
+}

@@ -39,17 +39,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// storedIDs returns the ids in the event stream, in order.
-func storedIDs(t *testing.T, url string) []string {
-	t.Helper()
-	_, js := natstest.Connect(t, url)
-	var ids []string
-	for _, ev := range natstest.Events(t, js) {
-		ids = append(ids, ev.ID)
-	}
-	return ids
-}
-
 func spooled(t *testing.T, dir string) int {
 	t.Helper()
 	es, err := spool.New(dir).List()
@@ -103,7 +92,7 @@ func TestPublisherOutage(t *testing.T) {
 	waitFor(t, "the spool to be sent again", func() bool { return spooled(t, dir) == 0 })
 	publish(evs[0], delivery.Duplicate)
 
-	got := storedIDs(t, url)
+	got := natstest.StoredIDs(t, url)
 	want := []string{evs[0].ID, evs[1].ID, evs[2].ID, evs[3].ID}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("stored %v, want %v in this order", got, want)
@@ -139,7 +128,7 @@ func TestPublisherBehindSpool(t *testing.T) {
 	if r := p.Publish(context.Background(), c); r.Outcome != delivery.Published {
 		t.Fatalf("publish: %v (%v)", r.Outcome, r.Err)
 	}
-	if got, want := storedIDs(t, srv.URL), []string{a.ID, b.ID, c.ID}; strings.Join(got, " ") != strings.Join(want, " ") {
+	if got, want := natstest.StoredIDs(t, srv.URL), []string{a.ID, b.ID, c.ID}; strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("stored %v, want %v", got, want)
 	}
 	if n := spooled(t, dir); n != 0 {

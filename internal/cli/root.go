@@ -59,7 +59,7 @@ func ExecuteIO(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	root.PersistentFlags().BoolVar(&g.showSecrets, "show-secrets", false, "print secret VM attributes (PUPPET_CHALLENGE, *PASSWORD*, *TOKEN*, ...) in JSON output instead of "+eventbus.RedactedValue)
 	root.PersistentFlags().StringVarP(&g.natsURL, "server", "s", os.Getenv("VMGLUE_NATS_URL"), "NATS URL for the ops commands (env VMGLUE_NATS_URL; default: nats.url of the config, else the embedded server's address)")
 	root.AddCommand(serveCmd(g), tailCmd(g), spoolCmd(g), configCmd(g))
-	root.AddCommand(vmCmd(g), statusCmd(g), dlqCmd(g), replayCmd(g), reconcileCmd(g), autosignCmd(g), sweepCmd(g), bridgeCmd(g))
+	root.AddCommand(vmCmd(g), statusCmd(g), dlqCmd(g), replayCmd(g), reconcileCmd(g), autosignCmd(g), sweepCmd(g), bridgeCmd(g), listenCmd(g))
 	if err := root.ExecuteContext(ctx); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {

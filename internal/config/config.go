@@ -24,12 +24,13 @@ import (
 
 // Config is the whole configuration of `vmglue serve` and the ops commands.
 type Config struct {
-	Log     Log     `yaml:"log"`
-	NATS    NATS    `yaml:"nats"`
-	Metrics Metrics `yaml:"metrics"`
-	Runtime Runtime `yaml:"runtime"`
-	Workers Workers `yaml:"workers"`
-	Bridge  Bridges `yaml:"bridge"`
+	Log     Log       `yaml:"log"`
+	NATS    NATS      `yaml:"nats"`
+	Metrics Metrics   `yaml:"metrics"`
+	Runtime Runtime   `yaml:"runtime"`
+	Workers Workers   `yaml:"workers"`
+	Bridge  Bridges   `yaml:"bridge"`
+	Listen  Listeners `yaml:"listen,omitempty"`
 	// SecretAttributes are name patterns of secret VM attributes added to
 	// eventbus.DefaultSecretPatterns ("!" exempts): the ops commands
 	// print such attributes as (redacted). The hook has its own setting
@@ -185,6 +186,7 @@ func (c *Config) SetDefaults() {
 		c.Sweep.SecretNames = c.SecretNames()
 	}
 	c.Bridge.setDefaults()
+	c.Listen.setDefaults()
 }
 
 func (r *Runtime) setDefaults() {
@@ -284,6 +286,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if err := c.Bridge.validate(); err != nil {
+		return err
+	}
+	if err := c.Listen.validate(); err != nil {
 		return err
 	}
 	return c.Workers.validate()

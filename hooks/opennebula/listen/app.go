@@ -1,0 +1,87 @@
+package listen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
+)
+
+// AppOptions are what `vmglue listen opennebula` runs with.
+type AppOptions struct {
+	// Config has its defaults set and is valid.
+	Config Config
+	// NATS are the settings of the connection; it reconnects for ever.
+	NATS eventbus.ConnOptions
+	// Sweeper may be nil (see Options.Sweeper).
+	Sweeper Sweeper
+	// MetricsListen serves /metrics when not empty ("127.0.0.1:0" picks a
+	// port).
+	MetricsListen string
+	// Ready is called once, after the first subscription, with the address
+	// of /metrics ("" when off).
+	Ready func(metricsAddr string)
+	// Metrics may be nil (new ones, on the /metrics registry).
+	Metrics *Metrics
+}
+
+// RunApp opens the shared resident delivery (events spooled in
+// Config.SpoolDir while NATS is away, sent when it is back), serves
+// /metrics, and runs the listener until ctx is cancelled.
+func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
+	reg := prometheus.NewRegistry()
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(reg)
+	}
+	if o.NATS.Name == "" {
+		o.NATS.Name = "vmglue listen opennebula"
+	}
+	p, err := delivery.Open(delivery.Options{Conn: o.NATS, SpoolDir: o.Config.SpoolDir,
+		Log: log.With().Str("component", "delivery").Logger()})
+	if err != nil {
+		return fmt.Errorf("listen opennebula: %w", err)
+	}
+	defer p.Close()
+	var addr string
+	var srv *http.Server
+	if o.MetricsListen != "" {
+		l, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", o.MetricsListen, err)
+		}
+		addr = l.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error().Err(err).Msg("metrics server")
+			}
+		}()
+		defer srv.Close()
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var g errgroup.Group
+	g.Go(func() error { return p.Run(ctx) })
+	g.Go(func() error {
+		defer cancel()
+		return Run(ctx, Options{Config: o.Config, Publisher: p, Sweeper: o.Sweeper, Metrics: o.Metrics, Log: log,
+			Ready: func() {
+				if o.Ready != nil {
+					o.Ready(addr)
+				}
+			}})
+	})
+	return g.Wait()
+}

@@ -1,0 +1,62 @@
+package listen
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/delivery"
+	"github.com/vmglue/vmglue/hooks/opennebula"
+)
+
+// handle turns one message into an event and delivers it. A malformed
+// message is counted and skipped.
+func (l *listener) handle(ctx context.Context, m received) {
+	ev, err := decode(m, l.o.Config.Cloud)
+	if err != nil {
+		l.m.messages.WithLabelValues(ResultMalformed).Inc()
+		l.log.Warn().Err(err).Msg("malformed message skipped")
+		return
+	}
+	r := l.o.Publisher.Publish(ctx, &ev)
+	l.m.messages.WithLabelValues(r.Outcome.String()).Inc()
+	var e *zerolog.Event
+	switch r.Outcome {
+	case delivery.Published, delivery.Duplicate:
+		e = l.log.Debug()
+	case delivery.Spooled:
+		e = l.log.Warn().AnErr("error", r.Err)
+	default:
+		e = l.log.Error().AnErr("error", r.Err).AnErr("spool_error", r.SpoolErr)
+	}
+	e.Str("vm", ev.Data.ID).Str("event_id", ev.ID).Str("outcome", r.Outcome.String()).Msg("state change")
+}
+
+// decode reads a two-frame message: a VM state key and the base64
+// HOOK_MESSAGE about the same VM. The state comes from the VM document, as
+// for the hook, so both give the same event id for one change; Seen is the
+// time of receipt.
+func decode(m received, cloud string) (eventbus.Event, error) {
+	if len(m.frames) != 2 {
+		return eventbus.Event{}, fmt.Errorf("%w: %d frames, want 2 (key, base64 message)", opennebula.ErrInvalidInput, len(m.frames))
+	}
+	key, err := opennebula.ParseStateKey(m.frames[0])
+	if err != nil {
+		return eventbus.Event{}, err
+	}
+	msg, err := opennebula.ParseHookMessage(m.frames[1], cloud)
+	if err != nil {
+		return eventbus.Event{}, fmt.Errorf("key of VM %s: %w", key.ID, err)
+	}
+	if msg.VM.ID != key.ID {
+		return eventbus.Event{}, fmt.Errorf("%w: key of VM %s, message about VM %s", opennebula.ErrInvalidInput, key.ID, msg.VM.ID)
+	}
+	ev, err := eventbus.NewEvent(msg.VM)
+	if err != nil {
+		return eventbus.Event{}, fmt.Errorf("build event of VM %s: %w", key.ID, err)
+	}
+	ev.Data.Version.Seen = m.at.UnixNano()
+	return ev, nil
+}
