@@ -5,7 +5,13 @@
 //
 //   - vmglue: the built `vmglue-hook` publishing to a `vmglue serve`
 //     subprocess (embedded NATS, dns worker) that batches RFC 2136 updates
-//     into a real BIND, with
+//     into a real BIND,
+//   - vmglue listen: the same VMs' state changes sent on a ZeroMQ PUB
+//     socket exactly as oned's one_hm sends them (hooks/opennebula/onedtest:
+//     oned cannot run here), read by a `vmglue listen opennebula`
+//     subprocess that publishes to a fresh `vmglue serve` and BIND; then
+//     single events, one at a time, from the PUB to the A record
+//     resolvable (p50), with
 //   - shell+nsupdate: legacy-hook.sh per event (bash, base64, grep, sed and
 //     one nsupdate process with two sends) against a second, fresh BIND.
 //
@@ -15,8 +21,9 @@
 //	go test -run '^$' -bench BenchmarkDNSBurst -benchtime 1x -timeout 30m ./bench/dns \
 //	    -args -vmglue $PWD/bin/vmglue -hook $PWD/bin/vmglue-hook [-vms 1000] [-hooks 10]
 //
-// Without -vmglue / -hook it builds both binaries first. The last line it
-// prints is the summary with the ratio of the create+delete times.
+// Without -vmglue / -hook it builds both binaries first. The last two lines
+// it prints are the summaries with the ratio of the create+delete times
+// against the shell baseline: the hook's, then the listener's.
 package dnsbench
 
 import (
@@ -73,6 +80,7 @@ func BenchmarkDNSBurst(b *testing.B) {
 		vms[i] = testenv.OneVM{ID: 1000 + i, Name: fmt.Sprintf("vm%05d", i),
 			IP: fmt.Sprintf("10.20.%d.%d", i/250, i%250+1), State: 3, LCM: 3, Time: t0}
 	}
+	runningVMs := slices.Clone(vms)
 	running := stdins(vms, "running")
 	for i := range vms {
 		vms[i].State, vms[i].LCM, vms[i].Time = 6, 0, t0+60
@@ -99,6 +107,9 @@ func BenchmarkDNSBurst(b *testing.B) {
 	if n := spooled(b, spool); n != 0 {
 		b.Errorf("vmglue-hook spooled %d events (NATS unreachable?)", n)
 	}
+
+	// vmglue: oned's ZeroMQ stream -> vmglue listen -> NATS JetStream -> dns worker -> BIND.
+	lr := listenRow(b, vmglue, runningVMs, vms, zones)
 
 	// Today: a shell hook with nsupdate per event, against a fresh BIND.
 	legacy := testenv.StartBIND(b, zones)
@@ -131,6 +142,18 @@ func BenchmarkDNSBurst(b *testing.B) {
 		vc.afterLast.Milliseconds(), vd.afterLast.Milliseconds())
 	fmt.Printf("vmglue %s, shell+nsupdate %s, ratio %.1fx (create+delete, %d VMs, %d concurrent hooks)\n",
 		secs(vTotal), secs(lTotal), ratio, len(vms), *numHooks)
+	// The listener's row, last: make bench-dns repeats the last ratio line.
+	sTotal := lr.create.total + lr.delete.total
+	sRatio := lTotal.Seconds() / sTotal.Seconds()
+	b.ReportMetric(sTotal.Seconds(), "listen-s")
+	b.ReportMetric(sRatio, "listen-ratio-x")
+	b.ReportMetric(ms(lr.p50), "listen-p50-ms")
+	fmt.Printf("vmglue listen: create %s + delete %s; single event PUB to resolvable p50 %.1f ms\n",
+		secs(lr.create.total), secs(lr.delete.total), ms(lr.p50))
+	fmt.Printf("vmglue listen burst converged within %d ms of the last event sent (create; delete: %d ms; target <= 1000 ms)\n",
+		lr.create.afterLast.Milliseconds(), lr.delete.afterLast.Milliseconds())
+	fmt.Printf("vmglue listen %s, shell+nsupdate %s, ratio %.1fx (create+delete, %d VMs, oned's ZeroMQ stream)\n",
+		secs(sTotal), secs(lTotal), sRatio, len(vms))
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
@@ -266,38 +289,9 @@ type result struct {
 // once more.
 func measure(b *testing.B, name string, bind *testenv.BIND, vms []testenv.OneVM, stdin [][]byte,
 	newCmd func([]byte) *exec.Cmd, present bool, daemons map[string]int) result {
-	checks := make([]check, 0, 2*len(vms))
-	for _, v := range vms {
-		fqdn := v.Name + "." + forwardZone
-		rev, err := mdns.ReverseAddr(v.IP)
-		if err != nil {
-			b.Fatal(err)
-		}
-		checks = append(checks, check{fqdn, mdns.TypeA, v.IP}, check{rev, mdns.TypePTR, fqdn})
-	}
-	if !present {
-		for i := range checks {
-			checks[i].want = ""
-		}
-	}
-	p := newPoller(bind.Addr)
-	defer p.close()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-
-	start := time.Now()
-	type converged struct {
-		at      time.Time
-		pending int
-	}
-	conv := make(chan converged, 1)
-	go func() {
-		at, pending := p.wait(ctx, checks)
-		conv <- converged{at, pending}
-	}()
-
+	ph := startPhase(b, bind, vms, present, daemons)
+	defer ph.close()
 	durs := make([]time.Duration, len(vms))
-	daemonCPU := cpuOf(daemons)
 	var (
 		hookCPU  time.Duration
 		mu       sync.Mutex
@@ -333,36 +327,99 @@ func measure(b *testing.B, name string, bind *testenv.BIND, vms []testenv.OneVM,
 		}()
 	}
 	wg.Wait()
-	hooksDone := lastExit.Sub(start)
 	if len(failures) > 0 {
-		cancel()
-		<-conv
+		ph.cancel()
 		b.Fatalf("%s: %d of %d hooks failed, first: %s", name, len(failures), len(vms), failures[0])
 	}
-	c := <-conv
-	if c.pending > 0 {
-		b.Fatalf("%s: %d of %d records not converged after %s", name, c.pending, len(checks), *timeout)
-	}
-	r := result{total: c.at.Sub(start), hooks: hooksDone, afterLast: c.at.Sub(lastExit)}
-	var daemonText []string
-	for name, d := range cpuOf(daemons) {
-		daemonText = append(daemonText, fmt.Sprintf("%s %s", name, secs(d-daemonCPU[name])))
-	}
-	slices.Sort(daemonText)
-	if bad := p.verify(checks); len(bad) > 0 {
-		b.Fatalf("%s: %d records wrong in the final check, first: %s", name, len(bad), bad[0])
-	}
+	r, daemonText := ph.finish(b, name, lastExit)
 	slices.Sort(durs)
-	state := "resolve"
-	if !present {
-		state = "are gone"
-	}
 	fmt.Printf("%-22s %7s  (hooks %s, p50 %.1f ms, p99 %.1f ms per hook; all %d A+PTR %s %+d ms after the last hook's exit)\n",
 		name+":", secs(r.total), secs(r.hooks), ms(durs[len(durs)/2]), ms(durs[len(durs)*99/100]),
-		len(checks), state, r.afterLast.Milliseconds())
+		len(ph.checks), ph.state(), r.afterLast.Milliseconds())
 	fmt.Printf("%-22s CPU: hook processes %s (%.1f ms per hook), %s\n", "", secs(hookCPU),
-		ms(hookCPU)/float64(len(vms)), strings.Join(daemonText, ", "))
+		ms(hookCPU)/float64(len(vms)), daemonText)
 	return r
+}
+
+// phase polls bind, from its start, until every VM's A and PTR record
+// resolves (present) or is gone (!present), and counts the daemons' CPU.
+type phase struct {
+	checks    []check
+	present   bool
+	p         *poller
+	ctx       context.Context
+	cancel    context.CancelFunc
+	start     time.Time
+	conv      chan converged
+	daemons   map[string]int
+	daemonCPU map[string]time.Duration
+	done      bool // conv was received
+}
+
+type converged struct {
+	at      time.Time
+	pending int
+}
+
+func startPhase(b *testing.B, bind *testenv.BIND, vms []testenv.OneVM, present bool, daemons map[string]int) *phase {
+	checks := make([]check, 0, 2*len(vms))
+	for _, v := range vms {
+		fqdn := v.Name + "." + forwardZone
+		rev, err := mdns.ReverseAddr(v.IP)
+		if err != nil {
+			b.Fatal(err)
+		}
+		want, wantRev := v.IP, fqdn
+		if !present {
+			want, wantRev = "", ""
+		}
+		checks = append(checks, check{fqdn, mdns.TypeA, want}, check{rev, mdns.TypePTR, wantRev})
+	}
+	ph := &phase{checks: checks, present: present, p: newPoller(bind.Addr), conv: make(chan converged, 1),
+		daemons: daemons, daemonCPU: cpuOf(daemons)}
+	ph.ctx, ph.cancel = context.WithTimeout(context.Background(), *timeout)
+	ph.start = time.Now()
+	go func() {
+		at, pending := ph.p.wait(ph.ctx, checks)
+		ph.conv <- converged{at, pending}
+	}()
+	return ph
+}
+
+// close stops the polling (waiting for it) and the poller.
+func (ph *phase) close() {
+	ph.cancel()
+	if !ph.done {
+		<-ph.conv
+	}
+	ph.p.close()
+}
+
+func (ph *phase) state() string {
+	if ph.present {
+		return "resolve"
+	}
+	return "are gone"
+}
+
+// finish waits for the records and checks them once more; last is when the
+// last event left its source. It returns the times and the daemons' CPU.
+func (ph *phase) finish(b *testing.B, name string, last time.Time) (result, string) {
+	c := <-ph.conv
+	ph.done = true
+	if c.pending > 0 {
+		b.Fatalf("%s: %d of %d records not converged after %s", name, c.pending, len(ph.checks), *timeout)
+	}
+	r := result{total: c.at.Sub(ph.start), hooks: last.Sub(ph.start), afterLast: c.at.Sub(last)}
+	var daemonText []string
+	for name, d := range cpuOf(ph.daemons) {
+		daemonText = append(daemonText, fmt.Sprintf("%s %s", name, secs(d-ph.daemonCPU[name])))
+	}
+	slices.Sort(daemonText)
+	if bad := ph.p.verify(ph.checks); len(bad) > 0 {
+		b.Fatalf("%s: %d records wrong in the final check, first: %s", name, len(bad), bad[0])
+	}
+	return r, strings.Join(daemonText, ", ")
 }
 
 // cpuOf returns the user+system CPU time each of the processes pids used
