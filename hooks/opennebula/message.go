@@ -53,7 +53,8 @@ type HookMessage struct {
 	Type, Object    string // HOOK_TYPE, HOOK_OBJECT: "STATE", "VM"
 	State, LCMState string // STATE and LCM_STATE names
 	ResourceID      string // RESOURCE_ID
-	// VM is the mapped <VM> element, as ParseVM maps a VM document.
+	// VM is the mapped <VM> element, as ParseVM maps a VM document, its
+	// secrets protected.
 	VM eventbus.VM
 }
 
@@ -63,7 +64,11 @@ type HookMessage struct {
 // RESOURCE_ID as its ID. Anything else (an API or HOST message, a missing
 // VM) is an error that wraps ErrInvalidInput and quotes no more than a few
 // bytes of the input.
-func ParseHookMessage(frame []byte, cloud string) (HookMessage, error) {
+//
+// protect keeps the VM's secrets off the bus, as for ParseHookInput (the
+// listener passes the same policy as the hook, so that both make the same
+// event of one change); nil protects with eventbus.Secrets{}.
+func ParseHookMessage(frame []byte, cloud string, protect func(*eventbus.VM)) (HookMessage, error) {
 	if err := checkCloud(cloud); err != nil {
 		return HookMessage{}, err
 	}
@@ -82,6 +87,10 @@ func ParseHookMessage(frame []byte, cloud string) (HookMessage, error) {
 	if err != nil {
 		return HookMessage{}, fmt.Errorf("parse hook message: %w", err)
 	}
+	if protect == nil {
+		protect = func(vm *eventbus.VM) { eventbus.Secrets{}.Protect(vm) }
+	}
+	protect(&m.VM)
 	return m, nil
 }
 

@@ -53,7 +53,7 @@ func TestParseHookMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ParseHookMessage(hookMessage("VM", want.ID, doc), testCloud)
+	m, err := ParseHookMessage(hookMessage("VM", want.ID, doc), testCloud, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestParseHookMessage(t *testing.T) {
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ParseHookMessage(tt.frame, testCloud)
+			_, err := ParseHookMessage(tt.frame, testCloud, nil)
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -98,7 +98,7 @@ func FuzzParseHookMessage(f *testing.F) {
 	})
 	f.Add([]byte(""))
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		m, err := ParseHookMessage(frame, testCloud)
+		m, err := ParseHookMessage(frame, testCloud, nil)
 		if err != nil {
 			checkFuzzError(t, err)
 			return

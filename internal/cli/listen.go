@@ -38,7 +38,7 @@ ZeroMQ listener", says what closes the gap). The stream is unauthenticated: keep
 			}
 			log := newLogger(cfg.Log, g.stderr)
 			return listen.RunApp(cmd.Context(), listen.AppOptions{
-				Config: cfg.OpenNebulaListener(), NATS: co, MetricsListen: metrics,
+				Config: cfg.OpenNebulaListener(), NATS: co, MetricsListen: metrics, SecretNames: cfg.SecretNames(),
 				Ready: func(string) {
 					if err := sdNotify("READY=1"); err != nil {
 						log.Warn().Err(err).Msg("sd_notify")

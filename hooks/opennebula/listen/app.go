@@ -23,6 +23,9 @@ type AppOptions struct {
 	Config Config
 	// NATS are the settings of the connection; it reconnects for ever.
 	NATS eventbus.ConnOptions
+	// SecretNames are the secret attribute names (nil: the defaults); the
+	// challenge comes from Config.
+	SecretNames *eventbus.SecretNames
 	// Sweeper may be nil (see Options.Sweeper).
 	Sweeper Sweeper
 	// MetricsListen serves /metrics when not empty ("127.0.0.1:0" picks a
@@ -77,6 +80,7 @@ func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 	g.Go(func() error {
 		defer cancel()
 		return Run(ctx, Options{Config: o.Config, Publisher: p, Sweeper: o.Sweeper, Metrics: o.Metrics, Log: log,
+			Secrets: o.Config.Secrets(o.SecretNames),
 			Ready: func() {
 				if o.Ready != nil {
 					o.Ready(addr)

@@ -21,6 +21,8 @@ import (
 //	    filters: ["EVENT STATE VM/"]      # key prefixes, each ending in "/"
 //	    spool_dir: /var/lib/vmglue/spool/listen-opennebula-one
 //	    sweep_interval: 15m               # also on start and every reconnect; negative: only then
+//	    challenge_attribute: PUPPET_CHALLENGE          # as the hook's VMGLUE_CHALLENGE_ATTRIBUTE
+//	    challenge_key_file: /etc/vmglue/challenge.key  # as the hook's VMGLUE_CHALLENGE_KEY_FILE
 type Config struct {
 	// Cloud is the cloud name in subjects and sources (default "one").
 	Cloud string `yaml:"cloud"`
@@ -37,6 +39,14 @@ type Config struct {
 	// SweepInterval is how often the cloud's API is swept besides on start
 	// and after every reconnect (default 15m; negative: only then).
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// ChallengeAttribute is sent as a MAC keyed with the key in
+	// ChallengeKeyFile, and left out without the key, as the hook does
+	// (defaults eventbus.DefaultChallengeAttribute and
+	// eventbus.DefaultChallengeKeyFile: keep them equal to the hook's
+	// VMGLUE_CHALLENGE_ATTRIBUTE and VMGLUE_CHALLENGE_KEY_FILE). Other
+	// secret attributes (the top-level secret_attributes) are redacted.
+	ChallengeAttribute string `yaml:"challenge_attribute"`
+	ChallengeKeyFile   string `yaml:"challenge_key_file"`
 }
 
 // Defaults of Config.
@@ -64,6 +74,21 @@ func (c *Config) SetDefaults() {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
+	if c.ChallengeAttribute == "" {
+		c.ChallengeAttribute = eventbus.DefaultChallengeAttribute
+	}
+	if c.ChallengeKeyFile == "" {
+		c.ChallengeKeyFile = eventbus.DefaultChallengeKeyFile
+	}
+}
+
+// Secrets is the secret policy of the listener: names (nil: the defaults)
+// redacted, the challenge attribute sent as a MAC with the key read from
+// ChallengeKeyFile when a VM has it.
+func (c *Config) Secrets(names *eventbus.SecretNames) eventbus.Secrets {
+	file := c.ChallengeKeyFile
+	return eventbus.Secrets{Names: names, ChallengeAttribute: c.ChallengeAttribute,
+		ChallengeKey: func() ([]byte, error) { return eventbus.ReadChallengeKey(file) }}
 }
 
 // Validate names the offending key.

@@ -14,7 +14,10 @@ import (
 // handle turns one message into an event and delivers it. A malformed
 // message is counted and skipped.
 func (l *listener) handle(ctx context.Context, m received) {
-	ev, err := decode(m, l.o.Config.Cloud)
+	ev, notes, err := decode(m, l.o.Config.Cloud, l.o.Secrets)
+	for _, n := range notes { // a challenge left out, and why
+		l.log.Warn().Str("vm", ev.Data.ID).Msg(n)
+	}
 	if err != nil {
 		l.m.messages.WithLabelValues(ResultMalformed).Inc()
 		l.log.Warn().Err(err).Msg("malformed message skipped")
@@ -35,28 +38,28 @@ func (l *listener) handle(ctx context.Context, m received) {
 }
 
 // decode reads a two-frame message: a VM state key and the base64
-// HOOK_MESSAGE about the same VM. The state comes from the VM document, as
-// for the hook, so both give the same event id for one change; Seen is the
-// time of receipt.
-func decode(m received, cloud string) (eventbus.Event, error) {
+// HOOK_MESSAGE about the same VM. The state comes from the VM document and
+// the secrets are protected with the hook's policy, so both give the same
+// event id for one change; Seen is the time of receipt. notes say what
+// Protect left out.
+func decode(m received, cloud string, sec eventbus.Secrets) (ev eventbus.Event, notes []string, err error) {
 	if len(m.frames) != 2 {
-		return eventbus.Event{}, fmt.Errorf("%w: %d frames, want 2 (key, base64 message)", opennebula.ErrInvalidInput, len(m.frames))
+		return ev, nil, fmt.Errorf("%w: %d frames, want 2 (key, base64 message)", opennebula.ErrInvalidInput, len(m.frames))
 	}
 	key, err := opennebula.ParseStateKey(m.frames[0])
 	if err != nil {
-		return eventbus.Event{}, err
+		return ev, nil, err
 	}
-	msg, err := opennebula.ParseHookMessage(m.frames[1], cloud)
+	msg, err := opennebula.ParseHookMessage(m.frames[1], cloud, func(vm *eventbus.VM) { notes = sec.Protect(vm) })
 	if err != nil {
-		return eventbus.Event{}, fmt.Errorf("key of VM %s: %w", key.ID, err)
+		return ev, notes, fmt.Errorf("key of VM %s: %w", key.ID, err)
 	}
 	if msg.VM.ID != key.ID {
-		return eventbus.Event{}, fmt.Errorf("%w: key of VM %s, message about VM %s", opennebula.ErrInvalidInput, key.ID, msg.VM.ID)
+		return ev, notes, fmt.Errorf("%w: key of VM %s, message about VM %s", opennebula.ErrInvalidInput, key.ID, msg.VM.ID)
 	}
-	ev, err := eventbus.NewEvent(msg.VM)
-	if err != nil {
-		return eventbus.Event{}, fmt.Errorf("build event of VM %s: %w", key.ID, err)
+	if ev, err = eventbus.NewEvent(msg.VM); err != nil {
+		return ev, notes, fmt.Errorf("build event of VM %s: %w", key.ID, err)
 	}
 	ev.Data.Version.Seen = m.at.UnixNano()
-	return ev, nil
+	return ev, notes, nil
 }

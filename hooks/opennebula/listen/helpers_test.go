@@ -84,6 +84,12 @@ func (r *running) stop(t testing.TB) {
 // startListener runs a listener on endpoint that publishes through p.
 func startListener(t testing.TB, endpoint string, p listen.Publisher, sw listen.Sweeper) *running {
 	t.Helper()
+	return startListenerSec(t, endpoint, p, sw, eventbus.Secrets{})
+}
+
+// startListenerSec is startListener with a secret policy.
+func startListenerSec(t testing.TB, endpoint string, p listen.Publisher, sw listen.Sweeper, sec eventbus.Secrets) *running {
+	t.Helper()
 	cfg := listen.Config{Endpoint: endpoint, SpoolDir: t.TempDir(), SweepInterval: -1}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -93,7 +99,7 @@ func startListener(t testing.TB, endpoint string, p listen.Publisher, sw listen.
 	r := &running{metrics: listen.NewMetrics(nil), cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
-		r.err = listen.Run(ctx, listen.Options{Config: cfg, Publisher: p, Sweeper: sw, Metrics: r.metrics,
+		r.err = listen.Run(ctx, listen.Options{Config: cfg, Publisher: p, Sweeper: sw, Metrics: r.metrics, Secrets: sec,
 			Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)})
 	}()
 	t.Cleanup(func() { cancel(); <-r.done })

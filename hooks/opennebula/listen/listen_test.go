@@ -11,6 +11,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,6 +24,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/hooks/opennebula"
+	"github.com/vmglue/vmglue/hooks/opennebula/listen"
 	"github.com/vmglue/vmglue/hooks/opennebula/onedtest"
 	"github.com/vmglue/vmglue/internal/hookcmd"
 )
@@ -54,7 +57,7 @@ func TestListenCorpus(t *testing.T) {
 
 	var want []string
 	for name, doc := range docs {
-		hook, err := opennebula.ParseHookInput([]byte(base64.StdEncoding.EncodeToString(doc)+" running"), nil, "one")
+		hook, err := opennebula.ParseHookInput([]byte(base64.StdEncoding.EncodeToString(doc)+" running"), nil, "one", nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -234,14 +237,24 @@ func TestListenNATSDown(t *testing.T) {
 
 // TestListenBesideHook: the hook (HEM's pretty-printed $TEMPLATE) and the
 // listener (oned's compact message) fed the same state changes, in either
-// order, store one event per change.
+// order, store one event per change; both protect the secrets alike (the
+// challenge as a MAC with the same key, a password redacted).
 func TestListenBesideHook(t *testing.T) {
 	docs := corpusDocs(t)
-	srv, oned, l := startAll(t)
+	keyFile := filepath.Join(t.TempDir(), "challenge.key")
+	if err := os.WriteFile(keyFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lc := listen.Config{ChallengeKeyFile: keyFile}
+	lc.SetDefaults()
+	srv := natstest.Start(t)
+	oned := onedtest.Start(t)
+	l := startListenerSec(t, oned.Endpoint, openPublisher(t, srv.URL, t.TempDir()), nil, lc.Secrets(nil))
+	oned.WaitSubscribed(t, opennebula.StateKeyPrefix)
 	hook := func(doc []byte) {
 		t.Helper()
 		var stderr bytes.Buffer
-		o := hookcmd.Options{URL: srv.URL, Cloud: "one", SpoolDir: t.TempDir()}
+		o := hookcmd.Options{URL: srv.URL, Cloud: "one", SpoolDir: t.TempDir(), ChallengeKeyFile: keyFile}
 		in := strings.NewReader(base64.StdEncoding.EncodeToString(doc) + " word")
 		if code := hookcmd.Run(context.Background(), o, in, nil, &stderr); code != 0 {
 			t.Fatalf("hook: exit %d: %s", code, stderr.String())
@@ -256,8 +269,13 @@ func TestListenBesideHook(t *testing.T) {
 			return l.metrics.Messages("published")+l.metrics.Messages("duplicate") == outcomes
 		})
 	}
-	changes, i := 0, 0
+	secrets := []byte("<PUPPET_CHALLENGE>chal-s3cret</PUPPET_CHALLENGE><DB_PASSWORD>pw-s3cret</DB_PASSWORD></USER_TEMPLATE>")
+	changes, i, withSecrets := 0, 0, 0
 	for _, doc := range docs {
+		if bytes.Contains(doc, []byte("</USER_TEMPLATE>")) {
+			doc = bytes.Replace(doc, []byte("</USER_TEMPLATE>"), secrets, 1)
+			withSecrets++
+		}
 		hook(doc) // the hook first, then the listener
 		changes++
 		listener(doc, float64(changes))
@@ -267,9 +285,26 @@ func TestListenBesideHook(t *testing.T) {
 		listener(next, float64(changes))
 		hook(next)
 	}
-	ids := natstest.StoredIDs(t, srv.URL)
-	if len(ids) != changes {
-		t.Fatalf("%d events stored for %d changes: %v", len(ids), changes, ids)
+	if withSecrets == 0 {
+		t.Fatal("no corpus document with a USER_TEMPLATE: the secrets were not tested")
+	}
+	_, js := natstest.Connect(t, srv.URL)
+	evs := natstest.Events(t, js)
+	if len(evs) != changes {
+		t.Fatalf("%d events stored for %d changes", len(evs), changes)
+	}
+	macs := 0
+	for _, ev := range evs {
+		b, _ := json.Marshal(ev)
+		if bytes.Contains(b, []byte("s3cret")) {
+			t.Fatalf("a secret in clear text on the bus: %s", b)
+		}
+		if strings.HasPrefix(ev.Data.Attributes["PUPPET_CHALLENGE"], eventbus.ChallengePrefix) {
+			macs++
+		}
+	}
+	if macs != 2*withSecrets {
+		t.Fatalf("%d challenges stored as a MAC, want %d", macs, 2*withSecrets)
 	}
 	if d := l.metrics.Messages("duplicate"); d != float64(len(docs)) {
 		t.Fatalf("listener duplicates %v, want %d (the changes the hook stored first)", d, len(docs))

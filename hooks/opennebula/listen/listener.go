@@ -46,6 +46,10 @@ type Options struct {
 	// Config.SweepInterval; nil: no sweep (serve's periodic sweep alone
 	// closes the gaps).
 	Sweeper Sweeper
+	// Secrets keeps the VMs' secrets off the bus: the same policy as the
+	// hook's (secret names, challenge attribute and key), so that both
+	// make the same event of one change.
+	Secrets eventbus.Secrets
 	// Metrics may be nil (private ones).
 	Metrics *Metrics
 	// Ready, when set, is called once, after the first subscription.
