@@ -206,7 +206,7 @@ func TestRefusedQuarantined(t *testing.T) {
 	if err != nil || len(q) != 2 || spooled(t, dir) != 0 {
 		t.Fatalf("quarantine %d (%v), spool %d: want 2 and 0", len(q), err, spooled(t, dir))
 	}
-	if ids := storedIDs(t, srv.URL); len(ids) != 1 || ids[0] != ok.ID {
+	if ids := natstest.StoredIDs(t, srv.URL); len(ids) != 1 || ids[0] != ok.ID {
 		t.Fatalf("stored %v, want only %s", ids, ok.ID)
 	}
 }

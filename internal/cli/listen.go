@@ -24,8 +24,9 @@ func listenOpenNebulaCmd(g *globals) *cobra.Command {
 		Long: `Subscribe to oned's ZeroMQ event stream (one_hm's PUB socket, listen.opennebula.endpoint,
 default tcp://127.0.0.1:2101) and publish every VM state change as an event, with no process per
 event. Events are spooled (listen.opennebula.spool_dir) while NATS is away and sent when it is back.
-PUB/SUB is at-most-once: what oned publishes while the listener is away is lost (README, "The
-ZeroMQ listener", says what closes the gap). The stream is unauthenticated: keep it on loopback.`,
+PUB/SUB is at-most-once: what oned publishes while the listener is away is lost; with a
+sweep.opennebula entry of its cloud, the listener sweeps oned's API 1s after every connect and every
+listen.opennebula.sweep_interval. The stream is unauthenticated: keep it on loopback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.load()
@@ -37,8 +38,10 @@ ZeroMQ listener", says what closes the gap). The stream is unauthenticated: keep
 				return err
 			}
 			log := newLogger(cfg.Log, g.stderr)
+			lc := cfg.OpenNebulaListener()
 			return listen.RunApp(cmd.Context(), listen.AppOptions{
-				Config: cfg.OpenNebulaListener(), NATS: co, MetricsListen: metrics, SecretNames: cfg.SecretNames(),
+				Config: lc, NATS: co, MetricsListen: metrics, SecretNames: cfg.SecretNames(),
+				Sweep: listenSweep(cfg, co, lc.Cloud, log),
 				Ready: func(string) {
 					if err := sdNotify("READY=1"); err != nil {
 						log.Warn().Err(err).Msg("sd_notify")

@@ -26,8 +26,10 @@ type AppOptions struct {
 	// SecretNames are the secret attribute names (nil: the defaults); the
 	// challenge comes from Config.
 	SecretNames *eventbus.SecretNames
-	// Sweeper may be nil (see Options.Sweeper).
-	Sweeper Sweeper
+	// Sweep, when set, makes the Sweeper (see Options.Sweeper) once the
+	// delivery is open: the sweep publishes through the same delivery, its
+	// metrics go to reg. nil: no sweep.
+	Sweep func(pub Publisher, reg prometheus.Registerer) (Sweeper, error)
 	// MetricsListen serves /metrics when not empty ("127.0.0.1:0" picks a
 	// port).
 	MetricsListen string
@@ -55,6 +57,12 @@ func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 		return fmt.Errorf("listen opennebula: %w", err)
 	}
 	defer p.Close()
+	var sw Sweeper
+	if o.Sweep != nil {
+		if sw, err = o.Sweep(p, reg); err != nil {
+			return fmt.Errorf("listen opennebula: %w", err)
+		}
+	}
 	var addr string
 	var srv *http.Server
 	if o.MetricsListen != "" {
@@ -79,7 +87,7 @@ func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 	g.Go(func() error { return p.Run(ctx) })
 	g.Go(func() error {
 		defer cancel()
-		return Run(ctx, Options{Config: o.Config, Publisher: p, Sweeper: o.Sweeper, Metrics: o.Metrics, Log: log,
+		return Run(ctx, Options{Config: o.Config, Publisher: p, Sweeper: sw, Metrics: o.Metrics, Log: log,
 			Secrets: o.Config.Secrets(o.SecretNames),
 			Ready: func() {
 				if o.Ready != nil {

@@ -28,9 +28,11 @@
 // down or reconnecting is gone, and oned drops messages for a subscriber
 // that falls behind its send high-water mark (HM_MAD -h). So the listener
 // runs a sweep of the cloud's API (a Sweeper) after every connect (the first
-// one and each reconnect) and every Config.SweepInterval. A sweep asked for
-// while one runs gives one more after it. Without a Sweeper the gaps wait
-// for serve's periodic sweep.
+// one and each reconnect; 1s after it, since a ZeroMQ subscription is not
+// acknowledged) and every Config.SweepInterval. A sweep asked for while one
+// runs gives one more after it. `vmglue listen opennebula` sweeps with the
+// sweep.opennebula entry of its cloud (internal/sweep), through its own
+// delivery. Without a Sweeper the gaps wait for serve's periodic sweep.
 //
 // A connection that fails is closed and dialled again with backoff (0.1s
 // up to 5s). A dropped TCP connection is noticed by the kernel's keepalive.
