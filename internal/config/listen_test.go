@@ -28,7 +28,7 @@ func TestListenOpenNebulaSection(t *testing.T) {
 		t.Fatal(err)
 	}
 	def := cfg.OpenNebulaListener()
-	if def.Cloud != "one" || def.Endpoint != listen.DefaultEndpoint || !slices.Equal(def.Filters, []string{"EVENT STATE VM/"}) ||
+	if def.Cloud != "one" || def.Endpoint != listen.DefaultEndpoint || !def.Loopback() || !slices.Equal(def.Filters, []string{"EVENT STATE VM/"}) ||
 		def.SweepInterval != listen.DefaultSweepInterval || !strings.HasSuffix(def.SpoolDir, "spool/listen-opennebula-one") {
 		t.Fatalf("defaults without the section: %+v", def)
 	}
