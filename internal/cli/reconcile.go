@@ -14,6 +14,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/catalog"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/ops"
@@ -112,9 +113,15 @@ func runReconcile(cmd *cobra.Command, g *globals, cfg *config.Config, js jetstre
 		}
 	}()
 	log := newLogger(cfg.Log, g.stderr)
+	// The workers compare markers that carry serve's installation
+	// identity: the same one, read from the bus (or the config).
+	installation, err := eventbus.Installation(ctx, js, cfg.Installation)
+	if err != nil {
+		return fmt.Errorf("installation identity: %w", err)
+	}
 	for _, n := range names {
 		cw, _ := catalog.Lookup(n)
-		t, err := cw.New(cfg.Workers[n], worker.Deps{Log: log, JS: js})
+		t, err := cw.New(cfg.Workers[n], worker.Deps{Log: log, JS: js, Installation: installation})
 		if err != nil {
 			return fmt.Errorf("worker %s: %w", n, err)
 		}
