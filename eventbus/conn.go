@@ -12,14 +12,17 @@ import (
 // ConnOptions are the NATS connection settings shared by every vmglue
 // program. Secrets are never printed: String masks them.
 type ConnOptions struct {
-	URL       string        `yaml:"url"`
-	User      string        `yaml:"user"`
-	Password  string        `yaml:"-"`
-	Token     string        `yaml:"-"`
-	CredsFile string        `yaml:"creds_file"`
-	CAFile    string        `yaml:"ca_file"`
-	Name      string        `yaml:"-"`
-	Timeout   time.Duration `yaml:"timeout"`
+	URL       string `yaml:"url"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"-"`
+	Token     string `yaml:"-"`
+	CredsFile string `yaml:"creds_file"`
+	CAFile    string `yaml:"ca_file"`
+	Name      string `yaml:"-"`
+	// InboxPrefix replaces NATS's _INBOX for replies (InboxPrefix(role)):
+	// a restricted role may subscribe to its own inbox only.
+	InboxPrefix string        `yaml:"-"`
+	Timeout     time.Duration `yaml:"timeout"`
 }
 
 // DefaultURL is where vmglue serve's embedded server listens by default.
@@ -72,6 +75,9 @@ func Connect(o ConnOptions, reconnect bool) (*nats.Conn, error) {
 	}
 	if o.CAFile != "" {
 		opts = append(opts, nats.RootCAs(o.CAFile))
+	}
+	if o.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {

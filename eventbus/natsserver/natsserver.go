@@ -24,8 +24,12 @@ type Options struct {
 	StoreDir string
 	// Log turns on the server's own logging (to stderr).
 	Log bool
-	// User and Password, or Token, when set, are required from every
-	// client. Without them the server only listens on a loopback address.
+	// Roles, when set, are the only clients accepted: user name the role,
+	// its password, and the role's Permissions (vmglue serve's default).
+	Roles Credentials
+	// User and Password, or Token, when set (and Roles is not), are
+	// required from every client, with every permission. Without Roles or
+	// them the server only listens on a loopback address.
 	User, Password, Token string
 }
 
@@ -54,7 +58,10 @@ func Start(o Options) (*server.Server, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("nats listen address %q: bad port", o.Listen)
 	}
-	auth := o.Token != "" || (o.User != "" && o.Password != "")
+	if len(o.Roles) > 0 && (o.User != "" || o.Token != "") {
+		return nil, errors.New("nats auth: per-role credentials and a shared user or token are exclusive")
+	}
+	auth := len(o.Roles) > 0 || o.Token != "" || (o.User != "" && o.Password != "")
 	if ip := net.ParseIP(host); !auth && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
 		return nil, fmt.Errorf("nats listen %s: %w (set nats.user and nats.password_file, or nats.token_file, or listen on 127.0.0.1)", o.Listen, ErrOpenListen)
 	}
@@ -84,6 +91,9 @@ func Start(o Options) (*server.Server, error) {
 	}
 	if o.Token != "" {
 		opts.Username, opts.Password, opts.Authorization = "", "", o.Token
+	}
+	if len(o.Roles) > 0 {
+		opts.Users = o.Roles.users()
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -60,7 +60,8 @@ var ErrNotConnected = errors.New("nats unreachable: not connected")
 // Options configure a delivery.
 type Options struct {
 	// Conn are the NATS settings; Conn.URL may be a comma-separated list.
-	// Conn.Timeout is set by Once from its budget.
+	// Conn.Timeout is set by Once from its budget. Every source is in
+	// NATS role eventbus.RoleHook: Conn.InboxPrefix defaults to its inbox.
 	Conn eventbus.ConnOptions
 	// SpoolDir holds the events NATS could not take.
 	SpoolDir string
@@ -76,6 +77,9 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.Conn.InboxPrefix == "" {
+		o.Conn.InboxPrefix = eventbus.InboxPrefix(eventbus.RoleHook)
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}

@@ -91,10 +91,6 @@ func runAutosign(ctx context.Context, g *globals, args []string, stdin io.Reader
 	if pc == nil {
 		return fail(errors.New("workers.puppet is not configured: autosign needs its certname template and policy"))
 	}
-	co, err := cfg.ConnOptions("vmglue autosign", g.clientURL(cfg))
-	if err != nil {
-		return fail(err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// late names the deadline when it is what failed: a stuck JetStream
@@ -105,8 +101,7 @@ func runAutosign(ctx context.Context, g *globals, args []string, stdin io.Reader
 		}
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	co.Timeout = timeout
-	nc, err := eventbus.Connect(co, false)
+	nc, err := g.connect(cfg, eventbus.RoleAutosign, "vmglue autosign", timeout)
 	if err != nil {
 		return fail(err)
 	}

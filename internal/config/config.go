@@ -62,26 +62,6 @@ type Log struct {
 	Format string `yaml:"format"` // json, console, auto (console on a terminal)
 }
 
-// NATS says which NATS to use. An empty URL means: start an embedded server.
-type NATS struct {
-	URL          string                    `yaml:"url"`
-	User         string                    `yaml:"user"`
-	PasswordFile string                    `yaml:"password_file"`
-	PasswordEnv  string                    `yaml:"password_env"`
-	TokenFile    string                    `yaml:"token_file"`
-	TokenEnv     string                    `yaml:"token_env"`
-	CredsFile    string                    `yaml:"creds_file"`
-	CAFile       string                    `yaml:"ca_file"`
-	Embedded     Embedded                  `yaml:"embedded"`
-	Stream       eventbus.ProvisionOptions `yaml:"stream"`
-}
-
-// Embedded configures the embedded nats-server.
-type Embedded struct {
-	Listen  string `yaml:"listen"`
-	DataDir string `yaml:"data_dir"`
-}
-
 // Metrics is the HTTP listener of /metrics and /healthz. An absent listen
 // is DefaultMetricsListen; an explicit "" turns it off.
 type Metrics struct {
@@ -174,6 +154,9 @@ func (c *Config) SetDefaults() {
 		if c.NATS.Embedded.DataDir == "" {
 			c.NATS.Embedded.DataDir = DefaultDataDir()
 		}
+		if c.NATS.Embedded.Auth == "" {
+			c.NATS.Embedded.Auth = AuthRoles
+		}
 	}
 	c.NATS.Stream.SetDefaults()
 	c.Runtime.setDefaults()
@@ -255,8 +238,8 @@ func (c *Config) Validate() error {
 	if err := c.NATS.Stream.Validate(); err != nil {
 		return err
 	}
-	if c.NATS.PasswordFile != "" && c.NATS.User == "" {
-		return errors.New("nats.password_file: set nats.user too")
+	if err := c.NATS.validate(); err != nil {
+		return err
 	}
 	o := c.Runtime.Options()
 	o.SetDefaults()
@@ -328,20 +311,6 @@ func decode(b []byte, c *Config) error {
 		return fmt.Errorf("decode: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return nil
-}
-
-// ConnOptions returns the NATS connection options, reading secrets from
-// their files or environment variables.
-func (c *Config) ConnOptions(name, url string) (eventbus.ConnOptions, error) {
-	o := eventbus.ConnOptions{URL: url, User: c.NATS.User, CredsFile: c.NATS.CredsFile, CAFile: c.NATS.CAFile, Name: name}
-	var err error
-	if o.Password, err = eventbus.ReadSecret(c.NATS.PasswordFile, c.NATS.PasswordEnv); err != nil {
-		return o, fmt.Errorf("nats.password_file: read secret: %w", err)
-	}
-	if o.Token, err = eventbus.ReadSecret(c.NATS.TokenFile, c.NATS.TokenEnv); err != nil {
-		return o, fmt.Errorf("nats.token_file: read secret: %w", err)
-	}
-	return o, nil
 }
 
 // String prints the effective configuration as YAML. Secrets only ever live

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -41,6 +42,9 @@ type Info struct {
 	// Installation is the installation identity the workers mark their
 	// objects with (config installation, or the one kept on the bus).
 	Installation string
+	// DataDir is the embedded server's data directory when its clients
+	// need the per-role credentials in it (eventbus.CredentialPath), else "".
+	DataDir string
 }
 
 // Run serves until ctx is done, then shuts down gracefully.
@@ -52,18 +56,11 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	}
 	var ns *server.Server
 	if co.URL == "" {
-		if err := os.MkdirAll(cfg.NATS.Embedded.DataDir, 0o750); err != nil {
-			return fmt.Errorf("create data dir: %w", err)
-		}
-		// The embedded server requires the credentials serve connects with.
-		ns, err = natsserver.Start(natsserver.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: cfg.NATS.Embedded.DataDir,
-			User: co.User, Password: co.Password, Token: co.Token})
+		ns, err = startEmbedded(cfg, &co, log)
 		if err != nil {
 			return err
 		}
 		defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
-		co.URL = ns.ClientURL()
-		log.Info().Str("listen", ns.Addr().String()).Str("data_dir", cfg.NATS.Embedded.DataDir).Msg("embedded nats-server started")
 	}
 	url := co.URL
 	nc, err := eventbus.Connect(co, true)
@@ -117,6 +114,9 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	}
 
 	info := Info{NATSURL: url, Installation: installation}
+	if ns != nil && cfg.NATS.Embedded.Auth == config.AuthRoles {
+		info.DataDir = cfg.NATS.Embedded.DataDir
+	}
 	var srv *http.Server
 	if cfg.Metrics.Listen != "" {
 		l, err := net.Listen("tcp", cfg.Metrics.Listen)
@@ -165,6 +165,39 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		cancel()
 	}
 	return err
+}
+
+// startEmbedded starts the embedded nats-server and points co at it. With
+// per-role credentials (the default) it creates the missing ones first and
+// serve connects as eventbus.RoleServe; otherwise the server requires the
+// credentials serve connects with, if any.
+func startEmbedded(cfg *config.Config, co *eventbus.ConnOptions, log zerolog.Logger) (*server.Server, error) {
+	dir := cfg.NATS.Embedded.DataDir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	o := natsserver.Options{Listen: cfg.NATS.Embedded.Listen, StoreDir: dir}
+	if cfg.NATS.Embedded.Auth == config.AuthRoles {
+		creds, err := natsserver.EnsureCredentials(dir)
+		if err != nil {
+			return nil, err
+		}
+		o.Roles = creds
+		co.User, co.Password, co.Token = eventbus.RoleServe, creds[eventbus.RoleServe], ""
+	} else {
+		o.User, o.Password, o.Token = co.User, co.Password, co.Token
+	}
+	ns, err := natsserver.Start(o)
+	if err != nil {
+		return nil, err
+	}
+	co.URL = ns.ClientURL()
+	ev := log.Info().Str("listen", ns.Addr().String()).Str("data_dir", dir).Str("auth", cfg.NATS.Embedded.Auth)
+	if o.Roles != nil {
+		ev = ev.Str("credentials", filepath.Join(dir, eventbus.CredentialsDir))
+	}
+	ev.Msg("embedded nats-server started")
+	return ns, nil
 }
 
 // awaitStarted reports whether every runner that tells (a worker's
