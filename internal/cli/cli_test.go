@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/config"
@@ -23,15 +24,29 @@ import (
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
-func startServe(t *testing.T) serve.Info {
+// served is a running serve and the config file the ops commands use
+// with it (its data directory holds the role credentials).
+type served struct {
+	serve.Info
+	config string
+}
+
+func startServe(t *testing.T) served { return startServeWith(t, "") }
+
+// startServeWith is startServe with more of the config file (extra, YAML
+// at the top level, may add keys to nats.embedded and sections).
+func startServeWith(t *testing.T, extra string) served {
 	t.Helper()
-	cfg, err := config.Load("")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "vmglue.yaml")
+	conf := "nats:\n  embedded:\n    listen: 127.0.0.1:0\n    data_dir: " + filepath.Join(dir, "data") + "\n" + extra + "metrics:\n  listen: 127.0.0.1:0\n"
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.NATS.Embedded.Listen = "127.0.0.1:0"
-	cfg.NATS.Embedded.DataDir = t.TempDir()
-	cfg.Metrics.Listen = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan serve.Info, 1)
 	done := make(chan error, 1)
@@ -46,13 +61,13 @@ func startServe(t *testing.T) serve.Info {
 	})
 	select {
 	case i := <-ready:
-		return i
+		return served{Info: i, config: path}
 	case err := <-done:
 		t.Fatalf("serve exited: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve not ready after 30s")
 	}
-	return serve.Info{}
+	return served{}
 }
 
 func TestServeHealthAndMetrics(t *testing.T) {
@@ -87,9 +102,14 @@ func TestServePortTakenOneLine(t *testing.T) {
 	}
 }
 
-func publish(t *testing.T, url string, vm eventbus.VM) eventbus.Event {
+// publish publishes vm's event as the hook does, with its credential.
+func publish(t *testing.T, s served, vm eventbus.VM) eventbus.Event {
 	t.Helper()
-	_, js := natstest.Connect(t, url)
+	pw, err := natsserver.ReadCredential(s.DataDir, eventbus.RoleHook)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := natstest.ConnectRole(t, s.NATSURL, eventbus.RoleHook, pw)
 	ev, err := eventbus.NewEvent(vm)
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +122,8 @@ func publish(t *testing.T, url string, vm eventbus.VM) eventbus.Event {
 
 func TestTail(t *testing.T) {
 	info := startServe(t)
-	a := publish(t, info.NATSURL, opstest.VM("1", eventbus.KindRunning))
-	b := publish(t, info.NATSURL, opstest.VM("2", eventbus.KindDeleted))
+	a := publish(t, info, opstest.VM("1", eventbus.KindRunning))
+	b := publish(t, info, opstest.VM("2", eventbus.KindDeleted))
 	tests := []struct {
 		name string
 		args []string
@@ -121,7 +141,7 @@ func TestTail(t *testing.T) {
 			var out, errb bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			code := cli.Execute(ctx, append([]string{"tail", "-s", info.NATSURL}, tt.args...), &out, &errb)
+			code := cli.Execute(ctx, append([]string{"tail", "-c", info.config, "-s", info.NATSURL}, tt.args...), &out, &errb)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errb.String())
 			}
@@ -144,13 +164,13 @@ func TestTailFollow(t *testing.T) {
 	var out testenv.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- cli.Execute(ctx, []string{"tail", "-s", info.NATSURL, "--json"}, &out, io.Discard) }()
+	go func() { done <- cli.Execute(ctx, []string{"tail", "-c", info.config, "-s", info.NATSURL, "--json"}, &out, io.Discard) }()
 	// tail starts with new events only: publish until it has printed one.
 	var ev eventbus.Event
 	testenv.WaitFor(t, 20*time.Second, "tail to print a new event", func() bool {
 		v := opstest.VM("7", eventbus.KindRunning)
 		v.Version.Changed = time.Now().UnixNano()
-		ev = publish(t, info.NATSURL, v)
+		ev = publish(t, info, v)
 		return strings.Contains(out.String(), `"subject":"vm/7"`)
 	})
 	cancel()

@@ -2,6 +2,7 @@ package cli_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
@@ -25,11 +29,23 @@ func TestServeProcessNotifyAndSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	dataDir := t.TempDir()
 	p := startNotifying(t, bin, "serve", "--config", "/dev/null", "--nats-listen", addr,
-		"--data-dir", t.TempDir(), "--metrics-listen", "")
+		"--data-dir", dataDir, "--metrics-listen", "")
 	p.awaitReady(t)
-	// Ready means ready: the streams are there.
-	_, js := natstest.Connect(t, "nats://"+addr)
+	// Secure by default: a local client without a credential is refused.
+	if nc, err := nats.Connect("nats://"+addr, nats.NoReconnect()); err == nil || !errors.Is(err, nats.ErrAuthorization) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("a client without credentials: %v, want an authorization violation", err)
+	}
+	// Ready means ready: the streams are there, for the ops role.
+	pw, err := natsserver.ReadCredential(dataDir, eventbus.RoleOps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := natstest.ConnectRole(t, "nats://"+addr, eventbus.RoleOps, pw)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := js.Stream(ctx, eventbus.StreamEvents); err != nil {

@@ -16,7 +16,7 @@ import (
 	mdns "github.com/miekg/dns"
 	"github.com/rs/zerolog"
 
-	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/testenv"
 	"github.com/vmglue/vmglue/internal/worker"
@@ -57,7 +57,7 @@ func testDNSHookToRecords(t *testing.T, b *testenv.DNS) {
 	spool := t.TempDir()
 	v := running(42, "web42", "10.0.0.42", "2001:db8::42", time.Now().Unix())
 
-	hook(t, in.Info.NATSURL, spool, v, "running")
+	hook(t, in, spool, v, "running")
 	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, "web42.cloud.test.", mdns.TypeA, "10.0.0.42"))
 	testenv.WaitFor(t, 5*time.Second, "AAAA record", resolves(t, b, "web42.cloud.test.", mdns.TypeAAAA, "2001:db8::42"))
 	testenv.WaitFor(t, 5*time.Second, "PTR record", resolves(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR, "web42.cloud.test."))
@@ -67,17 +67,17 @@ func testDNSHookToRecords(t *testing.T, b *testenv.DNS) {
 	})
 
 	// onehook retry of the same template: dropped as a duplicate.
-	if out := hook(t, in.Info.NATSURL, spool, v, "running"); !strings.Contains(out, "duplicate") {
+	if out := hook(t, in, spool, v, "running"); !strings.Contains(out, "duplicate") {
 		t.Errorf("second identical hook run: %q, want duplicate", out)
 	}
 
-	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	hook(t, in, spool, done(v), "done")
 	testenv.WaitFor(t, 20*time.Second, "A gone", gone(t, b, "web42.cloud.test.", mdns.TypeA))
 	testenv.WaitFor(t, 5*time.Second, "PTR gone", gone(t, b, "42.0.0.10.in-addr.arpa.", mdns.TypePTR))
 	testenv.WaitFor(t, 5*time.Second, "TXT gone", gone(t, b, "web42.cloud.test.", mdns.TypeTXT))
 
 	// serve compacts the deleted VM: tombstone kept, empty record removed.
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	snaps, err := worker.OpenSnapshots(context.Background(), js)
 	if err != nil {
 		t.Fatal(err)
@@ -104,13 +104,13 @@ func TestDNSOutOfOrder(t *testing.T) { eachDNS(t, testDNSOutOfOrder) }
 
 func testDNSOutOfOrder(t *testing.T, b *testenv.DNS) {
 	in := start(t, dnsConfig(t, b, ""))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	spool := t.TempDir()
 	t0 := time.Now().Unix()
 
 	v := running(7, "late", "10.0.0.7", "", t0)
-	hook(t, in.Info.NATSURL, spool, done(v), "done")
-	hook(t, in.Info.NATSURL, spool, v, "running")
+	hook(t, in, spool, done(v), "done")
+	hook(t, in, spool, v, "running")
 	idle(t, js, "dns")
 	if got := b.Lookup(t, "late.cloud.test.", mdns.TypeA); len(got) != 0 {
 		t.Fatalf("deleted VM revived by an older RUNNING: A %v", got)
@@ -120,8 +120,8 @@ func testDNSOutOfOrder(t *testing.T, b *testenv.DNS) {
 	old := running(8, "before", "10.0.0.8", "", t0)
 	renamed := old
 	renamed.Name, renamed.Seq, renamed.Time = "after", 1, t0+30
-	hook(t, in.Info.NATSURL, spool, renamed, "running")
-	hook(t, in.Info.NATSURL, spool, old, "running")
+	hook(t, in, spool, renamed, "running")
+	hook(t, in, spool, old, "running")
 	idle(t, js, "dns")
 	if got := b.Lookup(t, "after.cloud.test.", mdns.TypeA); !slices.Equal(got, []string{"10.0.0.8"}) {
 		t.Fatalf("after.cloud.test. A = %v", got)
@@ -138,8 +138,8 @@ func TestDNSForeignRecordDeadLettered(t *testing.T) { eachDNS(t, testDNSForeignR
 func testDNSForeignRecordDeadLettered(t *testing.T, b *testenv.DNS) {
 	b.AddForeign(t, "mail.cloud.test. 60 A 10.9.9.9")
 	in := start(t, dnsConfig(t, b, ""))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
-	hook(t, in.Info.NATSURL, t.TempDir(), running(9, "mail", "10.0.0.9", "", time.Now().Unix()), "running")
+	_, js := in.connect(t)
+	hook(t, in, t.TempDir(), running(9, "mail", "10.0.0.9", "", time.Now().Unix()), "running")
 
 	var dl []worker.DeadLetter
 	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
@@ -165,14 +165,14 @@ func testDNSForeignPTRAfterOutage(t *testing.T, b *testenv.DNS) {
 	const rev = "12.0.0.10.in-addr.arpa."
 	b.AddForeign(t, rev+" 77 PTR legacy.cloud.test.")
 	in := start(t, dnsConfig(t, b, ""))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	reg, err := worker.OpenRegistry(context.Background(), js, "dns")
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Stop()
 	v := running(12, "legacy", "10.0.0.12", "", time.Now().Unix())
-	hook(t, in.Info.NATSURL, t.TempDir(), v, "running")
+	hook(t, in, t.TempDir(), v, "running")
 	testenv.WaitFor(t, 20*time.Second, "a failed attempt recorded", func() bool {
 		r, _, err := reg.Get(context.Background(), "one.12")
 		return err == nil && r != nil && r.Error != "" && len(r.Pending) > 0
@@ -190,7 +190,7 @@ func testDNSForeignPTRAfterOutage(t *testing.T, b *testenv.DNS) {
 		}
 	}
 	untouched("after the retry")
-	hook(t, in.Info.NATSURL, t.TempDir(), done(v), "done")
+	hook(t, in, t.TempDir(), done(v), "done")
 	testenv.WaitFor(t, 20*time.Second, "A removed", gone(t, b, "legacy.cloud.test.", mdns.TypeA))
 	idle(t, js, "dns")
 	untouched("after the delete")
@@ -221,15 +221,15 @@ func TestDNSServerOutage(t *testing.T) { eachDNS(t, testDNSServerOutage) }
 
 func testDNSServerOutage(t *testing.T, b *testenv.DNS) {
 	in := start(t, dnsConfig(t, b, ""))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	t0 := time.Now().Unix()
 	gone := running(10, "gone", "10.0.0.10", "", t0)
-	hook(t, in.Info.NATSURL, t.TempDir(), gone, "running")
+	hook(t, in, t.TempDir(), gone, "running")
 	testenv.WaitFor(t, 20*time.Second, "A before the outage", resolves(t, b, "gone.cloud.test.", mdns.TypeA, "10.0.0.10"))
 
 	b.Stop()
-	hook(t, in.Info.NATSURL, t.TempDir(), running(11, "outage", "10.0.0.11", "", t0), "running")
-	hook(t, in.Info.NATSURL, t.TempDir(), done(gone), "done")
+	hook(t, in, t.TempDir(), running(11, "outage", "10.0.0.11", "", t0), "running")
+	hook(t, in, t.TempDir(), done(gone), "done")
 	reg, err := worker.OpenRegistry(context.Background(), js, "dns")
 	if err != nil {
 		t.Fatal(err)
@@ -284,8 +284,8 @@ func testDNSWrongSecret(t *testing.T, b *testenv.DNS) {
 			}
 		}
 	}()
-	_, js := natstest.Connect(t, in.Info.NATSURL)
-	hook(t, in.Info.NATSURL, t.TempDir(), running(12, "badkey", "10.0.0.12", "", time.Now().Unix()), "running")
+	_, js := in.connect(t)
+	hook(t, in, t.TempDir(), running(12, "badkey", "10.0.0.12", "", time.Now().Unix()), "running")
 	var dl []worker.DeadLetter
 	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
 	d := dl[0]
@@ -309,7 +309,7 @@ func testDNSBurst(t *testing.T, b *testenv.DNS) {
 	// which leaves records behind (seen on Knot with 1s under load, and on
 	// BIND too with 30ms).
 	in := start(t, dnsConfigTimeout(t, b, "", "5s"))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	t0 := time.Now().Unix()
 	var runs []testenv.OneVM
 	fwd := []string{"ns1.cloud.test. A 127.0.0.1"}
@@ -327,7 +327,7 @@ func testDNSBurst(t *testing.T, b *testenv.DNS) {
 		rev = append(rev, ptr+" PTR "+name)
 	}
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(runs), func(i, j int) { runs[i], runs[j] = runs[j], runs[i] })
-	fire(t, in.Info.NATSURL, t.TempDir(), runs, "")
+	fire(t, in, t.TempDir(), runs, "")
 	idle(t, js, "dns")
 	sort.Strings(fwd)
 	sort.Strings(rev)
@@ -365,7 +365,7 @@ func TestServeRestartLosesNothing(t *testing.T) {
 	in := start(t, cfg)
 	spool := t.TempDir()
 	t0 := time.Now().Unix()
-	hook(t, in.Info.NATSURL, spool, running(500, "first", "10.2.0.1", "", t0), "running")
+	hook(t, in, spool, running(500, "first", "10.2.0.1", "", t0), "running")
 	testenv.WaitFor(t, 20*time.Second, "first record", resolves(t, b, "first.cloud.test.", mdns.TypeA, "10.2.0.1"))
 	in.stop()
 
@@ -373,7 +373,7 @@ func TestServeRestartLosesNothing(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		vms = append(vms, running(501+i, fmt.Sprintf("down%d", i), fmt.Sprintf("10.2.0.%d", i+2), "", t0))
 	}
-	fire(t, in.Info.NATSURL, spool, vms, "running")
+	fire(t, in, spool, vms, "running")
 	entries, err := os.ReadDir(spool)
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +384,7 @@ func TestServeRestartLosesNothing(t *testing.T) {
 
 	in2 := start(t, cfg)
 	var out, errb strings.Builder
-	if code := cli.Execute(context.Background(), []string{"spool", "flush", "--dir", spool, "-s", in2.Info.NATSURL}, &out, &errb); code != 0 {
+	if code := cli.Execute(context.Background(), []string{"spool", "flush", "--dir", spool, "-s", in2.roleURL(t, eventbus.RoleOps)}, &out, &errb); code != 0 {
 		t.Fatalf("spool flush: exit %d %s", code, errb.String())
 	}
 	for _, v := range vms {

@@ -16,10 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/serve"
@@ -168,14 +170,39 @@ func writeFile(t *testing.T, name, text string) string {
 	return p
 }
 
-// hook runs vmglue-hook once, as HEM does, and fails the test unless it exits 0.
-func hook(t *testing.T, url, spoolDir string, v testenv.OneVM, word string, env ...string) string {
+// roleURL is in's NATS URL with the credential of role (serve made it in
+// its data directory).
+func (in *instance) roleURL(t *testing.T, role string) string {
+	t.Helper()
+	pw, err := natsserver.ReadCredential(in.Info.DataDir, role)
+	if err != nil {
+		t.Fatalf("credential of %s: %v", role, err)
+	}
+	return natstest.RoleURL(in.Info.NATSURL, role, pw)
+}
+
+// connect connects to in's NATS as serve does (every permission).
+func (in *instance) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	return natstest.Connect(t, in.roleURL(t, eventbus.RoleServe))
+}
+
+// hookEnv is the environment of a hook run against in, with the hook's
+// credential file, as hook.env gives it.
+func (in *instance) hookEnv() []string {
+	return []string{"VMGLUE_NATS_URL=" + in.Info.NATSURL, "VMGLUE_NATS_USER=" + eventbus.RoleHook,
+		"VMGLUE_NATS_PASSWORD_FILE=" + eventbus.CredentialPath(in.Info.DataDir, eventbus.RoleHook)}
+}
+
+// hook runs vmglue-hook once against in, as HEM does, and fails the test
+// unless it exits 0.
+func hook(t *testing.T, in *instance, spoolDir string, v testenv.OneVM, word string, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hookBin)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=" + url,
-		"VMGLUE_SPOOL_DIR=" + spoolDir, "VMGLUE_HOOK_TIMEOUT=2s"}, env...)
+	cmd.Env = append(append([]string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one",
+		"VMGLUE_SPOOL_DIR=" + spoolDir, "VMGLUE_HOOK_TIMEOUT=2s"}, in.hookEnv()...), env...)
 	cmd.Stdin = bytes.NewReader(testenv.HookStdin(testenv.OneVMXML(v), word))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -260,7 +287,7 @@ func awaitMetrics(t *testing.T, in *instance, want ...string) {
 }
 
 // fire runs the hook for each VM, 10 at a time; word "" is each VM's own.
-func fire(t *testing.T, url, spoolDir string, vms []testenv.OneVM, word string) {
+func fire(t *testing.T, in *instance, spoolDir string, vms []testenv.OneVM, word string) {
 	t.Helper()
 	sem := make(chan struct{}, 10)
 	var wg sync.WaitGroup
@@ -274,7 +301,7 @@ func fire(t *testing.T, url, spoolDir string, vms []testenv.OneVM, word string) 
 			if w == "" { // each run's own state, as HEM's per-state hooks
 				w = map[bool]string{true: "done", false: "running"}[v.State == 6]
 			}
-			hook(t, url, spoolDir, v, w)
+			hook(t, in, spoolDir, v, w)
 		}()
 	}
 	wg.Wait()

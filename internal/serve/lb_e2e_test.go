@@ -13,7 +13,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/lb"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -57,7 +56,7 @@ func lbVM(id int, be *testenv.HTTPBackend) testenv.OneVM {
 // bootDeadLettered runs v's RUNNING hook and waits for a dead letter.
 func bootDeadLettered(t *testing.T, in *instance, js jetstream.JetStream, v testenv.OneVM) []worker.DeadLetter {
 	t.Helper()
-	hook(t, in.Info.NATSURL, t.TempDir(), v, "running")
+	hook(t, in, t.TempDir(), v, "running")
 	var dl []worker.DeadLetter
 	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
 	return dl
@@ -131,7 +130,7 @@ func (s *lbSetup) state(t *testing.T) string {
 func (s *lbSetup) boot(t *testing.T) time.Duration {
 	t.Helper()
 	t0 := time.Now()
-	hook(t, s.in.Info.NATSURL, t.TempDir(), s.vm, "running")
+	hook(t, s.in, t.TempDir(), s.vm, "running")
 	hookDone := time.Since(t0)
 	testenv.WaitFor(t, 10*time.Second, "200 through the frontend", s.serves)
 	d := time.Since(t0)
@@ -186,7 +185,7 @@ func TestLBDoneDrains(t *testing.T) {
 	}()
 	testenv.WaitFor(t, 5*time.Second, "slow request at the VM", func() bool { return s.be.InFlight() == 1 })
 
-	hook(t, s.in.Info.NATSURL, t.TempDir(), done(s.vm), "done")
+	hook(t, s.in, t.TempDir(), done(s.vm), "done")
 	testenv.WaitFor(t, 10*time.Second, "server draining", func() bool {
 		f := strings.Fields(s.state(t))
 		if len(f) < 7 {
@@ -234,7 +233,7 @@ func TestLBStaticServerConflictDeadLettered(t *testing.T) {
 		t.Fatal("static server missing")
 	}
 	in := start(t, lbConfig(t, h))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	dl := bootDeadLettered(t, in, js, lbVM(44, vmBackend))
 	if dl[0].Worker != "lb" || dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, "web/one-44") {
 		t.Fatalf("dead letter %+v", dl[0])
@@ -266,7 +265,7 @@ func TestLBInstanceDownPastRetries(t *testing.T) {
 	cfg := lbConfig(t, h1, h2)
 	cfg.Runtime.MaxDeliver = 2
 	in := start(t, cfg)
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	dl := bootDeadLettered(t, in, js, lbVM(45, be))
 	if dl[0].Worker != "lb" || dl[0].Reason != worker.ReasonMaxDeliveries || dl[0].Deliveries != 2 {
 		t.Fatalf("dead letter %+v, want max deliveries after 2", dl[0])
@@ -317,7 +316,7 @@ func TestLBRollingDeploy(t *testing.T) {
 	fresh := testenv.StartHTTPBackend(t, "vm62")
 	vm61, vm62 := lbVM(61, old2), lbVM(62, fresh)
 	s.boot(t)
-	hook(t, s.in.Info.NATSURL, t.TempDir(), vm61, "running")
+	hook(t, s.in, t.TempDir(), vm61, "running")
 	testenv.WaitFor(t, 10*time.Second, "vm61 serving", func() bool { return old2.Served() > 0 || s.stateOf(t, "web/one-61") != "" })
 
 	// Steady traffic: 4 clients, each request holding its server 300 ms, so
@@ -351,10 +350,10 @@ func TestLBRollingDeploy(t *testing.T) {
 		return func() bool { return b.Served() > n }
 	}
 
-	hook(t, s.in.Info.NATSURL, t.TempDir(), vm62, "running")
+	hook(t, s.in, t.TempDir(), vm62, "running")
 	testenv.WaitFor(t, 10*time.Second, "vm62 takes traffic", served(fresh))
 	for _, v := range []testenv.OneVM{s.vm, vm61} {
-		hook(t, s.in.Info.NATSURL, t.TempDir(), done(v), "done")
+		hook(t, s.in, t.TempDir(), done(v), "done")
 		name := fmt.Sprintf("web/one-%d", v.ID)
 		testenv.WaitFor(t, 20*time.Second, name+" drained and deleted", func() bool { return s.stateOf(t, name) == "" })
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/puppet"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -120,7 +119,7 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 	a.ReplaceFacts(foreignCert)
 
 	in := start(t, puppetConfig(t, s))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	bind(t, a, js, certname, "51")
 	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
 	if err != nil {
@@ -141,7 +140,7 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 	v := running(51, name, "10.0.0.51", "", time.Now().Unix())
 
 	t0 := time.Now()
-	hook(t, in.Info.NATSURL, spool, v, "running")
+	hook(t, in, spool, v, "running")
 	recorded(t, reg, "one.51", certname)
 	t.Logf("RUNNING hook → ownership recorded: %s", time.Since(t0).Round(time.Millisecond))
 	if keys := indexed(); !slices.Equal(keys, []string{"one.51"}) {
@@ -156,10 +155,10 @@ func TestPuppetHookCleansCertAndNode(t *testing.T) {
 
 	// A VM vmglue never saw running is deleted; its certname is a host's
 	// that is not a VM of ours.
-	hook(t, in.Info.NATSURL, spool, done(running(52, foreign, "10.0.0.52", "", time.Now().Unix())), "done")
+	hook(t, in, spool, done(running(52, foreign, "10.0.0.52", "", time.Now().Unix())), "done")
 
 	t0 = time.Now()
-	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	hook(t, in, spool, done(v), "done")
 	cleaned(t, a, js, reg, "one.51", certname, serial)
 	t.Logf("DONE hook → certificate cleaned and node deactivated: %s", time.Since(t0).Round(time.Millisecond))
 	if keys := indexed(); keys != nil {
@@ -186,7 +185,7 @@ func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
 	name, certname, serial := bootedAgent(a, "older")
 
 	in := start(t, puppetConfig(t, s))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
 	if err != nil {
 		t.Fatal(err)
@@ -194,10 +193,10 @@ func TestPuppetHookLeavesOlderCertificate(t *testing.T) {
 	spool := t.TempDir()
 	// running() puts STIME 100 s before the transition time.
 	v := running(53, name, "10.0.0.53", "", time.Now().Add(time.Hour).Unix()+100)
-	hook(t, in.Info.NATSURL, spool, v, "running")
+	hook(t, in, spool, v, "running")
 	recorded(t, reg, "one.53", certname)
 
-	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	hook(t, in, spool, done(v), "done")
 	var dl []worker.DeadLetter
 	testenv.WaitFor(t, 20*time.Second, "conflict dead-lettered", func() bool {
 		dl = deadLetters(t, js)
@@ -236,7 +235,7 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 	good, wrong, unknown := fmt.Sprintf("as%d", stamp), fmt.Sprintf("aw%d", stamp), fmt.Sprintf("au%d", stamp)
 
 	in := start(t, puppetConfig(t, s, autosignChallenge))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 
 	// Everything Puppet Server runs must be reachable by the puppet user:
 	// the binary, its configuration (as an operator writes it) and the wrapper.
@@ -261,7 +260,20 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 	if err := os.Chown(keyFile, 0, gid); err != nil {
 		t.Fatal(err)
 	}
-	conf := fmt.Sprintf("nats:\n  url: %s\nworkers:\n  puppet:\n%s", in.Info.NATSURL,
+	// autosign's NATS credential, installed as the README says:
+	// root:puppet 0640, named in nats.autosign.
+	pw, err := os.ReadFile(eventbus.CredentialPath(in.Info.DataDir, eventbus.RoleAutosign))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(dir, "autosign-nats-password")
+	if err := os.WriteFile(pwFile, pw, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(pwFile, 0, gid); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("nats:\n  url: %s\n  autosign: {user: autosign, password_file: %s}\nworkers:\n  puppet:\n%s", in.Info.NATSURL, pwFile,
 		indent(puppetWorkerYAML(s)+autosignChallenge+"  challenge_key_file: "+keyFile+"\n", "    "))
 	wrapper, err := os.ReadFile("../../deploy/puppet/vmglue-autosign")
 	if err != nil {
@@ -286,7 +298,7 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 	vms := []testenv.OneVM{running(61, good, "10.0.0.61", "", time.Now().Unix()), running(62, wrong, "10.0.0.62", "", time.Now().Unix())}
 	for i := range vms {
 		vms[i].UserAttr = map[string]string{"PUPPET_CHALLENGE": "challenge-of-" + vms[i].Name}
-		hook(t, in.Info.NATSURL, spool, vms[i], "running", "VMGLUE_CHALLENGE_KEY_FILE="+keyFile)
+		hook(t, in, spool, vms[i], "running", "VMGLUE_CHALLENGE_KEY_FILE="+keyFile)
 	}
 	for _, v := range vms {
 		recorded(t, reg, fmt.Sprintf("one.%d", v.ID), v.Name+".cloud.test")
@@ -324,7 +336,7 @@ func TestPuppetAutosignFromServeState(t *testing.T) {
 	}
 
 	for _, v := range vms {
-		hook(t, in.Info.NATSURL, spool, done(v), "done")
+		hook(t, in, spool, done(v), "done")
 	}
 	for _, v := range vms {
 		certname := v.Name + ".cloud.test"
@@ -349,7 +361,7 @@ func TestPuppetCADownRetriedUntilBack(t *testing.T) {
 	via := *s
 	via.CAURL = "https://" + fw.Addr
 	in := start(t, puppetConfig(t, &via))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	bind(t, a, js, certname, "71")
 	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
 	if err != nil {
@@ -357,11 +369,11 @@ func TestPuppetCADownRetriedUntilBack(t *testing.T) {
 	}
 	spool := t.TempDir()
 	v := running(71, name, "10.0.0.71", "", time.Now().Unix())
-	hook(t, in.Info.NATSURL, spool, v, "running")
+	hook(t, in, spool, v, "running")
 	recorded(t, reg, "one.71", certname)
 
 	fw.Refuse()
-	hook(t, in.Info.NATSURL, spool, done(v), "done")
+	hook(t, in, spool, done(v), "done")
 	testenv.WaitFor(t, 30*time.Second, "three attempts refused", func() bool { return fw.Refused() >= 3 })
 	if st := a.CertState(certname); st != "signed" {
 		t.Fatalf("certificate in state %q while the CA was away, want signed", st)
