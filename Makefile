@@ -30,12 +30,20 @@ build:
 deb:
 	VERSION=$(VERSION) GO=$(GO) scripts/deb.sh dist
 
-run: build
-	$(BIN)/vmglue serve $(ARGS)
+# make run's embedded NATS address and data directory (the default of
+# vmglue serve: /var/lib/vmglue as root, else ~/.local/state/vmglue); serve
+# makes the role credentials in $(RUN_DATA)/credentials on its first start.
+RUN_NATS  ?= 127.0.0.1:4222
+RUN_DATA  ?= $(if $(filter 0,$(shell id -u)),/var/lib/vmglue,$(or $(XDG_STATE_HOME),$(HOME)/.local/state)/vmglue)
 
-# Fire a sample OpenNebula hook run (VM 42 RUNNING, then DONE) at the
-# embedded default, as HEM would; watch it with: bin/vmglue tail --all
-SAMPLE_ENV := VMGLUE_CLOUD=one VMGLUE_NATS_URL=nats://127.0.0.1:4222 VMGLUE_SPOOL_DIR=$(CURDIR)/.run/spool
+run: build
+	$(BIN)/vmglue serve --nats-listen $(RUN_NATS) --data-dir $(RUN_DATA) $(ARGS)
+
+# Fire a sample OpenNebula hook run (VM 42 RUNNING, then DONE) at make run's
+# serve, as HEM would, with the hook's credential; watch it with:
+# bin/vmglue tail --all (as the same user: it finds the ops credential)
+SAMPLE_ENV := VMGLUE_CLOUD=one VMGLUE_NATS_URL=nats://$(RUN_NATS) VMGLUE_SPOOL_DIR=$(CURDIR)/.run/spool \
+	VMGLUE_NATS_USER=hook VMGLUE_NATS_PASSWORD_FILE=$(RUN_DATA)/credentials/hook.password
 sample-event: build
 	@printf '%s running' "$$(base64 -w0 testdata/sample/vm-42-running.xml)" | $(SAMPLE_ENV) $(BIN)/vmglue-hook
 sample-delete: build

@@ -15,4 +15,6 @@ for _ in $(seq 1 600); do
   sleep 0.05
 done
 grep -q '"vmglue serve ready"' "$dir/serve.log" || { echo "vmglue serve not ready"; cat "$dir/serve.log"; exit 1; }
-go run ./bench/hook -n "$N" -url "nats://127.0.0.1:$port" -hook bin/vmglue-hook
+# The hook runs with its role credential, as hook.env gives it.
+VMGLUE_NATS_USER=hook VMGLUE_NATS_PASSWORD_FILE="$dir/data/credentials/hook.password" \
+  go run ./bench/hook -n "$N" -url "nats://127.0.0.1:$port" -hook bin/vmglue-hook

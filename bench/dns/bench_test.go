@@ -43,6 +43,7 @@ import (
 
 	mdns "github.com/miekg/dns"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
@@ -90,14 +91,15 @@ func BenchmarkDNSBurst(b *testing.B) {
 
 	// vmglue: hook -> NATS JetStream -> dns worker -> BIND.
 	bind := testenv.StartBIND(b, zones)
-	url, servePID := startServe(b, vmglue, bind)
+	url, dataDir, servePID := startServe(b, vmglue, bind)
 	daemons := map[string]int{"vmglue serve": servePID, "named": bindPID(b, bind)}
 	spool := b.TempDir()
 	runHook := func(stdin []byte) *exec.Cmd {
 		cmd := exec.Command(hook)
 		// The environment of deploy/hook.env.
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=" + url,
-			"VMGLUE_SPOOL_DIR=" + spool, "GOMAXPROCS=1"}
+			"VMGLUE_SPOOL_DIR=" + spool, "GOMAXPROCS=1",
+			"VMGLUE_NATS_USER=" + eventbus.RoleHook, "VMGLUE_NATS_PASSWORD_FILE=" + eventbus.CredentialPath(dataDir, eventbus.RoleHook)}
 		cmd.Stdin = bytes.NewReader(stdin)
 		return cmd
 	}
@@ -195,8 +197,9 @@ func stdins(vms []testenv.OneVM, word string) [][]byte {
 
 // startServe runs `vmglue serve` with the dns worker pointed at bind, an
 // embedded NATS on a free port and a fresh data directory, waits until it
-// logs that it is ready and returns the NATS URL and its pid. b.Cleanup stops it.
-func startServe(b *testing.B, bin string, bind *testenv.BIND) (string, int) {
+// logs that it is ready and returns the NATS URL, the data directory (with
+// the role credentials) and its pid. b.Cleanup stops it.
+func startServe(b *testing.B, bin string, bind *testenv.BIND) (string, string, int) {
 	dir := b.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	cfg := fmt.Sprintf(`log: {level: info, format: json}
@@ -245,7 +248,7 @@ workers:
 	for {
 		text, _ := os.ReadFile(logPath)
 		if bytes.Contains(text, []byte(`"vmglue serve ready"`)) {
-			return "nats://" + listen, cmd.Process.Pid
+			return "nats://" + listen, filepath.Join(dir, "data"), cmd.Process.Pid
 		}
 		select {
 		case <-exited:

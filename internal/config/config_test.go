@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/lb"
 	"github.com/vmglue/vmglue/internal/worker"
@@ -37,7 +38,10 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"unknown key", "nats:\n  urll: x\n", "urll"},
 		{"bad level", "log:\n  level: loud\n", "log.level"},
 		{"bad replicas", "nats:\n  stream:\n    replicas: 9\n", "nats.stream.replicas"},
-		{"password without user", "nats:\n  password_file: /x\n", "nats.password_file"},
+		{"password without user", "nats:\n  url: nats://127.0.0.1:4222\n  password_file: /x\n", "nats.password_file"},
+		{"ops password without user", "nats:\n  url: nats://127.0.0.1:4222\n  ops: {password_file: /x}\n", "nats.ops.password_file"},
+		{"a shared user beside the embedded roles", "nats:\n  user: vmglue\n  password_file: /x\n", "nats.embedded.auth: open"},
+		{"bad embedded auth", "nats:\n  embedded: {auth: none}\n", "nats.embedded.auth"},
 		{"dns without servers", "workers:\n  dns:\n    forward_zones: [a.test.]\n", "workers.dns.servers: "},
 		{"lb without instances", "workers:\n  lb: {}\n", "workers.lb.instances: "},
 		{"bad installation", "installation: Site A\n", "installation: "},
@@ -56,6 +60,46 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 			_, err := config.Load(writeConfig(t, tt.yaml))
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v, want one line naming %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The ops commands and autosign: their own credentials when set, else the
+// role's password file in the data directory (embedded roles), else
+// serve's (an external NATS with one user, as before roles).
+func TestRoleConnOptions(t *testing.T) {
+	data := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(data, eventbus.CredentialsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eventbus.CredentialPath(data, eventbus.RoleOps), []byte("ops-password-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("VMGLUE_TEST_AUTOSIGN_PW", "autosign-pw")
+	t.Setenv("VMGLUE_TEST_SERVE_PW", "serve-pw")
+	tests := []struct {
+		name, yaml, role, user, password, inbox string
+		found                                   bool
+	}{
+		{"embedded: the data directory's", "nats:\n  embedded: {data_dir: " + data + "}\n", eventbus.RoleOps, "ops", "ops-password-0123456789", "_INBOX_ops", true},
+		{"embedded: none there", "nats:\n  embedded: {data_dir: " + t.TempDir() + "}\n", eventbus.RoleAutosign, "", "", "_INBOX_autosign", false},
+		{"its own", "nats:\n  url: nats://127.0.0.1:1\n  autosign: {user: autosign, password_env: VMGLUE_TEST_AUTOSIGN_PW}\n", eventbus.RoleAutosign, "autosign", "autosign-pw", "_INBOX_autosign", true},
+		{"serve's on an external NATS", "nats:\n  url: nats://127.0.0.1:1\n  user: serve\n  password_env: VMGLUE_TEST_SERVE_PW\n", eventbus.RoleOps, "serve", "serve-pw", "_INBOX_ops", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.yaml")
+			if err := os.WriteFile(p, []byte(tt.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, found, err := cfg.RoleConnOptions(tt.role, "test", "nats://127.0.0.1:1")
+			if err != nil || found != tt.found || o.User != tt.user || o.Password != tt.password || o.InboxPrefix != tt.inbox {
+				t.Fatalf("user %q password %q inbox %q found %v (%v), want %q %q %q %v", o.User, o.Password, o.InboxPrefix, found, err, tt.user, tt.password, tt.inbox, tt.found)
 			}
 		})
 	}

@@ -115,8 +115,9 @@ const SystemDataDir = "/var/lib/vmglue"
 // RoleConnOptions returns the connection options of a client in role
 // (eventbus.RoleOps or eventbus.RoleAutosign) named name: its own
 // credentials (nats.ops, nats.autosign) when set; with the embedded
-// server's roles, the role's password file in the data directory, else
-// in /var/lib/vmglue (readable by root and the vmglue user); else those
+// server's roles, the role's password file in the data directory (when
+// the config does not choose one, the default's, else /var/lib/vmglue's:
+// readable by root and the vmglue user); else those
 // of serve, as before roles existed. found says whether a credential was
 // found; without one the client connects without credentials, which only
 // an open server accepts.
@@ -127,7 +128,11 @@ func (c *Config) RoleConnOptions(role, name, url string) (o eventbus.ConnOptions
 	case own.set():
 		return o, true, own.apply(&o, "nats."+role)
 	case c.NATS.roles():
-		for _, dir := range []string{c.NATS.Embedded.DataDir, SystemDataDir} {
+		dirs := []string{c.NATS.Embedded.DataDir}
+		if dirs[0] == DefaultDataDir() { // not chosen: maybe the packaged serve's
+			dirs = append(dirs, SystemDataDir)
+		}
+		for _, dir := range dirs {
 			if pw, err := eventbus.ReadSecret(eventbus.CredentialPath(dir, role), ""); err == nil && pw != "" {
 				o.User, o.Password = role, pw
 				return o, true, nil
