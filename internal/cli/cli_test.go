@@ -164,7 +164,9 @@ func TestTailFollow(t *testing.T) {
 	var out testenv.LogBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
-	go func() { done <- cli.Execute(ctx, []string{"tail", "-c", info.config, "-s", info.NATSURL, "--json"}, &out, io.Discard) }()
+	go func() {
+		done <- cli.Execute(ctx, []string{"tail", "-c", info.config, "-s", info.NATSURL, "--json"}, &out, io.Discard)
+	}()
 	// tail starts with new events only: publish until it has printed one.
 	var ev eventbus.Event
 	testenv.WaitFor(t, 20*time.Second, "tail to print a new event", func() bool {
