@@ -63,7 +63,7 @@ func Start(o Options) (*server.Server, error) {
 	}
 	auth := len(o.Roles) > 0 || o.Token != "" || (o.User != "" && o.Password != "")
 	if ip := net.ParseIP(host); !auth && (ip == nil || !ip.IsLoopback()) && host != "localhost" {
-		return nil, fmt.Errorf("nats listen %s: %w (set nats.user and nats.password_file, or nats.token_file, or listen on 127.0.0.1)", o.Listen, ErrOpenListen)
+		return nil, fmt.Errorf("nats listen %s: %w (use nats.embedded.auth: roles, or set nats.user and nats.password_file, or nats.token_file, or listen on 127.0.0.1)", o.Listen, ErrOpenListen)
 	}
 	if port != 0 {
 		// nats-server would log and exit the process; check first.

@@ -52,4 +52,12 @@ func TestEnsureCredentials(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(dir, eventbus.CredentialsDir)); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("credentials dir: %v %v, want mode 0700", fi, err)
 	}
+	// A deleted file is made again, with a new password.
+	if err := os.Remove(eventbus.CredentialPath(dir, eventbus.RoleHook)); err != nil {
+		t.Fatal(err)
+	}
+	third, err := natsserver.EnsureCredentials(dir)
+	if err != nil || third[eventbus.RoleHook] == first[eventbus.RoleHook] || third[eventbus.RoleOps] != first[eventbus.RoleOps] {
+		t.Fatalf("after deleting hook.password: new hook password %v, ops kept %v (%v)", third[eventbus.RoleHook] != first[eventbus.RoleHook], third[eventbus.RoleOps] == first[eventbus.RoleOps], err)
+	}
 }

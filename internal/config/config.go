@@ -152,7 +152,7 @@ func (c *Config) SetDefaults() {
 			c.NATS.Embedded.Listen = eventbus.DefaultListen
 		}
 		if c.NATS.Embedded.DataDir == "" {
-			c.NATS.Embedded.DataDir = DefaultDataDir()
+			c.NATS.Embedded.DataDir = defaultDataDir()
 		}
 		if c.NATS.Embedded.Auth == "" {
 			c.NATS.Embedded.Auth = AuthRoles

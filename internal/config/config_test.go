@@ -105,6 +105,30 @@ func TestRoleConnOptions(t *testing.T) {
 	}
 }
 
+// With no data_dir in the config (the vmglue user's default is under its
+// home), the ops commands also look in the packaged serve's data directory.
+func TestRoleCredentialInSystemDataDir(t *testing.T) {
+	system := t.TempDir()
+	defer config.SetDataDirs(t.TempDir(), system)()
+	if err := os.MkdirAll(filepath.Join(system, eventbus.CredentialsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(eventbus.CredentialPath(system, eventbus.RoleOps), []byte("system-ops-password-0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, found, err := cfg.RoleConnOptions(eventbus.RoleOps, "test", ""); err != nil || !found || o.Password != "system-ops-password-0123" {
+		t.Fatalf("default data dir: found %v password %q (%v), want the packaged one's", found, o.Password, err)
+	}
+	cfg.NATS.Embedded.DataDir = t.TempDir() // chosen: only there
+	if _, found, err := cfg.RoleConnOptions(eventbus.RoleOps, "test", ""); err != nil || found {
+		t.Fatalf("chosen data dir: found %v (%v), want none", found, err)
+	}
+}
+
 // metrics.listen: absent is the default, an explicit "" turns
 // metrics off, as deploy/vmglue.example.yaml says; a null is absent.
 func TestMetricsListen(t *testing.T) {

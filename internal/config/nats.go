@@ -16,7 +16,9 @@ type NATS struct {
 	Credentials `yaml:",inline"`
 	CAFile      string `yaml:"ca_file"`
 	// Ops are the ops commands' credentials (role ops), Autosign those of
-	// vmglue autosign (role autosign), on an external NATS.
+	// vmglue autosign (role autosign): on an external NATS, or copies of
+	// the embedded server's credential files for a user that cannot read
+	// the data directory (Puppet Server's).
 	Ops      Credentials               `yaml:"ops"`
 	Autosign Credentials               `yaml:"autosign"`
 	Embedded Embedded                  `yaml:"embedded"`
@@ -73,7 +75,9 @@ func (n *NATS) validate() error {
 	}
 	switch n.Embedded.Auth {
 	case AuthRoles:
-		if n.Credentials.set() || n.Ops.set() || n.Autosign.set() {
+		// nats.ops and nats.autosign may name copies of those files (a
+		// puppet user that cannot read the data directory).
+		if n.Credentials.set() {
 			return errors.New("nats.user: the embedded server (nats.embedded.auth: roles) gives each role its own credential in <data_dir>/credentials; remove the nats credentials or set nats.embedded.auth: open")
 		}
 	case AuthOpen:
@@ -112,6 +116,12 @@ func (c Credentials) apply(o *eventbus.ConnOptions, key string) error {
 // the ops commands also look for their credential.
 const SystemDataDir = "/var/lib/vmglue"
 
+// Seams for the tests of the search for a role's credential.
+var (
+	systemDataDir  = SystemDataDir
+	defaultDataDir = DefaultDataDir
+)
+
 // RoleConnOptions returns the connection options of a client in role
 // (eventbus.RoleOps or eventbus.RoleAutosign) named name: its own
 // credentials (nats.ops, nats.autosign) when set; with the embedded
@@ -129,8 +139,8 @@ func (c *Config) RoleConnOptions(role, name, url string) (o eventbus.ConnOptions
 		return o, true, own.apply(&o, "nats."+role)
 	case c.NATS.roles():
 		dirs := []string{c.NATS.Embedded.DataDir}
-		if dirs[0] == DefaultDataDir() { // not chosen: maybe the packaged serve's
-			dirs = append(dirs, SystemDataDir)
+		if dirs[0] == defaultDataDir() { // not chosen: maybe the packaged serve's
+			dirs = append(dirs, systemDataDir)
 		}
 		for _, dir := range dirs {
 			if pw, err := eventbus.ReadSecret(eventbus.CredentialPath(dir, role), ""); err == nil && pw != "" {
