@@ -30,10 +30,12 @@ func readBucket(bucket string) []string {
 //     to events, no JetStream API (so no bucket, stream or consumer).
 //   - serve: everything (it provisions the streams, buckets and consumers).
 //   - ops: read every stream and bucket (info, get, ephemeral consumers),
-//     republish VM events (replay, dlq retry, spool flush), delete dead
+//     republish VM events (replay, dlq retry, spool flush, sweep), write
+//     the sweep's bucket (VMGLUE_SWEEP), delete dead
 //     letters, delete consumers (its ordered consumers delete themselves;
 //     serve re-creates a worker's durable consumer when it starts). It
-//     cannot write a bucket or create, change, purge or delete a stream.
+//     cannot write another bucket or create, change, purge or delete a
+//     stream.
 //   - autosign: read the VM snapshots and the certname index, read and
 //     write the certificate bindings.
 func Permissions(role string) *server.Permissions {
@@ -61,6 +63,7 @@ func Permissions(role string) *server.Permissions {
 				"$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*",
 				"$JS.API.CONSUMER.MSG.NEXT.*.*", "$JS.FC.>", "$JS.API.CONSUMER.DELETE.*.*",
 				"$JS.API.STREAM.MSG.DELETE." + eventbus.StreamDLQ,
+				"$KV." + eventbus.BucketSweep + ".>",
 				eventbus.SubjectAll,
 			}},
 			Subscribe: inbox(role),

@@ -103,6 +103,7 @@ var roleCases = []roleCase{
 	{"read " + eventbus.BucketVMs, opsAutosign, kvGet(eventbus.BucketVMs, "one.7")},
 	{"read " + eventbus.BucketCertnames, opsAutosign, kvGet(eventbus.BucketCertnames, "web7.cloud.test")},
 	{"write " + eventbus.BucketCertBindings, autosignOnly, kvPut(eventbus.BucketCertBindings)},
+	{"write " + eventbus.BucketSweep, opsOnly, kvPut(eventbus.BucketSweep)},
 	{"rewrite " + eventbus.BucketApplied, nobody, kvPut(eventbus.BucketApplied)},
 	{"rewrite " + eventbus.BucketVMs, nobody, kvPut(eventbus.BucketVMs)},
 	{"delete the event stream", nobody, func(ctx context.Context, c *roleClient) error {

@@ -39,7 +39,8 @@ func bridgeOpenStackCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("bridge.openstack.amqp.password_file: %w", err)
 			}
-			co, err := cfg.ConnOptions("", g.clientURL(cfg))
+			// A source: NATS role hook (publish VM events, nothing else).
+			co, _, err := cfg.RoleConnOptions(eventbus.RoleHook, "", g.clientURL(cfg))
 			if err != nil {
 				return err
 			}

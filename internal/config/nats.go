@@ -123,8 +123,9 @@ var (
 )
 
 // RoleConnOptions returns the connection options of a client in role
-// (eventbus.RoleOps or eventbus.RoleAutosign) named name: its own
-// credentials (nats.ops, nats.autosign) when set; with the embedded
+// (eventbus.RoleOps, eventbus.RoleAutosign, or eventbus.RoleHook for a
+// resident source such as the OpenStack bridge) named name: its own
+// credentials (nats.ops, nats.autosign; none for hook) when set; with the embedded
 // server's roles, the role's password file in the data directory (when
 // the config does not choose one, the default's, else /var/lib/vmglue's:
 // readable by root and the vmglue user); else those

@@ -187,11 +187,19 @@ func (in *instance) connect(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	return natstest.Connect(t, in.roleURL(t, eventbus.RoleServe))
 }
 
+// external is a NATS that no serve of this test started (an open
+// natstest server), for hook.
+func external(url string) *instance { return &instance{Info: serve.Info{NATSURL: url}} }
+
 // hookEnv is the environment of a hook run against in, with the hook's
-// credential file, as hook.env gives it.
+// credential file, as hook.env gives it, when in's NATS wants one.
 func (in *instance) hookEnv() []string {
-	return []string{"VMGLUE_NATS_URL=" + in.Info.NATSURL, "VMGLUE_NATS_USER=" + eventbus.RoleHook,
-		"VMGLUE_NATS_PASSWORD_FILE=" + eventbus.CredentialPath(in.Info.DataDir, eventbus.RoleHook)}
+	env := []string{"VMGLUE_NATS_URL=" + in.Info.NATSURL}
+	if in.Info.DataDir != "" {
+		env = append(env, "VMGLUE_NATS_USER="+eventbus.RoleHook,
+			"VMGLUE_NATS_PASSWORD_FILE="+eventbus.CredentialPath(in.Info.DataDir, eventbus.RoleHook))
+	}
+	return env
 }
 
 // hook runs vmglue-hook once against in, as HEM does, and fails the test

@@ -85,7 +85,7 @@ workers:
 	defer func() { _ = w.Stop() }()
 
 	v := running(77, "paused", "10.0.0.77", "", time.Now().Unix())
-	hook(t, srv.URL, t.TempDir(), v, "running")
+	hook(t, external(srv.URL), t.TempDir(), v, "running")
 	select {
 	case e := <-w.Updates():
 		if e == nil || e.Operation() != jetstream.KeyValuePut {
@@ -105,7 +105,7 @@ workers:
 	// B converges the delete once the server has freed A's lease.
 	_, blog := serveProcess(t, bin, cfg, "B")
 	del := done(v)
-	out := hook(t, srv.URL, t.TempDir(), del, "done")
+	out := hook(t, external(srv.URL), t.TempDir(), del, "done")
 	delID := strings.Fields(out)[2]
 	reg, err := worker.OpenRegistry(ctx, js, "dns")
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/vmglue/vmglue/eventbus"
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/hooks/opennebula/api/apitest"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/config"
@@ -54,7 +53,7 @@ func TestSweepToBIND(t *testing.T) {
 	// VM 62 is deleted while serve is off; serve's start sweep counts it.
 	one.RemoveVM(62)
 	in = start(t, cfg)
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	testenv.WaitFor(t, 30*time.Second, "62 counted missing", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -74,7 +73,7 @@ func TestSweepToBIND(t *testing.T) {
 	runSweep := func(args ...string) string {
 		t.Helper()
 		var out, errb strings.Builder
-		if code := cli.Execute(context.Background(), append([]string{"sweep", "-c", path, "-s", in.Info.NATSURL}, args...), &out, &errb); code != 0 {
+		if code := cli.Execute(context.Background(), append([]string{"sweep", "-c", path, "-s", in.roleURL(t, eventbus.RoleOps)}, args...), &out, &errb); code != 0 {
 			t.Fatalf("vmglue sweep: exit %d: %s%s", code, out.String(), errb.String())
 		}
 		return out.String()
@@ -87,7 +86,7 @@ func TestSweepToBIND(t *testing.T) {
 		t.Fatalf("second sweep: %q, want 62 deleted", out)
 	}
 	var out, errb strings.Builder
-	if code := cli.Execute(context.Background(), []string{"sweep", "-c", path, "-s", in.Info.NATSURL, "--cloud", "nope"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "cloud nope: not in the sweep section") {
+	if code := cli.Execute(context.Background(), []string{"sweep", "-c", path, "-s", in.roleURL(t, eventbus.RoleOps), "--cloud", "nope"}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "cloud nope: not in the sweep section") {
 		t.Fatalf("sweep --cloud nope: exit %d %q", code, errb.String())
 	}
 	testenv.WaitFor(t, 30*time.Second, "booted62 A gone", gone(t, b, "booted62.cloud.test.", mdns.TypeA))
@@ -120,7 +119,7 @@ func TestSweepToBIND(t *testing.T) {
 	})
 	out.Reset()
 	errb.Reset()
-	code := cli.Execute(context.Background(), []string{"sweep", "-c", path, "-s", in.Info.NATSURL}, &out, &errb)
+	code := cli.Execute(context.Background(), []string{"sweep", "-c", path, "-s", in.roleURL(t, eventbus.RoleOps)}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), `authentication failed for user "oneadmin" (credentials from auth_file `+auth+`)`) ||
 		strings.Contains(out.String()+errb.String(), "e2e-sweep-secret") {
 		t.Fatalf("sweep refused by oned: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
