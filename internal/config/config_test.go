@@ -73,8 +73,10 @@ func TestRoleConnOptions(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(data, eventbus.CredentialsDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(eventbus.CredentialPath(data, eventbus.RoleOps), []byte("ops-password-0123456789\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, role := range []string{eventbus.RoleOps, eventbus.RoleHook} {
+		if err := os.WriteFile(eventbus.CredentialPath(data, role), []byte(role+"-password-0123456789\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Setenv("VMGLUE_TEST_AUTOSIGN_PW", "autosign-pw")
 	t.Setenv("VMGLUE_TEST_SERVE_PW", "serve-pw")
@@ -83,6 +85,8 @@ func TestRoleConnOptions(t *testing.T) {
 		found                                   bool
 	}{
 		{"embedded: the data directory's", "nats:\n  embedded: {data_dir: " + data + "}\n", eventbus.RoleOps, "ops", "ops-password-0123456789", "_INBOX_ops", true},
+		{"a source (the bridge): the hook's", "nats:\n  embedded: {data_dir: " + data + "}\n", eventbus.RoleHook, "hook", "hook-password-0123456789", "_INBOX_hook", true},
+		{"a source on an external NATS: serve's", "nats:\n  url: nats://127.0.0.1:1\n  user: serve\n  password_env: VMGLUE_TEST_SERVE_PW\n", eventbus.RoleHook, "serve", "serve-pw", "_INBOX_hook", true},
 		{"embedded: none there", "nats:\n  embedded: {data_dir: " + t.TempDir() + "}\n", eventbus.RoleAutosign, "", "", "_INBOX_autosign", false},
 		{"its own", "nats:\n  url: nats://127.0.0.1:1\n  autosign: {user: autosign, password_env: VMGLUE_TEST_AUTOSIGN_PW}\n", eventbus.RoleAutosign, "autosign", "autosign-pw", "_INBOX_autosign", true},
 		{"serve's on an external NATS", "nats:\n  url: nats://127.0.0.1:1\n  user: serve\n  password_env: VMGLUE_TEST_SERVE_PW\n", eventbus.RoleOps, "serve", "serve-pw", "_INBOX_ops", true},
