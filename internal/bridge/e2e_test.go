@@ -36,6 +36,7 @@ type e2e struct {
 	bind      *testenv.BIND
 	natsURL   string
 	cfg       *config.Config
+	file      string // the config file: its data directory holds the role credentials
 	queue     string
 	log       zerolog.Logger
 	stopServe func()
@@ -85,7 +86,7 @@ bridge:
 	}
 	logs := &testenv.LogBuffer{}
 	log := zerolog.New(logs).Level(zerolog.DebugLevel).With().Timestamp().Logger()
-	e := &e2e{stack: stack, bind: b, cfg: cfg, queue: queue, log: log}
+	e := &e2e{stack: stack, bind: b, cfg: cfg, file: file, queue: queue, log: log}
 	t.Cleanup(func() {
 		if strings.Contains(logs.String(), "_context") {
 			t.Error("a log line holds the message context")
@@ -98,8 +99,13 @@ bridge:
 	// Cleanups run last first: the queue goes after the bridge stopped.
 	t.Cleanup(func() { deleteQueue(t, stack.AMQPURL, queue) })
 	e.startServe(t)
+	// The bridge is a source: NATS role hook, as `vmglue bridge openstack` connects.
+	co, _, err := cfg.RoleConnOptions(eventbus.RoleHook, "", e.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	run(t, "bridge", func(ctx context.Context, ready func()) error {
-		return bridge.RunApp(ctx, bridge.AppOptions{Config: *cfg.Bridge.OpenStack, NATS: eventbus.ConnOptions{URL: e.natsURL},
+		return bridge.RunApp(ctx, bridge.AppOptions{Config: *cfg.Bridge.OpenStack, NATS: co,
 			Ready: func(string) { ready() }}, log)
 	})
 	return e
@@ -210,7 +216,7 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 	testenv.WaitFor(t, 10*time.Second, "PTR "+rev6, e.has(t, rev6, mdns.TypePTR, fqdn))
 
 	var out, errOut bytes.Buffer
-	if code := cli.Execute(context.Background(), []string{"dlq", "list", "--worker", bridge.DLQWorker, "--json", "--server", e.natsURL}, &out, &errOut); code != 0 {
+	if code := cli.Execute(context.Background(), []string{"dlq", "list", "--worker", bridge.DLQWorker, "--json", "--server", e.natsURL, "-c", e.file}, &out, &errOut); code != 0 {
 		t.Fatalf("vmglue dlq list: exit %d: %s", code, errOut.String())
 	}
 	if !strings.Contains(out.String(), bridge.ReasonPoison) || strings.Contains(out.String(), "gAAAAApoison") {
@@ -297,7 +303,7 @@ func TestOpenStackLifecycleToDNS(t *testing.T) {
 
 	out.Reset()
 	errOut.Reset()
-	if code := cli.Execute(ctx, []string{"tail", "--all", "--no-follow", "--json", "--vm", srv.ID, "--server", e.natsURL}, &out, &errOut); code != 0 {
+	if code := cli.Execute(ctx, []string{"tail", "--all", "--no-follow", "--json", "--vm", srv.ID, "--server", e.natsURL, "-c", e.file}, &out, &errOut); code != 0 {
 		t.Fatalf("vmglue tail: exit %d: %s", code, errOut.String())
 	}
 	for _, want := range []string{`"cloud_type":"openstack"`, `"source":"openstack://os"`, `"type":"vm.running"`, `"type":"vm.stopped"`, `"type":"vm.deleted"`} {
