@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,9 +56,13 @@ func messages(b *testing.B, vms []testenv.OneVM) []oneMsg {
 // sent as fast as the socket takes them, then single events one at a time.
 func listenRow(b *testing.B, vmglue string, running, done []testenv.OneVM, zones testenv.BINDOptions) streamRow {
 	bind := testenv.StartBIND(b, zones)
-	url, servePID := startServe(b, vmglue, bind)
+	url, dataDir, servePID := startServe(b, vmglue, bind)
 	oned := onedtest.Start(b)
-	listenPID := startListen(b, vmglue, url, oned)
+	pw, err := eventbus.ReadSecret(eventbus.CredentialPath(dataDir, eventbus.RoleHook), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	listenPID := startListen(b, vmglue, natstest.RoleURL(url, eventbus.RoleHook, pw), oned)
 	daemons := map[string]int{"vmglue serve": servePID, "vmglue listen": listenPID, "named": bindPID(b, bind)}
 	var row streamRow
 	row.create = measureStream(b, "vmglue listen create", bind, running, messages(b, running), oned, true, daemons)

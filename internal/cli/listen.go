@@ -2,6 +2,7 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+	"github.com/vmglue/vmglue/eventbus"
 
 	"github.com/vmglue/vmglue/hooks/opennebula/listen"
 )
@@ -33,7 +34,13 @@ listen.opennebula.sweep_interval. The stream is unauthenticated: keep it on loop
 			if err != nil {
 				return err
 			}
-			co, err := cfg.ConnOptions("", g.clientURL(cfg))
+			// A source: NATS role hook; its sweep reads the known VMs and
+			// writes the sweep's bucket: role ops.
+			co, _, err := cfg.RoleConnOptions(eventbus.RoleHook, "", g.clientURL(cfg))
+			if err != nil {
+				return err
+			}
+			sco, _, err := cfg.RoleConnOptions(eventbus.RoleOps, "", g.clientURL(cfg))
 			if err != nil {
 				return err
 			}
@@ -41,7 +48,7 @@ listen.opennebula.sweep_interval. The stream is unauthenticated: keep it on loop
 			lc := cfg.OpenNebulaListener()
 			return listen.RunApp(cmd.Context(), listen.AppOptions{
 				Config: lc, NATS: co, MetricsListen: metrics, SecretNames: cfg.SecretNames(),
-				Sweep: listenSweep(cfg, co, lc.Cloud, log),
+				Sweep: listenSweep(cfg, sco, lc.Cloud, log),
 				Ready: func(string) {
 					if err := sdNotify("READY=1"); err != nil {
 						log.Warn().Err(err).Msg("sd_notify")

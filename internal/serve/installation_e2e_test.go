@@ -8,7 +8,6 @@ import (
 
 	mdns "github.com/miekg/dns"
 
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/testenv"
 	"github.com/vmglue/vmglue/internal/worker"
 )
@@ -29,23 +28,23 @@ func TestDNSTwoInstallationsShareZone(t *testing.T) {
 	}
 	t0 := time.Now().Unix()
 	v := running(42, "web42", "10.0.0.42", "", t0)
-	hook(t, a.Info.NATSURL, t.TempDir(), v, "running")
+	hook(t, a, t.TempDir(), v, "running")
 	testenv.WaitFor(t, 20*time.Second, "A record of installation A", resolves(t, b, "web42.cloud.test.", mdns.TypeA, "10.0.0.42"))
 	txt := b.Lookup(t, "web42.cloud.test.", mdns.TypeTXT)
 	if len(txt) != 1 || !strings.Contains(txt[0], "vmglue/installation="+idA) {
 		t.Fatalf("marker %q, want one naming installation %s", txt, idA)
 	}
 
-	_, jsB := natstest.Connect(t, bb.Info.NATSURL)
+	_, jsB := bb.connect(t)
 	other := running(42, "web42", "10.0.0.43", "", t0)
 	spoolB := t.TempDir()
-	hook(t, bb.Info.NATSURL, spoolB, other, "running")
+	hook(t, bb, spoolB, other, "running")
 	var dl []worker.DeadLetter
 	testenv.WaitFor(t, 20*time.Second, "dead letter in installation B", func() bool { dl = deadLetters(t, jsB); return len(dl) > 0 })
 	if dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, "web42.cloud.test") {
 		t.Fatalf("dead letter %+v, want a conflict at web42.cloud.test", dl[0])
 	}
-	hook(t, bb.Info.NATSURL, spoolB, done(other), "done")
+	hook(t, bb, spoolB, done(other), "done")
 	idle(t, jsB, "dns")
 	if got := b.Lookup(t, "web42.cloud.test.", mdns.TypeA); !slices.Equal(got, []string{"10.0.0.42"}) {
 		t.Fatalf("installation B changed A's record: A %v", got)

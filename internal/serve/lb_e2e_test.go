@@ -390,7 +390,7 @@ func TestLBBackendNotAllowedDeadLettered(t *testing.T) {
 	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{
 		{Name: "web"}, {Name: "prod_payments"}}})
 	in := start(t, lbConfig(t, h))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	v := lbVM(45, vmBackend)
 	v.UserAttr = map[string]string{"LB_BACKENDS": "prod_payments:443"}
 	dl := bootDeadLettered(t, in, js, v)

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/monitor"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -78,13 +77,13 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 	cfg := monitorConfig(t, ic, sdDir)
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	in := start(t, cfg)
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	spool := t.TempDir()
 	file := filepath.Join(sdDir, "node.json")
 
 	v := running(42, "mon42", "127.0.0.42", "", time.Now().Unix())
 	v.UserAttr = map[string]string{"OS": "debian", "ROLE": "web"}
-	hook(t, in.Info.NATSURL, spool, v, "running")
+	hook(t, in, spool, v, "running")
 	var h *testenv.IcingaHost
 	testenv.WaitFor(t, 20*time.Second, "icinga host mon42", func() bool { h = ic.Host("mon42"); return h != nil })
 	if h.Address != "127.0.0.42" || !strings.HasPrefix(fmt.Sprint(h.Vars["vmglue_owner"]), "e2e/vg-") || h.Vars["os"] != "debian" ||
@@ -104,7 +103,7 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 
 	off := v
 	off.State, off.LCM, off.Time = 8, 0, v.Time+60 // POWEROFF
-	hook(t, in.Info.NATSURL, spool, off, "poweroff")
+	hook(t, in, spool, off, "poweroff")
 	testenv.WaitFor(t, 20*time.Second, "downtime of mon42", func() bool { return len(vmglueDowntimes(ic, "mon42")) > 0 })
 	idle(t, js, "monitor")
 	var services []string
@@ -130,7 +129,7 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 	}
 	on := v
 	on.Time = v.Time + 120
-	hook(t, in.Info.NATSURL, spool, on, "running")
+	hook(t, in, spool, on, "running")
 	testenv.WaitFor(t, 20*time.Second, "downtime removed", func() bool { return len(vmglueDowntimes(ic, "mon42")) == 0 })
 	if d := ic.Downtimes("mon42"); len(d) != 1 || d[0].Author != "ops" {
 		t.Fatalf("downtimes after running again: %+v, want only the operator's", d)
@@ -143,7 +142,7 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 		t.Fatal(err)
 	}
 	ic.Stop()
-	hook(t, in.Info.NATSURL, spool, done(on), "done")
+	hook(t, in, spool, done(on), "done")
 	testenv.WaitFor(t, 20*time.Second, "a failed delete recorded", func() bool {
 		r, _, err := reg.Get(context.Background(), "one.42")
 		return err == nil && r != nil && r.Error != ""
@@ -166,9 +165,9 @@ func TestMonitorForeignHostDeadLettered(t *testing.T) {
 		t.Fatalf("plant host: %d %s", code, b)
 	}
 	in := start(t, monitorConfig(t, ic, t.TempDir()))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	v := running(7, "db7", "127.0.0.7", "", time.Now().Unix())
-	hook(t, in.Info.NATSURL, t.TempDir(), v, "running")
+	hook(t, in, t.TempDir(), v, "running")
 	var dl []worker.DeadLetter
 	testenv.WaitFor(t, 20*time.Second, "dead letter", func() bool { dl = deadLetters(t, js); return len(dl) > 0 })
 	if dl[0].Worker != "monitor" || dl[0].Reason != worker.ReasonConflict || !strings.Contains(dl[0].Error, "db7") {
@@ -182,7 +181,7 @@ func TestMonitorForeignHostDeadLettered(t *testing.T) {
 		}
 	}
 	untouched("after the boot")
-	hook(t, in.Info.NATSURL, t.TempDir(), done(v), "done")
+	hook(t, in, t.TempDir(), done(v), "done")
 	idle(t, js, "monitor")
 	untouched("after the delete")
 }
@@ -202,9 +201,9 @@ func TestMonitorHostileLabelsPrometheusLoads(t *testing.T) {
 	hostile := "a\"b\\c\n}]{[ ,'x' " + strings.Repeat("é", 700)
 	v := running(5, `we"b]5`, "127.0.0.5", "", time.Now().Unix())
 	v.UserAttr = map[string]string{"OS": hostile, "ROLE": "{{.Name}} $(reboot)"}
-	hook(t, in.Info.NATSURL, t.TempDir(), v, "running")
+	hook(t, in, t.TempDir(), v, "running")
 	ok := running(6, "plain6", "127.0.0.6", "", time.Now().Unix())
-	hook(t, in.Info.NATSURL, t.TempDir(), ok, "running")
+	hook(t, in, t.TempDir(), ok, "running")
 	tg := prom.WaitTarget("127.0.0.5:9100", true)
 	prom.WaitTarget("127.0.0.6:9100", true)
 	if tg.Labels["vm_name"] != `we"b]5` || tg.Labels["role"] != "{{.Name}} $(reboot)" || !strings.HasPrefix(tg.Labels["os"], "a\"b\\c\n}]{[") {

@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/ops"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -25,7 +24,7 @@ import (
 func replayVM(t *testing.T, in *instance, id string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := cli.Execute(context.Background(), []string{"replay", "--vm", id, "-s", in.Info.NATSURL}, &out, &errb); code != 0 {
+	if code := cli.Execute(context.Background(), []string{"replay", "--vm", id, "-s", in.roleURL(t, eventbus.RoleOps)}, &out, &errb); code != 0 {
 		t.Fatalf("replay --vm %s: exit %d: %s%s", id, code, out.String(), errb.String())
 	}
 }
@@ -40,9 +39,9 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 	cfg := dnsConfig(t, b, "")
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	in := start(t, cfg)
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	const name, rev = "web33.cloud.test.", "33.0.0.10.in-addr.arpa."
-	hook(t, in.Info.NATSURL, t.TempDir(), running(33, "web33", "10.0.0.33", "", time.Now().Unix()), "running")
+	hook(t, in, t.TempDir(), running(33, "web33", "10.0.0.33", "", time.Now().Unix()), "running")
 	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, name, mdns.TypeA, "10.0.0.33"))
 	testenv.WaitFor(t, 5*time.Second, "PTR record", resolves(t, b, rev, mdns.TypePTR, name))
 	idle(t, js, "dns")
@@ -82,7 +81,7 @@ func testDNSReplayRepairsDrift(t *testing.T, b *testenv.DNS) {
 func TestLBReplayRepairsRemovedServer(t *testing.T) {
 	s := startLB(t, 43)
 	s.boot(t)
-	_, js := natstest.Connect(t, s.in.Info.NATSURL)
+	_, js := s.in.connect(t)
 	idle(t, js, "lb")
 	s.h.Command("disable server " + s.server)
 	s.h.Command("del server " + s.server)
@@ -104,13 +103,13 @@ func TestPuppetReplayReportsRevokedCert(t *testing.T) {
 	a := testenv.NewPuppetAdmin(t, s)
 	name, certname, _ := bootedAgent(a, "drift")
 	in := start(t, puppetConfig(t, s))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	bind(t, a, js, certname, "61")
 	reg, err := worker.OpenRegistry(context.Background(), js, "puppet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hook(t, in.Info.NATSURL, t.TempDir(), running(61, name, "10.0.0.61", "", time.Now().Unix()), "running")
+	hook(t, in, t.TempDir(), running(61, name, "10.0.0.61", "", time.Now().Unix()), "running")
 	recorded(t, reg, "one.61", certname)
 	idle(t, js, "puppet")
 
@@ -136,7 +135,7 @@ func TestDNSPeriodicVerificationRepairs(t *testing.T) {
 	cfg.Runtime.VerifyInterval = 300 * time.Millisecond
 	in := start(t, cfg)
 	const name = "web34.cloud.test."
-	hook(t, in.Info.NATSURL, t.TempDir(), running(34, "web34", "10.0.0.34", "", time.Now().Unix()), "running")
+	hook(t, in, t.TempDir(), running(34, "web34", "10.0.0.34", "", time.Now().Unix()), "running")
 	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, name, mdns.TypeA, "10.0.0.34"))
 	awaitMetrics(t, in, `vmglue_worker_verifications_total{worker="dns"}`)
 
@@ -160,7 +159,7 @@ type reconcileResult struct {
 func reconcile(t *testing.T, in *instance, cfgFile string, args ...string) reconcileResult {
 	t.Helper()
 	var out, errb bytes.Buffer
-	args = append([]string{"reconcile", "--json", "-c", cfgFile, "-s", in.Info.NATSURL}, args...)
+	args = append([]string{"reconcile", "--json", "-c", cfgFile, "-s", in.roleURL(t, eventbus.RoleOps)}, args...)
 	if code := cli.Execute(context.Background(), args, &out, &errb); code != 0 {
 		t.Fatalf("%v: exit %d: %s%s", args, code, out.String(), errb.String())
 	}
@@ -194,11 +193,11 @@ func TestReconcileDNS(t *testing.T) {
 	b.AddForeign(t, "web36.cloud.test. 60 A 10.9.9.36")
 	in := start(t, dnsConfig(t, b, ""))
 	cfgFile := writeFile(t, "vmglue.yaml", "workers:\n  dns:\n"+indent(dnsWorkerYAML(b, "", "1s"), "    "))
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 	spool := t.TempDir()
 	now := time.Now().Unix()
-	hook(t, in.Info.NATSURL, spool, running(35, "web35", "10.0.0.35", "", now), "running")
-	hook(t, in.Info.NATSURL, spool, running(36, "web36", "10.0.0.36", "", now), "running")
+	hook(t, in, spool, running(35, "web35", "10.0.0.35", "", now), "running")
+	hook(t, in, spool, running(36, "web36", "10.0.0.36", "", now), "running")
 	testenv.WaitFor(t, 20*time.Second, "A record", resolves(t, b, "web35.cloud.test.", mdns.TypeA, "10.0.0.35"))
 	testenv.WaitFor(t, 20*time.Second, "conflict dead letter", func() bool { return len(deadLetters(t, js)) == 1 })
 	idle(t, js, "dns")
@@ -251,7 +250,7 @@ func TestReconcileDNS(t *testing.T) {
 	}
 
 	var out, errb bytes.Buffer
-	args := []string{"reconcile", "--vm", "36", "-c", cfgFile, "-s", in.Info.NATSURL}
+	args := []string{"reconcile", "--vm", "36", "-c", cfgFile, "-s", in.roleURL(t, eventbus.RoleOps)}
 	if code := cli.Execute(context.Background(), args, &out, &errb); code != 0 {
 		t.Fatalf("%v: exit %d: %s", args, code, errb.String())
 	}
