@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/monitor"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -82,7 +83,9 @@ func TestServeWithoutConfigWritesFileSD(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := exec.Command(hookBin)
-		h.Env = []string{"VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=nats://" + addr, "VMGLUE_SPOOL_DIR=" + t.TempDir()}
+		// With the hook's credential serve made, as make sample-event does.
+		h.Env = []string{"VMGLUE_CLOUD=one", "VMGLUE_NATS_URL=nats://" + addr, "VMGLUE_SPOOL_DIR=" + t.TempDir(),
+			"VMGLUE_NATS_USER=" + eventbus.RoleHook, "VMGLUE_NATS_PASSWORD_FILE=" + eventbus.CredentialPath(data, eventbus.RoleHook)}
 		h.Stdin = bytes.NewReader(fmt.Appendf(nil, "%s %s", base64.StdEncoding.EncodeToString(xml), word))
 		if out, err := h.CombinedOutput(); err != nil {
 			t.Fatalf("vmglue-hook %s: %v: %s", word, err, out)
