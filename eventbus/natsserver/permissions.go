@@ -22,11 +22,17 @@ func readBucket(bucket string) []string {
 	}
 }
 
+// SourceDLQ is where a source dead-letters what it cannot turn into an
+// event (the OpenStack bridge: worker name bridge-openstack); the hook
+// role may publish there, never to a worker's dead letters.
+const SourceDLQ = eventbus.DLQPrefix + ".bridge-openstack.>"
+
 // Permissions returns what a role may do on the bus (eventbus.Roles); nil
 // for an unknown role. deploy/nats/permissions.conf says the same for an
 // external nats-server (a test keeps them equal).
 //
-//   - hook: publish VM events, read the acks on its inbox. No subscription
+//   - hook: publish VM events and a source's dead letters (SourceDLQ),
+//     read the acks on its inbox. No subscription
 //     to events, no JetStream API (so no bucket, stream or consumer).
 //   - serve: everything (it provisions the streams, buckets and consumers).
 //   - ops: read every stream and bucket (info, get, ephemeral consumers),
@@ -45,7 +51,7 @@ func Permissions(role string) *server.Permissions {
 	switch role {
 	case eventbus.RoleHook:
 		return &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{eventbus.SubjectAll}},
+			Publish:   &server.SubjectPermission{Allow: []string{eventbus.SubjectAll, SourceDLQ}},
 			Subscribe: inbox(role),
 		}
 	case eventbus.RoleServe:

@@ -21,11 +21,13 @@ type roleCase struct {
 }
 
 var (
-	hookOnly     = map[string]bool{eventbus.RoleHook: true, eventbus.RoleOps: true}
-	opsOnly      = map[string]bool{eventbus.RoleOps: true}
-	autosignOnly = map[string]bool{eventbus.RoleAutosign: true}
-	opsAutosign  = map[string]bool{eventbus.RoleOps: true, eventbus.RoleAutosign: true}
-	nobody       = map[string]bool{}
+	hookOnly = map[string]bool{eventbus.RoleHook: true, eventbus.RoleOps: true}
+	opsOnly  = map[string]bool{eventbus.RoleOps: true}
+	// hookOnlyNotOps: what only a source does.
+	hookOnlyNotOps = map[string]bool{eventbus.RoleHook: true}
+	autosignOnly   = map[string]bool{eventbus.RoleAutosign: true}
+	opsAutosign    = map[string]bool{eventbus.RoleOps: true, eventbus.RoleAutosign: true}
+	nobody         = map[string]bool{}
 )
 
 // forgedDelete is a vm.deleted of a VM that the hook may publish: the
@@ -72,7 +74,11 @@ var roleCases = []roleCase{
 		_, err := eventbus.Publish(ctx, c.js, forgedDelete())
 		return err
 	}},
-	{"publish a dead letter", nobody, func(ctx context.Context, c *roleClient) error {
+	{"publish a source's dead letter", hookOnlyNotOps, func(ctx context.Context, c *roleClient) error {
+		_, err := c.js.Publish(ctx, eventbus.DLQPrefix+".bridge-openstack.os._", []byte("{}"))
+		return err
+	}},
+	{"publish a worker's dead letter", nobody, func(ctx context.Context, c *roleClient) error {
 		_, err := c.js.Publish(ctx, eventbus.DLQPrefix+".dns.one.7", []byte("{}"))
 		return err
 	}},
