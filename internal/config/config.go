@@ -31,6 +31,7 @@ type Config struct {
 	Workers Workers   `yaml:"workers"`
 	Bridge  Bridges   `yaml:"bridge"`
 	Listen  Listeners `yaml:"listen,omitempty"`
+	Web     Web       `yaml:"web"`
 	// SecretAttributes are name patterns of secret VM attributes added to
 	// eventbus.DefaultSecretPatterns ("!" exempts): the ops commands
 	// print such attributes as (redacted). The hook has its own setting
@@ -272,6 +273,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Listen.validate(); err != nil {
+		return err
+	}
+	if err := c.Web.validate(); err != nil {
 		return err
 	}
 	return c.Workers.validate()

@@ -1,6 +1,7 @@
 // Package serve is `vmglue serve`: the optional embedded nats-server, the
 // provisioning of streams and buckets, the workers, and the HTTP endpoints
-// /metrics and /healthz.
+// /metrics, /healthz and the operator's page /ui/ (internal/web; on the
+// metrics listener, or on web.listen).
 package serve
 
 import (
@@ -45,6 +46,8 @@ type Info struct {
 	// DataDir is the embedded server's data directory when its clients
 	// need the per-role credentials in it (eventbus.CredentialPath), else "".
 	DataDir string
+	// WebURL is the operator's page ("http://host:port/ui/"), "" when off.
+	WebURL string
 }
 
 // Run serves until ctx is done, then shuts down gracefully.
@@ -117,14 +120,29 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	if ns != nil && cfg.NATS.Embedded.Auth == config.AuthRoles {
 		info.DataDir = cfg.NATS.Embedded.DataDir
 	}
-	var srv *http.Server
+	ui, err := webHandler(cfg, js, log)
+	if err != nil {
+		return err
+	}
+	var srv, webSrv *http.Server
+	if ui != nil && cfg.Web.Listen != "" {
+		var addr string
+		if webSrv, addr, err = serveWeb(cfg.Web.Listen, ui, log); err != nil {
+			return err
+		}
+		info.WebURL = "http://" + addr + uiPath
+		ui = nil
+	}
 	if cfg.Metrics.Listen != "" {
 		l, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
 		}
 		info.MetricsAddr = l.Addr().String()
-		srv = &http.Server{Handler: handler(reg, nc, js), ReadHeaderTimeout: 5 * time.Second}
+		if ui != nil {
+			info.WebURL = "http://" + info.MetricsAddr + uiPath
+		}
+		srv = &http.Server{Handler: handler(reg, nc, js, ui), ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error().Err(err).Msg("metrics server")
@@ -159,10 +177,12 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 	if err != nil {
 		log.Error().Err(err).Msg("worker failed, shut down")
 	}
-	if srv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = srv.Shutdown(sctx)
-		cancel()
+	for _, s := range []*http.Server{srv, webSrv} {
+		if s != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.Shutdown(sctx)
+			cancel()
+		}
 	}
 	return err
 }
@@ -217,8 +237,13 @@ func awaitStarted(ctx context.Context, runners []runner) bool {
 	return true
 }
 
-func handler(reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream) http.Handler {
+// handler serves /metrics, /healthz and, when ui is not nil, the
+// operator's page.
+func handler(reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream, ui http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if ui != nil {
+		mux.Handle(uiPath, ui)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
