@@ -53,6 +53,8 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"sweep without a cloud", "sweep:\n  interval: 5m\n", "sweep: no cloud"},
 		{"sweep share above 1", "sweep:\n  max_delete_share: 2\n  opennebula: [{cloud: one}]\n", "sweep.max_delete_share"},
 		{"sweep bad cloud name", "sweep:\n  opennebula: [{cloud: one.x}]\n", "sweep.opennebula[0].cloud"},
+		{"web actions without operators", "web:\n  actions: true\n", "web.actions"},
+		{"web operator without token file", "web:\n  operators: [{name: alice}]\n", "web.operators[0]"},
 		{"sweep cloud twice", "sweep:\n  opennebula: [{cloud: one}]\n  openstack: [{cloud: one}]\n", "sweep.openstack[0].cloud: one is swept twice"},
 	}
 	for _, tt := range tests {
@@ -201,4 +203,33 @@ func writeConfig(t *testing.T, text string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+func TestWebTokens(t *testing.T) {
+	dir := t.TempDir()
+	good, short := filepath.Join(dir, "good"), filepath.Join(dir, "short")
+	if err := os.WriteFile(good, []byte("0123456789abcdefXYZ\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, file, err string
+	}{
+		{"token", good, ""},
+		{"short token", short, "web.operators[0].token_file: token shorter"},
+		{"missing file", filepath.Join(dir, "none"), "web.operators[0].token_file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			toks, err := config.Web{Operators: []config.Operator{{Name: "alice", TokenFile: tt.file}}}.Tokens()
+			switch {
+			case tt.err == "" && (err != nil || toks["0123456789abcdefXYZ"] != "alice"):
+				t.Fatalf("tokens %v, %v", toks, err)
+			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "abc")):
+				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
+	}
 }
