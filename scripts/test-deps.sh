@@ -6,7 +6,7 @@
 # install, so the Debian services of bind9, knot and pdns-server (which would
 # take port 53), icinga2 and prometheus are never started.
 set -euo pipefail
-pkgs=(bind9 bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3 haproxy puppetserver puppet-agent puppetdb puppet-terminus-puppetdb postgresql openssl curl debootstrap lintian icinga2 prometheus)
+pkgs=(bind9 bind9-dnsutils knot pdns-server pdns-backend-sqlite3 sqlite3 haproxy puppetserver puppet-agent puppetdb puppet-terminus-puppetdb postgresql openssl curl debootstrap lintian icinga2 prometheus chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
