@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,4 +116,58 @@ func TestServeSpoolMetrics(t *testing.T) {
 	awaitMetrics(t, in, fmt.Sprintf(`vmglue_spool_events{dir=%q} 1`, dir),
 		fmt.Sprintf(`vmglue_spool_quarantined_files{dir=%q} 2`, dir),
 		fmt.Sprintf(`vmglue_spool_readable{dir=%q} 1`, dir))
+}
+
+// The operator's page: on /ui/ of the metrics listener by default, on its
+// own listener with web.listen (then not on metrics), off with
+// web.disabled.
+func TestServeWebListener(t *testing.T) {
+	tests := []struct {
+		name           string
+		listen         string
+		disabled       bool
+		onMetrics, own bool
+	}{
+		{"on metrics", "", false, true, false},
+		{"own listener", "127.0.0.1:0", false, false, true},
+		{"disabled", "", true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := baseConfig(t)
+			cfg.Metrics.Listen = "127.0.0.1:0"
+			cfg.Web.Listen, cfg.Web.Disabled = tt.listen, tt.disabled
+			in := start(t, cfg)
+			status := func(url string) int {
+				res, err := http.Get(url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode
+			}
+			if got := status("http://" + in.Info.MetricsAddr + "/ui/"); (got == http.StatusOK) != tt.onMetrics {
+				t.Errorf("/ui/ on metrics: %d", got)
+			}
+			if (in.Info.WebURL != "") != (tt.onMetrics || tt.own) {
+				t.Fatalf("WebURL %q", in.Info.WebURL)
+			}
+			if tt.own {
+				if strings.Contains(in.Info.WebURL, in.Info.MetricsAddr) {
+					t.Errorf("WebURL %q on the metrics listener", in.Info.WebURL)
+				}
+				if got := status(in.Info.WebURL + "workers"); got != http.StatusOK {
+					t.Errorf("own listener /ui/workers: %d", got)
+				}
+				res, err := http.Get(strings.TrimSuffix(in.Info.WebURL, "ui/"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || res.Request.URL.Path != "/ui/" {
+					t.Errorf("own listener /: %d at %s, want a redirect to /ui/", res.StatusCode, res.Request.URL)
+				}
+			}
+		})
+	}
 }

@@ -108,8 +108,11 @@ func TestPages(t *testing.T) {
 				if has := strings.Contains(body, `method="post"`); has != (actions && (tt.path == "/vm/one/1" || tt.path == "/vm/one/2" || tt.path == "/dlq")) {
 					t.Errorf("actions %v: action form shown: %v", actions, has)
 				}
-				if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+				if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
 					t.Errorf("Content-Security-Policy %q", csp)
+				}
+				if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+					t.Errorf("Cache-Control %q", cc)
 				}
 			})
 		}
@@ -145,6 +148,9 @@ func session(t *testing.T, s http.Handler) (*http.Cookie, string) {
 	m := csrfField.FindStringSubmatch(body)
 	if len(res.Cookies()) != 1 || m == nil {
 		t.Fatalf("no csrf cookie or field: %v", res.Cookies())
+	}
+	if c := res.Cookies()[0]; !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+		t.Errorf("csrf cookie %v: want HttpOnly, SameSite=Strict", c)
 	}
 	return res.Cookies()[0], m[1]
 }
@@ -224,6 +230,7 @@ func TestActions(t *testing.T) {
 	s := newServer(t, e, true, &logBuf)
 	cookie, csrf := session(t, s)
 	before := storedEvents(t, e)
+	e.Targets["lb"].Fail.Store(false) // the replayed event makes no new dead letter
 
 	res, body := post(t, s, "/vm/one/1/replay", url.Values{"csrf": {csrf}, "token": {token}}, cookie, map[string]string{"Sec-Fetch-Site": "same-origin"})
 	if res.StatusCode != http.StatusOK || !strings.Contains(body, "replayed 1 events of one/1 (by alice)") {
