@@ -10,8 +10,9 @@ func serveCmd(g *globals) *cobra.Command {
 	var listen, dataDir, metrics string
 	c := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the workers, the embedded NATS server (unless nats.url is set), /metrics and /healthz",
-		Long: `Run the workers, the embedded NATS server (unless nats.url is set), /metrics and /healthz.
+		Short: "Run the workers, the embedded NATS server (unless nats.url is set), /metrics, /healthz and the operator's page /ui/",
+		Long: `Run the workers, the embedded NATS server (unless nats.url is set), /metrics, /healthz and the
+operator's page /ui/ (README "Operator's page").
 
 Without a configuration file (no --config, no VMGLUE_CONFIG) serve runs the
 monitor worker's Prometheus file_sd output: the IPv4 address of every running VM
