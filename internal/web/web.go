@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,7 +77,8 @@ func New(o Options) (*Server, error) {
 	if _, err := rand.Read(s.key); err != nil {
 		return nil, fmt.Errorf("csrf key: %w", err)
 	}
-	funcs := template.FuncMap{"age": age, "ts": ts, "base": func() string { return o.Base }}
+	funcs := template.FuncMap{"age": age, "ts": ts, "base": func() string { return o.Base },
+		"class": func(state string) string { return strings.ReplaceAll(state, " ", "_") }}
 	for _, p := range []string{"vms", "vm", "workers", "dlq", "done"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {

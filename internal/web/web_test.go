@@ -80,7 +80,7 @@ func TestPages(t *testing.T) {
 			name, path string
 			want       []string
 		}{
-			{"vms", "/", []string{"one/1", "one/2", "10.0.0.1", "converged", "dead_letter", "&lt;script&gt;"}},
+			{"vms", "/", []string{"one/1", "one/2", "10.0.0.1", `class="converged"`, `class="dead_letter"`, "&lt;script&gt;"}},
 			{"search by address", "/?q=10.0.0.1", []string{"one/1"}},
 			{"search by hostile name", "/?q=" + url.QueryEscape(hostile), []string{"one/2", "&lt;script&gt;"}},
 			{"vm", "/vm/one/1", []string{`<meta http-equiv="refresh" content="5">`, "running", "opennebula://one", "A web1 10.0.0.1", "boom", `<tr class="deadletter">`}},
@@ -250,7 +250,17 @@ func TestActions(t *testing.T) {
 	}
 	e.WaitDeadLetters(t, 1)
 
-	for _, want := range []string{`"operator":"alice"`, `"action":"replay"`, `"action":"drop"`, `"dead_letter":1`} {
+	// The other one is retried: lb now converges it, no dead letter is left.
+	if res, body := post(t, s, "/dlq/2/retry", url.Values{"csrf": {csrf}, "token": {token}}, cookie, nil); res.StatusCode != http.StatusOK || !strings.Contains(body, "dead letter 2 retried") {
+		t.Fatalf("retry: %d %s", res.StatusCode, body)
+	}
+	e.WaitDeadLetters(t, 0)
+	e.Idle(t)
+	if _, body := get(t, s, "/?q=one/2"); !strings.Contains(body, `<td class="converged"`) || strings.Contains(body, `class="dead_letter"`) {
+		t.Errorf("vm 2 after the retry: %s", body)
+	}
+
+	for _, want := range []string{`"operator":"alice"`, `"action":"replay"`, `"action":"drop"`, `"action":"retry"`, `"dead_letter":1`} {
 		if !strings.Contains(logBuf.String(), want) {
 			t.Errorf("log lacks %s: %s", want, logBuf.String())
 		}
