@@ -45,16 +45,20 @@ func env(t *testing.T) *opstest.Env {
 // newServer is the page over e; its log goes to logBuf.
 func newServer(t *testing.T, e *opstest.Env, actions bool, logBuf *bytes.Buffer) *web.Server {
 	t.Helper()
-	s, err := web.New(web.Options{JS: e.JS, Workers: []string{"dns", "lb"}, Actions: actions,
-		Operators: map[string]string{token: "alice"}, Base: "/ui/", Log: zerolog.New(logBuf)})
+	s, err := newPage(e, actions, logBuf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
+func newPage(e *opstest.Env, actions bool, logBuf *bytes.Buffer) (*web.Server, error) {
+	return web.New(web.Options{JS: e.JS, Workers: []string{"dns", "lb"}, Actions: actions,
+		Operators: map[string]string{token: "alice"}, Base: "/ui/", Log: zerolog.New(logBuf)})
+}
+
 // get serves a GET of path and returns the response and its body.
-func get(t *testing.T, s http.Handler, path string, cookies ...*http.Cookie) (*http.Response, string) {
+func get(t testing.TB, s http.Handler, path string, cookies ...*http.Cookie) (*http.Response, string) {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	for _, c := range cookies {
@@ -63,7 +67,7 @@ func get(t *testing.T, s http.Handler, path string, cookies ...*http.Cookie) (*h
 	return do(t, s, req)
 }
 
-func do(t *testing.T, s http.Handler, req *http.Request) (*http.Response, string) {
+func do(t testing.TB, s http.Handler, req *http.Request) (*http.Response, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, req)
