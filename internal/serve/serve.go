@@ -139,6 +139,13 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 			return fmt.Errorf("metrics listen %s: %w", cfg.Metrics.Listen, err)
 		}
 		info.MetricsAddr = l.Addr().String()
+		if ui != nil && !loopback(l.Addr()) {
+			// Metrics are often opened to a Prometheus on another machine;
+			// the VM inventory is not: the page then needs its own
+			// web.listen.
+			log.Warn().Str("listen", info.MetricsAddr).Msg("operator's page not served on a metrics listener off loopback: set web.listen to serve it")
+			ui = nil
+		}
 		if ui != nil {
 			info.WebURL = "http://" + info.MetricsAddr + uiPath
 		}
@@ -284,4 +291,11 @@ func compactLoop(ctx context.Context, js jetstream.JetStream, rt config.Runtime,
 			log.Error().Err(err).Msg("forget tombstones")
 		}
 	}
+}
+
+// loopback reports whether a listener's address is on the loopback
+// interface only.
+func loopback(a net.Addr) bool {
+	t, ok := a.(*net.TCPAddr)
+	return ok && t.IP.IsLoopback()
 }

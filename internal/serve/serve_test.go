@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -124,18 +125,21 @@ func TestServeSpoolMetrics(t *testing.T) {
 func TestServeWebListener(t *testing.T) {
 	tests := []struct {
 		name           string
+		metrics        string
 		listen         string
 		disabled       bool
 		onMetrics, own bool
 	}{
-		{"on metrics", "", false, true, false},
-		{"own listener", "127.0.0.1:0", false, false, true},
-		{"disabled", "", true, false, false},
+		{"on metrics", "127.0.0.1:0", "", false, true, false},
+		{"own listener", "127.0.0.1:0", "127.0.0.1:0", false, false, true},
+		{"disabled", "127.0.0.1:0", "", true, false, false},
+		// Metrics opened to other machines: the inventory is not.
+		{"metrics off loopback", "0.0.0.0:0", "", false, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := baseConfig(t)
-			cfg.Metrics.Listen = "127.0.0.1:0"
+			cfg.Metrics.Listen = tt.metrics
 			cfg.Web.Listen, cfg.Web.Disabled = tt.listen, tt.disabled
 			in := start(t, cfg)
 			status := func(url string) int {
@@ -146,7 +150,8 @@ func TestServeWebListener(t *testing.T) {
 				res.Body.Close()
 				return res.StatusCode
 			}
-			if got := status("http://" + in.Info.MetricsAddr + "/ui/"); (got == http.StatusOK) != tt.onMetrics {
+			_, port, _ := net.SplitHostPort(in.Info.MetricsAddr)
+			if got := status("http://127.0.0.1:" + port + "/ui/"); (got == http.StatusOK) != tt.onMetrics {
 				t.Errorf("/ui/ on metrics: %d", got)
 			}
 			if (in.Info.WebURL != "") != (tt.onMetrics || tt.own) {
