@@ -13,7 +13,6 @@ import (
 	mdns "github.com/miekg/dns"
 
 	"github.com/vmglue/vmglue/eventbus"
-	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
@@ -83,9 +82,9 @@ func TestWebPageInBrowser(t *testing.T) {
 		shots = t.TempDir()
 	}
 	ctx := browser(t)
-	_, js := natstest.Connect(t, in.Info.NATSURL)
+	_, js := in.connect(t)
 
-	hook(t, in.Info.NATSURL, t.TempDir(), running(42, "web42", "10.0.0.42", "2001:db8::42", time.Now().Unix()), "running")
+	hook(t, in, t.TempDir(), running(42, "web42", "10.0.0.42", "2001:db8::42", time.Now().Unix()), "running")
 	vmURL := in.Info.WebURL + "vm/one/42"
 	testenv.WaitFor(t, 20*time.Second, "VM page", func() bool {
 		if err := chromedp.Do(ctx, chromedp.Navigate(vmURL)); err != nil {
