@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	mdns "github.com/miekg/dns"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/lb"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -37,9 +39,18 @@ type lbSetup struct {
 
 func startLB(t *testing.T, id int) *lbSetup {
 	t.Helper()
+	return startLBDNS(t, id, nil)
+}
+
+// startLBDNS is startLB with the dns worker too when b is not nil, on b.
+func startLBDNS(t *testing.T, id int, b *testenv.DNS) *lbSetup {
+	t.Helper()
 	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
 	be := testenv.StartHTTPBackend(t, "vm"+strconv.Itoa(id))
 	cfg := lbConfig(t, h)
+	if b != nil {
+		cfg.Workers["dns"] = loadWorker(t, "dns", dnsWorkerYAML(b, "", "1s"))["dns"]
+	}
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	in := start(t, cfg)
 	return &lbSetup{h: h, be: be, in: in, vm: lbVM(id, be), server: fmt.Sprintf("web/one-%d", id),
@@ -172,7 +183,43 @@ func TestLBHookToTraffic(t *testing.T) {
 func TestLBDoneDrains(t *testing.T) {
 	s := startLB(t, 43)
 	s.boot(t)
+	s.drainsSlowRequest(t, done(s.vm), "done")
+}
 
+// A VM shutting down (the hook of LCM state SHUTDOWN, kind stopping) leaves
+// its pools before it is off: a slow request in flight completes with 200,
+// the server drains and is deleted. The dns worker keeps the VM's name
+// during the drain and after it: stopping is among its present kinds.
+func TestLBShutdownDrainsDNSStays(t *testing.T) {
+	b := testenv.StartDNS(t, testenv.KindBIND, testenv.DNSOptions{})
+	s := startLBDNS(t, 44, b)
+	s.boot(t)
+	name := s.vm.Name + ".cloud.test."
+	hasName := resolves(t, b, name, mdns.TypeA, "127.0.0.1")
+	testenv.WaitFor(t, 20*time.Second, "A record", hasName)
+
+	// oned changes no timestamp on entering SHUTDOWN: the hook's later run
+	// (Version.Seen) is what makes this snapshot the newer one.
+	shutdown := s.vm
+	shutdown.LCM = 12 // ACTIVE/SHUTDOWN
+	s.drainsSlowRequest(t, shutdown, "stopping")
+
+	_, js := s.in.connect(t)
+	idle(t, js, "dns") // the dns worker has converged the stopping VM
+	if !hasName() {
+		t.Fatalf("%s no longer resolves after the drain of a VM shutting down", name)
+	}
+	if snap := snapshot(t, js, "one.44"); snap.Kind != eventbus.KindStopping {
+		t.Fatalf("snapshot kind %q, want stopping", snap.Kind)
+	}
+}
+
+// drainsSlowRequest starts a slow request through the frontend, runs the
+// hook of v (the VM leaving its pools) while the request is at the VM,
+// and checks that the server drains, takes no new request, keeps serving
+// the slow one to its 200 and is deleted only then.
+func (s *lbSetup) drainsSlowRequest(t *testing.T, v testenv.OneVM, word string) {
+	t.Helper()
 	type result struct {
 		code int
 		body string
@@ -185,7 +232,7 @@ func TestLBDoneDrains(t *testing.T) {
 	}()
 	testenv.WaitFor(t, 5*time.Second, "slow request at the VM", func() bool { return s.be.InFlight() == 1 })
 
-	hook(t, s.in, t.TempDir(), done(s.vm), "done")
+	hook(t, s.in, t.TempDir(), v, word)
 	testenv.WaitFor(t, 10*time.Second, "server draining", func() bool {
 		f := strings.Fields(s.state(t))
 		if len(f) < 7 {
@@ -216,7 +263,7 @@ func TestLBDoneDrains(t *testing.T) {
 		t.Fatalf("slow request through the draining server: %d %q", r.code, r.body)
 	}
 	testenv.WaitFor(t, 10*time.Second, "server deleted", func() bool { return s.state(t) == "" })
-	t.Logf("server deleted %s after the slow request was answered", time.Since(r.at).Round(time.Millisecond))
+	t.Logf("%s hook: server deleted %s after the slow request was answered", word, time.Since(r.at).Round(time.Millisecond))
 }
 
 // A static server of haproxy.cfg has the name vmglue would give the VM's:
@@ -402,4 +449,18 @@ func TestLBBackendNotAllowedDeadLettered(t *testing.T) {
 	if st := h.Command("show servers state prod_payments"); strings.Contains(st, "one-45") {
 		t.Fatalf("prod_payments got the VM's server:\n%s", st)
 	}
+}
+
+// snapshot returns the newest snapshot serve recorded for vmKey.
+func snapshot(t *testing.T, js jetstream.JetStream, vmKey string) *eventbus.VM {
+	t.Helper()
+	snaps, err := worker.OpenSnapshots(context.Background(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, _, err := snaps.Get(context.Background(), vmKey)
+	if err != nil || snap == nil {
+		t.Fatalf("snapshot of %s: %v", vmKey, err)
+	}
+	return snap
 }
