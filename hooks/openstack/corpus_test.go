@@ -104,6 +104,7 @@ func TestCapturedGolden(t *testing.T) {
 func TestCapturedKinds(t *testing.T) {
 	tests := []struct{ file, kind string }{
 		{"versioned/instance.create.end", "running"}, {"legacy/compute.instance.create.end", "running"},
+		{"versioned/instance.power_off.start", "stopping"}, {"legacy/compute.instance.power_off.start", "stopping"},
 		{"versioned/instance.power_off.end", "stopped"}, {"legacy/compute.instance.power_off.end", "stopped"},
 		{"versioned/instance.power_on.end", "running"}, {"legacy/compute.instance.power_on.end", "running"},
 		{"versioned/instance.interface_attach.end", "changing"}, {"versioned/instance.interface_detach.end", "changing"},

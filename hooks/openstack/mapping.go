@@ -43,6 +43,7 @@ var byState = map[string]bool{
 // fixedKind are the event types with a kind of their own.
 var fixedKind = map[string]string{
 	"instance.power_on.end":         eventbus.KindRunning,
+	"instance.power_off.start":      eventbus.KindStopping, // drain before the guest is off
 	"instance.power_off.end":        eventbus.KindStopped,
 	"instance.shutdown.end":         eventbus.KindStopped,
 	"instance.delete.start":         eventbus.KindStopping,

@@ -59,6 +59,7 @@ func TestMapKinds(t *testing.T) {
 		{"create active", "instance.create.end", nil, eventbus.KindRunning},
 		{"create building", "instance.create.end", map[string]any{"state": "building"}, eventbus.KindCreated},
 		{"create error event", "instance.create.error", nil, eventbus.KindFailed},
+		{"power off start", "instance.power_off.start", nil, eventbus.KindStopping},
 		{"power off", "instance.power_off.end", map[string]any{"state": "stopped"}, eventbus.KindStopped},
 		{"shutdown", "instance.shutdown.end", nil, eventbus.KindStopped},
 		{"power on", "instance.power_on.end", nil, eventbus.KindRunning},
