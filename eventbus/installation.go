@@ -34,6 +34,13 @@ func Installation(ctx context.Context, js jetstream.JetStream, configured string
 	if err != nil {
 		return "", fmt.Errorf("open bucket %s: %w", BucketMeta, err)
 	}
+	// Read first: the ops commands (reconcile) may read the bucket but not
+	// write it, and the identity exists once serve has started.
+	if e, err := kv.Get(ctx, KeyInstallation); err == nil {
+		return validInstallationValue(e.Value())
+	} else if !IsNoKey(err) {
+		return "", fmt.Errorf("read installation id: %w", err)
+	}
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("generate installation id: %w", err)
@@ -48,8 +55,13 @@ func Installation(ctx context.Context, js jetstream.JetStream, configured string
 	if err != nil {
 		return "", fmt.Errorf("read installation id: %w", err)
 	}
-	if id := string(e.Value()); ValidInstallation(id) {
+	return validInstallationValue(e.Value())
+}
+
+// validInstallationValue checks a stored installation id.
+func validInstallationValue(v []byte) (string, error) {
+	if id := string(v); ValidInstallation(id) {
 		return id, nil
 	}
-	return "", fmt.Errorf("bucket %s key %s: %q is not an installation id", BucketMeta, KeyInstallation, e.Value())
+	return "", fmt.Errorf("bucket %s key %s: %q is not an installation id", BucketMeta, KeyInstallation, v)
 }

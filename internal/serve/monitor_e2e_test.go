@@ -93,7 +93,14 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 	if h.LastCheck > 0 {
 		t.Fatalf("icinga checked the host (last_check %v): the checker must be off", h.LastCheck)
 	}
-	if labels := sdTargets(t, file)["127.0.0.42:9100"]; labels["vm_name"] != "mon42" || labels["os"] != "debian" || labels["vm_id"] != "42" {
+	// The file is rendered from the bucket by serve's writer, after the
+	// converge that also made the Icinga host: wait for it.
+	var labels map[string]string
+	testenv.WaitFor(t, 20*time.Second, "file_sd entry of mon42", func() bool {
+		labels = sdTargets(t, file)["127.0.0.42:9100"]
+		return labels != nil
+	})
+	if labels["vm_name"] != "mon42" || labels["os"] != "debian" || labels["vm_id"] != "42" {
 		t.Fatalf("file_sd entry %v", labels)
 	}
 	tg := prom.WaitTarget("127.0.0.42:9100", true)
@@ -117,9 +124,12 @@ func TestMonitorHookToIcingaAndPrometheus(t *testing.T) {
 		t.Fatalf("downtimes of services %q, want the host's and its service http's", services)
 	}
 	idle(t, js, "monitor")
-	if _, ok := sdTargets(t, file)["127.0.0.42:9100"]; ok {
-		t.Fatal("a powered-off VM is still a target of the job (present kinds: running)")
-	}
+	// The writer renders the file after the converge: a powered-off VM
+	// leaves the job (present kinds: running).
+	testenv.WaitFor(t, 20*time.Second, "powered-off VM out of file_sd", func() bool {
+		_, ok := sdTargets(t, file)["127.0.0.42:9100"]
+		return !ok
+	})
 
 	// An operator's own downtime of the host is not vmglue's to remove.
 	now := time.Now().Unix()
