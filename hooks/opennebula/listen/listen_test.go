@@ -79,6 +79,9 @@ func TestListenCorpus(t *testing.T) {
 			t.Errorf("%s: no version.seen", ev.ID)
 		}
 	}
+	// The counter moves once Publish returns, which can be just after the
+	// stream stored the event.
+	waitFor(t, "published counter", func() bool { return l.metrics.Messages("published") >= float64(len(docs)) })
 	if n := l.metrics.Messages("published"); n != float64(len(docs)) {
 		t.Errorf("published %v, want %d (the EVENT VM twin keys are not subscribed)", n, len(docs))
 	}
