@@ -88,13 +88,7 @@ func TestHookDuplicate(t *testing.T) {
 // TestHookCorpus fires every OpenNebula VM document of the shared corpus
 // through the built hook and checks that each one is stored.
 func TestHookCorpus(t *testing.T) {
-	root := os.Getenv("VMGLUE_CORPUS")
-	if root == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("VMGLUE_CORPUS is not set in CI: point it at the shared corpus folder")
-		}
-		t.Skip("SKIPPED: VMGLUE_CORPUS is not set; set it to the shared corpus (e.g. /work/shared/corpus) to run the hook on real VM documents")
-	}
+	root := testenv.Corpus(t, "hook")
 	files, err := filepath.Glob(filepath.Join(root, "opennebula", "vm-*.xml"))
 	if err != nil {
 		t.Fatal(err)
