@@ -2,19 +2,15 @@ package listen
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/hooks/delivery"
+	"github.com/vmglue/vmglue/internal/promhttpserve"
 )
 
 // AppOptions are what `vmglue listen opennebula` runs with.
@@ -64,22 +60,13 @@ func RunApp(ctx context.Context, o AppOptions, log zerolog.Logger) error {
 		}
 	}
 	var addr string
-	var srv *http.Server
 	if o.MetricsListen != "" {
-		l, err := net.Listen("tcp", o.MetricsListen)
+		a, stop, err := promhttpserve.Start(o.MetricsListen, reg, log)
 		if err != nil {
-			return fmt.Errorf("metrics listen %s: %w", o.MetricsListen, err)
+			return err
 		}
-		addr = l.Addr().String()
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error().Err(err).Msg("metrics server")
-			}
-		}()
-		defer srv.Close()
+		defer stop()
+		addr = a
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
