@@ -112,8 +112,17 @@ type VM struct {
 	// "RUNNING"; OpenStack: vm_state and task_state).
 	State    string `json:"state"`
 	LCMState string `json:"lcm_state,omitempty"`
-	Kind     string `json:"kind"`
-	NICs     []NIC  `json:"nics"`
+	// PrevState and PrevLCMState name the state the VM left in the
+	// transition the snapshot reports (OpenNebula's PREV_STATE and
+	// PREV_LCM_STATE, which a state event's document carries), "" when the
+	// source does not say (Nova; a body without them). They are part of
+	// the event id and of the Observation, not of the Digest: a VM back in
+	// RUNNING after a failed shutdown is a new transition with the content
+	// it had before.
+	PrevState    string `json:"prev_state,omitempty"`
+	PrevLCMState string `json:"prev_lcm_state,omitempty"`
+	Kind         string `json:"kind"`
+	NICs         []NIC  `json:"nics"`
 	// Labels are the source's labels (OpenNebula LABELS, comma separated).
 	Labels []string `json:"labels,omitempty"`
 	// Attributes are the user attributes: OpenNebula USER_TEMPLATE, Nova metadata.
@@ -246,16 +255,16 @@ func NewEvent(vm VM) (Event, error) {
 
 // eventID is deterministic: the same snapshot always gives the same id, so a
 // retried hook is dropped by the stream's duplicate window, while a snapshot
-// that differs in any field (a hotplugged NIC, a new state) gets a new id.
-// Version.Seen is not part of it: two copies of one observation, taken at
-// different times or by different sources, are one event.
+// that differs in any field (a hotplugged NIC, a new state, the state it
+// came from) gets a new id. Version.Seen is not part of it: two copies of
+// one observation, taken at different times or by different sources, are
+// one event. Its last part is the VM's Observation.
 func eventID(vm VM) (string, error) {
-	vm.Version.Seen = 0
-	b, err := json.Marshal(vm)
+	o, err := vm.observation(true)
 	if err != nil {
 		return "", fmt.Errorf("encode vm: %w", err)
 	}
-	return vm.Cloud + "-" + vm.ID + "-" + vm.Kind + "-" + strconv.FormatInt(vm.Version.Seq, 10) + "-" + digest(b), nil
+	return vm.Cloud + "-" + vm.ID + "-" + vm.Kind + "-" + strconv.FormatInt(vm.Version.Seq, 10) + "-" + o, nil
 }
 
 // ValidKind reports whether k is one of Kinds.

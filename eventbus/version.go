@@ -60,20 +60,42 @@ func Compare(a, b *VM) int {
 }
 
 // Digest identifies the content of a snapshot: a hash of everything but
-// Version.Seen, the last part of the event id. Two copies of one
-// observation have the same digest, whenever and by whichever source they
-// were taken.
+// Version.Seen and the transition (PrevState, PrevLCMState). Two copies of
+// one observation have the same digest, whenever and by whichever source
+// they were taken; so do a VM back in RUNNING after a failed shutdown and
+// the RUNNING before it, and a snapshot with and without its transition
+// (the sweep compares the cloud's API, which may not say it, by Digest).
 func (vm *VM) Digest() string {
+	d, _ := vm.observation(false) // cannot fail: a VM holds only strings, numbers and times
+	return d
+}
+
+// Observation identifies one observation of one transition of the VM, the
+// last part of its event id: the Digest when the snapshot has no
+// transition, else a hash of everything but Version.Seen. Copies of one
+// observation (a retried hook, a spool flush, the listener beside the
+// hook) share it; a return to an earlier content by another transition
+// (RUNNING, SHUTDOWN, RUNNING again) does not. The worker's snapshot store
+// remembers the Observations it replaced to recognize late copies.
+func (vm *VM) Observation() string {
+	o, _ := vm.observation(true)
+	return o
+}
+
+func (vm *VM) observation(transition bool) (string, error) {
 	c := *vm
 	c.Version.Seen = 0
+	if !transition {
+		c.PrevState, c.PrevLCMState = "", ""
+	}
 	if c.NICs == nil {
 		c.NICs = []NIC{} // as NewEvent sends it
 	}
 	b, err := json.Marshal(c)
-	if err != nil { // cannot happen: a VM holds only strings, numbers and times
-		return ""
+	if err != nil {
+		return "", err
 	}
-	return digest(b)
+	return digest(b), nil
 }
 
 // digest is the hex of the first 12 bytes of the SHA-256 of b.

@@ -43,6 +43,9 @@
 //	Owner, Group       /VM/UNAME, /VM/GNAME
 //	Host               HOSTNAME of the HISTORY with the highest SEQ (numeric)
 //	State, LCMState    StateName(/VM/STATE), LCMStateName(/VM/LCM_STATE)
+//	PrevState,         StateName(/VM/PREV_STATE), LCMStateName(/VM/PREV_LCM_STATE): the state
+//	PrevLCMState       the transition left (a state event's document has them); both empty when
+//	                   the document has no PREV_STATE (the API's short pool bodies)
 //	Kind               Kind(STATE, LCM_STATE), see the table below
 //	NICs               TEMPLATE/NIC, TEMPLATE/PCI with TYPE=NIC, TEMPLATE/NIC_ALIAS
 //	Labels             USER_TEMPLATE/LABELS split on ",", trimmed, empty and repeated ones dropped

@@ -32,6 +32,10 @@ func mapVM(n *node, cloud string) (eventbus.VM, error) {
 	if err != nil {
 		return eventbus.VM{}, err
 	}
+	prev, prevLCM, err := prevState(n)
+	if err != nil {
+		return eventbus.VM{}, err
+	}
 	stime, err := timestamp(n, "VM", "STIME")
 	if err != nil {
 		return eventbus.VM{}, err
@@ -59,20 +63,22 @@ func mapVM(n *node, cloud string) (eventbus.VM, error) {
 	nics := mapNICs(n.child("TEMPLATE"))
 	user := n.child("USER_TEMPLATE")
 	vm := eventbus.VM{
-		Cloud:      cloud,
-		CloudType:  "opennebula",
-		ID:         strconv.FormatInt(id, 10),
-		Name:       text(n, "NAME"),
-		Hostname:   hostname(n),
-		Owner:      text(n, "UNAME"),
-		Group:      text(n, "GNAME"),
-		Host:       text(last, "HOSTNAME"),
-		State:      StateName(int(state)),
-		LCMState:   LCMStateName(int(lcm)),
-		Kind:       Kind(int(state), int(lcm)),
-		NICs:       nics,
-		Labels:     labels(text(user, "LABELS")),
-		Attributes: attributes(user),
+		Cloud:        cloud,
+		CloudType:    "opennebula",
+		ID:           strconv.FormatInt(id, 10),
+		Name:         text(n, "NAME"),
+		Hostname:     hostname(n),
+		Owner:        text(n, "UNAME"),
+		Group:        text(n, "GNAME"),
+		Host:         text(last, "HOSTNAME"),
+		State:        StateName(int(state)),
+		LCMState:     LCMStateName(int(lcm)),
+		PrevState:    prev,
+		PrevLCMState: prevLCM,
+		Kind:         Kind(int(state), int(lcm)),
+		NICs:         nics,
+		Labels:       labels(text(user, "LABELS")),
+		Attributes:   attributes(user),
 		Times: eventbus.Times{
 			Created:  utc(stime),
 			Ended:    utc(etime),
@@ -86,6 +92,24 @@ func mapVM(n *node, cloud string) (eventbus.VM, error) {
 		},
 	}
 	return vm, nil
+}
+
+// prevState returns the names of PREV_STATE and PREV_LCM_STATE, the state
+// the VM's transition left; both "" when the document has no PREV_STATE
+// (the API's short pool bodies).
+func prevState(n *node) (state, lcm string, err error) {
+	if s, _ := n.value("PREV_STATE"); s == "" {
+		return "", "", nil
+	}
+	st, err := number(n, "VM", "PREV_STATE", true)
+	if err != nil {
+		return "", "", err
+	}
+	l, err := number(n, "VM", "PREV_LCM_STATE", false)
+	if err != nil {
+		return "", "", err
+	}
+	return StateName(int(st)), LCMStateName(int(l)), nil
 }
 
 // number reads a non-negative integer child of n. A missing or empty child

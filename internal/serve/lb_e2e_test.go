@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -351,69 +350,6 @@ func lbRecord(t *testing.T, js jetstream.JetStream, vmKey string) *worker.Record
 		t.Fatalf("lb record of %s: %v, %v", vmKey, rec, err)
 	}
 	return rec
-}
-
-// The rolling deploy operators run by hand, done by hooks under steady
-// traffic: two old VMs serve, a new one boots and joins, the old ones are
-// deleted one after the other. Not a single request fails, and in the end
-// only the new VM serves.
-func TestLBRollingDeploy(t *testing.T) {
-	s := startLB(t, 60)
-	old2 := testenv.StartHTTPBackend(t, "vm61")
-	fresh := testenv.StartHTTPBackend(t, "vm62")
-	vm61, vm62 := lbVM(61, old2), lbVM(62, fresh)
-	s.boot(t)
-	hook(t, s.in, t.TempDir(), vm61, "running")
-	testenv.WaitFor(t, 10*time.Second, "vm61 serving", func() bool { return old2.Served() > 0 || s.stateOf(t, "web/one-61") != "" })
-
-	// Steady traffic: 4 clients, each request holding its server 300 ms, so
-	// that each delete finds requests in flight and must drain them.
-	ctx, stop := context.WithCancel(context.Background())
-	var (
-		mu       sync.Mutex
-		ok, fail int
-		failures []string
-	)
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				code, body := get(context.Background(), s.fronted+"/slow?ms=300")
-				mu.Lock()
-				if code == http.StatusOK {
-					ok++
-				} else if len(failures) < 5 {
-					fail++
-					failures = append(failures, fmt.Sprintf("%d %q", code, body))
-				} else {
-					fail++
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	served := func(b *testenv.HTTPBackend) func() bool {
-		n := b.Served()
-		return func() bool { return b.Served() > n }
-	}
-
-	hook(t, s.in, t.TempDir(), vm62, "running")
-	testenv.WaitFor(t, 10*time.Second, "vm62 takes traffic", served(fresh))
-	for _, v := range []testenv.OneVM{s.vm, vm61} {
-		hook(t, s.in, t.TempDir(), done(v), "done")
-		name := fmt.Sprintf("web/one-%d", v.ID)
-		testenv.WaitFor(t, 20*time.Second, name+" drained and deleted", func() bool { return s.stateOf(t, name) == "" })
-	}
-	testenv.WaitFor(t, 10*time.Second, "vm62 still takes traffic", served(fresh))
-	stop()
-	wg.Wait()
-	if fail > 0 || ok == 0 {
-		t.Fatalf("%d requests ok, %d failed during the rolling deploy: %v", ok, fail, failures)
-	}
-	t.Logf("rolling deploy: %d requests, none failed", ok)
-	if code, body := get(context.Background(), s.fronted+"/"); code != http.StatusOK || body != "vm62" {
-		t.Fatalf("after the deploy: %d %q, want only vm62", code, body)
-	}
 }
 
 // stateOf returns the "show servers state" line of server "backend/name",

@@ -11,16 +11,20 @@ import (
 
 // OneVM describes a VM for OneVMXML: the fields the workers look at.
 type OneVM struct {
-	ID       int
-	Name     string
-	IP       string // IPv4 of NIC 0
-	IP6      string // IP6_GLOBAL of NIC 0
-	State    int    // OpenNebula STATE number (3 ACTIVE, 6 DONE, 8 POWEROFF)
-	LCM      int    // LCM_STATE number (3 RUNNING)
-	Seq      int    // SEQ of the last HISTORY record
-	Time     int64  // epoch seconds of the transition
-	Host     string
-	UserAttr map[string]string // USER_TEMPLATE
+	ID    int
+	Name  string
+	IP    string // IPv4 of NIC 0
+	IP6   string // IP6_GLOBAL of NIC 0
+	State int    // OpenNebula STATE number (3 ACTIVE, 6 DONE, 8 POWEROFF)
+	LCM   int    // LCM_STATE number (3 RUNNING)
+	// PrevState and PrevLCM are PREV_STATE and PREV_LCM_STATE, the state
+	// the VM left (a state event's document carries them); both 0 leaves
+	// them out, as the API's pool bodies do.
+	PrevState, PrevLCM int
+	Seq                int   // SEQ of the last HISTORY record
+	Time               int64 // epoch seconds of the transition
+	Host               string
+	UserAttr           map[string]string // USER_TEMPLATE
 }
 
 // OneVMXML renders a VM document the way OpenNebula's HEM hands it to a hook
@@ -36,6 +40,9 @@ func OneVMXML(v OneVM) []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "<VM>\n  <ID>%d</ID>\n  <UID>0</UID>\n  <GID>0</GID>\n  <UNAME>oneadmin</UNAME>\n  <GNAME>oneadmin</GNAME>\n", v.ID)
 	fmt.Fprintf(&b, "  <NAME><![CDATA[%s]]></NAME>\n  <LAST_POLL>0</LAST_POLL>\n  <STATE>%d</STATE>\n  <LCM_STATE>%d</LCM_STATE>\n", v.Name, v.State, v.LCM)
+	if v.PrevState != 0 || v.PrevLCM != 0 {
+		fmt.Fprintf(&b, "  <PREV_STATE>%d</PREV_STATE>\n  <PREV_LCM_STATE>%d</PREV_LCM_STATE>\n", v.PrevState, v.PrevLCM)
+	}
 	fmt.Fprintf(&b, "  <STIME>%d</STIME>\n  <ETIME>%d</ETIME>\n  <TEMPLATE>\n", v.Time-100, etime)
 	if v.IP != "" || v.IP6 != "" {
 		b.WriteString("    <NIC>\n")

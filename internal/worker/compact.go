@@ -158,11 +158,11 @@ func dropEmptyRecords(ctx context.Context, applied jetstream.KeyValue, keys []st
 }
 
 // tombstoneOf encodes the tombstone record of a deleted snapshot. The full
-// snapshot's digest stays known: a late copy of it must not replace the
-// tombstone.
+// snapshot's Observation stays known: a late copy of it must not replace
+// the tombstone.
 func tombstoneOf(full record) ([]byte, error) {
 	t := record{VM: *Tombstone(&full.VM), Replaced: full.Replaced}
-	if d := full.Digest(); d != t.Digest() && !slices.Contains(t.Replaced, d) {
+	if d := full.Observation(); d != t.Observation() && !slices.Contains(t.Replaced, d) {
 		t.Replaced = append(t.Replaced, d)
 	}
 	return json.Marshal(t)

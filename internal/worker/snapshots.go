@@ -27,12 +27,21 @@ import (
 //     digest as a deterministic tie-break. Every worker merges every event
 //     into the one bucket, in whatever order it sees them, and they all
 //     end on the same snapshot.
-//   - A late copy loses: the record keeps the digests of the last
-//     recentDigests snapshots it replaced, and an incoming snapshot with
-//     one of them is a copy of an observation already superseded (a
-//     spooled event flushed after the stream's duplicate window, a retried
-//     hook, a second source reporting the same change later, with a later
-//     Seen), so merging A, B, A leaves B.
+//   - A late copy loses: the record keeps the Observations (content and
+//     transition, see eventbus.VM.Observation) of the last recentDigests
+//     snapshots it replaced, and an incoming snapshot with one of them is
+//     a copy of an observation already superseded (a spooled event flushed
+//     after the stream's duplicate window, a retried hook, a second source
+//     reporting the same change later, with a later Seen), so merging A,
+//     B, A leaves B.
+//   - A genuine return is not a copy: a VM back in RUNNING after a failed
+//     shutdown has the content of the RUNNING before it but another
+//     transition (from SHUTDOWN, not from BOOT), so merging A, B, A' (A's
+//     content, a later Seen) leaves A'; a late copy of B then still loses.
+//     A copy of the stored observation never replaces it. A newer snapshot
+//     with the stored content but another transition does (nothing to
+//     converge, but its Seen now orders what comes): HEM ran B's hook
+//     before A”s, A' arrived first, so B must lose when it arrives.
 type Snapshots struct {
 	kv jetstream.KeyValue
 }
@@ -40,12 +49,14 @@ type Snapshots struct {
 // maxCAS bounds the compare-and-set retries of one Merge.
 const maxCAS = 16
 
-// recentDigests is how many digests of replaced snapshots a record keeps
-// (about 25 bytes each).
+// recentDigests is how many Observations of replaced snapshots a record
+// keeps (about 25 bytes each).
 const recentDigests = 16
 
-// record is the stored value: the snapshot, and the digests of the
-// snapshots it replaced, newest last. Readers that decode an eventbus.VM
+// record is the stored value: the snapshot, and the Observations of the
+// snapshots it replaced, newest last (a snapshot without a transition has
+// its Digest for Observation, so records written before transitions read
+// the same). Readers that decode an eventbus.VM
 // ignore the extra field.
 type record struct {
 	eventbus.VM
@@ -100,7 +111,7 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 		}
 		next := record{VM: *vm}
 		if cur != nil {
-			next.Replaced = append(cur.Replaced, cur.Digest())
+			next.Replaced = append(cur.Replaced, cur.Observation())
 			next.Replaced = next.Replaced[max(0, len(next.Replaced)-recentDigests):]
 		}
 		in, err := json.Marshal(next)
@@ -126,7 +137,7 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 
 // newer reports whether the incoming snapshot replaces the stored record:
 // it is newer in eventbus.Compare's order, and neither a copy of the stored
-// snapshot (seen again later) nor of one the record already replaced.
+// observation (seen again later) nor of one the record already replaced.
 func newer(vm *eventbus.VM, cur *record) bool {
 	if eventbus.Compare(vm, &cur.VM) <= 0 {
 		return false
@@ -134,8 +145,8 @@ func newer(vm *eventbus.VM, cur *record) bool {
 	if vm.Deleted() && !cur.Deleted() {
 		return true // terminal, whatever came before
 	}
-	d := vm.Digest()
-	return d != cur.Digest() && !slices.Contains(cur.Replaced, d)
+	o := vm.Observation()
+	return o != cur.Observation() && !slices.Contains(cur.Replaced, o)
 }
 
 // List returns every stored snapshot, keyed "<cloud>.<vmid>".

@@ -47,6 +47,23 @@ func TestSnapshotsMerge(t *testing.T) {
 		tieWinner = y
 	}
 	a, b := hotplug(100, "10.0.0.1"), hotplug(200, "10.0.0.1", "10.0.0.2")
+	// A failed shutdown (issue 16): RUNNING (from BOOT), SHUTDOWN (from
+	// RUNNING), RUNNING again (from SHUTDOWN). oned moves no time and no
+	// SEQ: only the transition and Seen tell them apart.
+	step := func(seen int64, lcm, prevLCM string) eventbus.VM {
+		vm := running(1, "10.0.0.1")
+		vm.LCMState, vm.PrevState, vm.PrevLCMState, vm.Version.Seen = lcm, "ACTIVE", prevLCM, seen
+		if lcm == "SHUTDOWN" {
+			vm.Kind = eventbus.KindStopping
+		}
+		return vm
+	}
+	up, down, back := step(100, "RUNNING", "BOOT"), step(200, "SHUTDOWN", "RUNNING"), step(300, "RUNNING", "SHUTDOWN")
+	swept := func(seen int64) eventbus.VM { // the sweep's RUNNING: no transition
+		vm := step(seen, "RUNNING", "")
+		vm.PrevState = ""
+		return vm
+	}
 	tests := []struct {
 		name   string
 		merges []eventbus.VM
@@ -61,6 +78,14 @@ func TestSnapshotsMerge(t *testing.T) {
 		{"late copy of A seen after B (retried hook, second source): ends on B", []eventbus.VM{a, b, hotplug(300, "10.0.0.1")}, b},
 		{"a new observation after B is not a copy", []eventbus.VM{a, b, hotplug(300, "10.0.0.3")}, hotplug(300, "10.0.0.3")},
 		{"the same snapshot seen again changes nothing", []eventbus.VM{a, hotplug(150, "10.0.0.1")}, a},
+		{"failed shutdown: up, down, back ends on back", []eventbus.VM{up, down, back}, back},
+		{"late copy of down after back (retried hook, later Seen) loses", []eventbus.VM{up, down, back, step(400, "SHUTDOWN", "RUNNING")}, back},
+		{"late copy of up after down is still a copy", []eventbus.VM{up, down, step(300, "RUNNING", "BOOT")}, down},
+		{"the listener's copy of back after the hook's changes nothing", []eventbus.VM{up, down, back, step(310, "RUNNING", "SHUTDOWN")}, back},
+		{"the sweep's RUNNING after down is a return", []eventbus.VM{up, down, swept(300)}, swept(300)},
+		{"the sweep's later RUNNING after back: the same content, stored", []eventbus.VM{up, down, back, swept(350)}, swept(350)},
+		{"back arrives before down: down, run earlier, loses", []eventbus.VM{up, back, down}, back},
+		{"a copy of up arrives before down: down wins", []eventbus.VM{up, step(150, "RUNNING", "BOOT"), down}, down},
 		{"deleted wins over newer seq", []eventbus.VM{running(5, "10.0.0.5"), deleted(1)}, deleted(1)},
 		{"deleted is terminal", []eventbus.VM{deleted(1), running(9, "10.0.0.9")}, deleted(1)},
 		{"newer deleted replaces deleted", []eventbus.VM{deleted(1), deleted(2)}, deleted(2)},
