@@ -31,9 +31,20 @@
 // Seen is not part of the event id nor of the Digest: a copy of one
 // observation, sent again by a retried hook or a spool flush, or taken by a
 // second source, is the same event. The stream drops such a copy within its
-// duplicate window; after it, a consumer that remembers the digests of the
-// snapshots it already stored recognizes the copy as late (the worker's
-// snapshot store does), so it never rolls a VM back.
+// duplicate window; after it, a consumer that remembers the Observations of
+// the snapshots it already replaced recognizes the copy as late (the
+// worker's snapshot store does), so it never rolls a VM back.
+//
+// The transition (PrevState, PrevLCMState: the state the VM left) is part
+// of the event id and of the Observation, not of the Digest. A shutdown that
+// fails brings an OpenNebula VM back to RUNNING with the document of the
+// RUNNING before it (oned moves no time, no SEQ) but for PREV_LCM_STATE:
+// with the transition it is a new event, newer by Seen, and no copy of the
+// first RUNNING; a late copy of the SHUTDOWN event still is one. Sources
+// that cannot see the transition (a body without PREV_*, Nova) leave it
+// empty; their Observation is then the Digest, so nothing changes for them,
+// and the sweep, which compares contents by Digest, sees no difference in a
+// transition alone.
 package eventbus
 
 import (

@@ -59,6 +59,8 @@ func TestSnapshotsMerge(t *testing.T) {
 		return vm
 	}
 	up, down, back := step(100, "RUNNING", "BOOT"), step(200, "SHUTDOWN", "RUNNING"), step(300, "RUNNING", "SHUTDOWN")
+	off := step(500, "LCM_INIT", "SHUTDOWN")
+	off.State, off.Kind = "POWEROFF", eventbus.KindStopped
 	swept := func(seen int64) eventbus.VM { // the sweep's RUNNING: no transition
 		vm := step(seen, "RUNNING", "")
 		vm.PrevState = ""
@@ -79,11 +81,15 @@ func TestSnapshotsMerge(t *testing.T) {
 		{"a new observation after B is not a copy", []eventbus.VM{a, b, hotplug(300, "10.0.0.3")}, hotplug(300, "10.0.0.3")},
 		{"the same snapshot seen again changes nothing", []eventbus.VM{a, hotplug(150, "10.0.0.1")}, a},
 		{"failed shutdown: up, down, back ends on back", []eventbus.VM{up, down, back}, back},
-		{"late copy of down after back (retried hook, later Seen) loses", []eventbus.VM{up, down, back, step(400, "SHUTDOWN", "RUNNING")}, back},
+		{"late copy of down after back (retried hook, or a second identical shutdown) loses", []eventbus.VM{up, down, back, step(400, "SHUTDOWN", "RUNNING")}, back},
 		{"late copy of up after down is still a copy", []eventbus.VM{up, down, step(300, "RUNNING", "BOOT")}, down},
 		{"the listener's copy of back after the hook's changes nothing", []eventbus.VM{up, down, back, step(310, "RUNNING", "SHUTDOWN")}, back},
 		{"the sweep's RUNNING after down is a return", []eventbus.VM{up, down, swept(300)}, swept(300)},
 		{"the sweep's later RUNNING after back: the same content, stored", []eventbus.VM{up, down, back, swept(350)}, swept(350)},
+		// The limit: a second shutdown after a failed one, nothing else
+		// changed, is down's observation again (the row above); the
+		// poweroff that follows is not.
+		{"after a second identical shutdown the poweroff wins", []eventbus.VM{up, down, back, step(400, "SHUTDOWN", "RUNNING"), off}, off},
 		{"back arrives before down: down, run earlier, loses", []eventbus.VM{up, back, down}, back},
 		{"a copy of up arrives before down: down wins", []eventbus.VM{up, step(150, "RUNNING", "BOOT"), down}, down},
 		{"deleted wins over newer seq", []eventbus.VM{running(5, "10.0.0.5"), deleted(1)}, deleted(1)},
