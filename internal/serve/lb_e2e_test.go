@@ -44,12 +44,20 @@ func startLB(t *testing.T, id int) *lbSetup {
 // startLBDNS is startLB with the dns worker too when b is not nil, on b.
 func startLBDNS(t *testing.T, id int, b *testenv.DNS) *lbSetup {
 	t.Helper()
+	return startLBConfig(t, id, func(cfg *config.Config) {
+		if b != nil {
+			cfg.Workers["dns"] = loadWorker(t, "dns", dnsWorkerYAML(b, "", "1s"))["dns"]
+		}
+	})
+}
+
+// startLBConfig is startLB with edit applied to serve's configuration.
+func startLBConfig(t *testing.T, id int, edit func(*config.Config)) *lbSetup {
+	t.Helper()
 	h := testenv.StartHAProxy(t, testenv.HAProxyOptions{Backends: []testenv.HAProxyBackend{{Name: "web"}}})
 	be := testenv.StartHTTPBackend(t, "vm"+strconv.Itoa(id))
 	cfg := lbConfig(t, h)
-	if b != nil {
-		cfg.Workers["dns"] = loadWorker(t, "dns", dnsWorkerYAML(b, "", "1s"))["dns"]
-	}
+	edit(cfg)
 	cfg.Metrics.Listen = "127.0.0.1:0"
 	in := start(t, cfg)
 	return &lbSetup{h: h, be: be, in: in, vm: lbVM(id, be), server: fmt.Sprintf("web/one-%d", id),

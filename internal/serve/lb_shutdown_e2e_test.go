@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
 
@@ -42,24 +44,32 @@ func booted(v testenv.OneVM) testenv.OneVM {
 // identical to the RUNNING before it but for PREV_LCM_STATE (the A-B-A of
 // issue 16). The return is a new transition: the server is back in its
 // pool. A late copy of the SHUTDOWN event afterwards (onehook retry of the
-// old template, a later run and so a later Seen) stays dropped: the server
-// keeps serving.
+// old template: a later run, so a later Seen), sent after the stream's
+// duplicate window so that the stream stores it again, stays dropped by the
+// snapshot store: the server keeps serving.
 func TestLBShutdownFailedBackInPool(t *testing.T) {
-	s := startLB(t, 46)
+	const window = time.Second // the smallest nats.stream.duplicate_window
+	s := startLBConfig(t, 46, func(cfg *config.Config) { cfg.NATS.Stream.DuplicateWindow = window })
 	s.vm = booted(s.vm)
 	s.boot(t)
 
 	shutdown := transition(s.vm, stActive, lcmShut)
 	hook(t, s.in, t.TempDir(), shutdown, "stopping")
 	testenv.WaitFor(t, 10*time.Second, "server drained and deleted", func() bool { return s.state(t) == "" })
+	sentShutdown := time.Now()
 
 	back := transition(shutdown, stActive, lcmRunning)
 	hook(t, s.in, t.TempDir(), back, "running")
 	testenv.WaitFor(t, 10*time.Second, "server back in the pool after the failed shutdown", s.serves)
 
+	// The duplicate window is a duration on the server's clock: let it pass.
+	time.Sleep(time.Until(sentShutdown.Add(window + 500*time.Millisecond)))
 	hook(t, s.in, t.TempDir(), shutdown, "stopping") // onehook retry of the SHUTDOWN template
 	_, js := s.in.connect(t)
 	idle(t, js, "lb")
+	if n := len(natstest.Events(t, js)); n != 4 {
+		t.Fatalf("the stream holds %d events, want 4 (the late SHUTDOWN copy stored again): the test proves nothing", n)
+	}
 	if !s.serves() {
 		t.Fatalf("a late copy of the SHUTDOWN event took the running VM out of its pool: %q", s.state(t))
 	}
@@ -92,16 +102,24 @@ func TestLBRollingDeploy(t *testing.T) {
 	}
 	hook(t, s.in, t.TempDir(), vm62, "running")
 	testenv.WaitFor(t, 10*time.Second, "vm62 takes traffic", served(fresh))
+	backends := map[int]*testenv.HTTPBackend{60: s.be, 61: old2}
+	left := map[int]int64{} // requests each old VM had answered when it left its pool
 	for _, v := range []testenv.OneVM{s.vm, vm61} {
 		name := fmt.Sprintf("web/one-%d", v.ID)
 		shutdown := transition(v, stActive, lcmShut)
 		hook(t, s.in, t.TempDir(), shutdown, "stopping")
 		testenv.WaitFor(t, 20*time.Second, name+" drained and out of the pool while it shuts down",
 			func() bool { return s.stateOf(t, name) == "" })
+		left[v.ID] = backends[v.ID].Served()
 		hook(t, s.in, t.TempDir(), done(shutdown), "done")
 	}
 	_, js := s.in.connect(t)
 	idle(t, js, "lb")
+	for id, n := range left {
+		if got := backends[id].Served(); got != n {
+			t.Errorf("vm%d answered %d requests after it left its pool while shutting down", id, got-n)
+		}
+	}
 	testenv.WaitFor(t, 10*time.Second, "vm62 still takes traffic", served(fresh))
 	ok, fail, failures := tr.stop()
 	if fail > 0 || ok == 0 {
