@@ -76,25 +76,48 @@ func EventStreamConfig(o ProvisionOptions) jetstream.StreamConfig {
 }
 
 // Provision creates or updates the streams and KV buckets vmglue needs. It is
-// idempotent and safe to run from every vmglue process at start-up.
+// idempotent and safe to run from every vmglue process at start-up. It
+// returns ErrReplicas, saying why, when the server or cluster cannot hold
+// o.Replicas.
 func Provision(ctx context.Context, js jetstream.JetStream, o ProvisionOptions) error {
+	_, err := ProvisionReplicas(ctx, js, o)
+	return err
+}
+
+// ProvisionReplicas is Provision, and says what it found about replicas:
+// an existing stream or bucket with fewer replicas than o.Replicas is
+// raised to it, one with more is kept (Replicas.Warning says so, and how
+// to lower it), and one replica on a cluster is a warning.
+func ProvisionReplicas(ctx context.Context, js jetstream.JetStream, o ProvisionOptions) (Replicas, error) {
 	o.SetDefaults()
 	if err := o.Validate(); err != nil {
-		return err
+		return Replicas{}, err
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, EventStreamConfig(o)); err != nil {
-		return fmt.Errorf("provision stream %s: %w", StreamEvents, err)
+	p := newReplicaPlan(js, o.Replicas)
+	for _, a := range assets(js, o) {
+		if err := p.provision(ctx, js, a); err != nil {
+			return Replicas{}, err
+		}
 	}
+	return p.report(), nil
+}
+
+// assets are the streams and buckets vmglue provisions, in order.
+func assets(js jetstream.JetStream, o ProvisionOptions) []asset {
 	dlq := jetstream.StreamConfig{
 		Name:        StreamDLQ,
 		Description: "vmglue dead letters: events a worker gave up on, with the reason",
 		Subjects:    []string{DLQPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
 		MaxAge:      o.DLQMaxAge,
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, dlq); err != nil {
-		return fmt.Errorf("provision stream %s: %w", StreamDLQ, err)
+	var out []asset
+	for _, c := range []jetstream.StreamConfig{EventStreamConfig(o), dlq} {
+		out = append(out, asset{stream: c.Name, apply: func(ctx context.Context, replicas int) error {
+			c.Replicas = replicas
+			_, err := js.CreateOrUpdateStream(ctx, c)
+			return err
+		}})
 	}
 	// History 1: a key is one message. These buckets grow with every VM
 	// ever seen (a deleted VM's snapshot stays as its tombstone), so older
@@ -102,20 +125,22 @@ func Provision(ctx context.Context, js jetstream.JetStream, o ProvisionOptions) 
 	// event stream keeps the timeline (`vmglue vm`). An existing bucket with
 	// more history is updated and pruned.
 	buckets := []jetstream.KeyValueConfig{
-		{Bucket: BucketVMs, Description: "newest snapshot of each VM", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketApplied, Description: "what each worker applied per VM", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketLocks, Description: "per-VM leases of the workers", History: 1, TTL: LockTTL, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketCertnames, Description: "certname -> VM keys index of the puppet worker", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketCertBindings, Description: "certname -> the VM and public key vmglue autosign signed it for", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketSweep, Description: "sweeps each known VM was missing from", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
-		{Bucket: BucketMeta, Description: "the installation's identity", History: 1, Storage: jetstream.FileStorage, Replicas: o.Replicas},
+		{Bucket: BucketVMs, Description: "newest snapshot of each VM", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: BucketApplied, Description: "what each worker applied per VM", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: BucketLocks, Description: "per-VM leases of the workers", History: 1, TTL: LockTTL, Storage: jetstream.FileStorage},
+		{Bucket: BucketCertnames, Description: "certname -> VM keys index of the puppet worker", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: BucketCertBindings, Description: "certname -> the VM and public key vmglue autosign signed it for", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: BucketSweep, Description: "sweeps each known VM was missing from", History: 1, Storage: jetstream.FileStorage},
+		{Bucket: BucketMeta, Description: "the installation's identity", History: 1, Storage: jetstream.FileStorage},
 	}
 	for _, b := range buckets {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, b); err != nil {
-			return fmt.Errorf("provision bucket %s: %w", b.Bucket, err)
-		}
+		out = append(out, asset{stream: "KV_" + b.Bucket, apply: func(ctx context.Context, replicas int) error {
+			b.Replicas = replicas
+			_, err := js.CreateOrUpdateKeyValue(ctx, b)
+			return err
+		}})
 	}
-	return nil
+	return out
 }
 
 // PublishResult says what the stream did with an event.

@@ -5,22 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natsserver"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/cli"
-	"github.com/vmglue/vmglue/internal/config"
-	"github.com/vmglue/vmglue/internal/serve"
 )
 
 // startConf starts a real nats-server (the module vmglue requires) with
@@ -41,6 +36,13 @@ func startConf(t *testing.T) (string, map[string]string, *server.Options) {
 	if err != nil {
 		t.Fatalf("nats-server.conf: %v", err)
 	}
+	return startNode(t, o).ClientURL(), pw, o
+}
+
+// startNode starts a nats-server with o on a random loopback client port
+// and a temporary store, quiet, until the test ends.
+func startNode(t *testing.T, o *server.Options) *server.Server {
+	t.Helper()
 	o.Host, o.Port, o.StoreDir, o.NoSigs, o.NoLog = "127.0.0.1", -1, t.TempDir(), true, true
 	ns, err := server.NewServer(o)
 	if err != nil {
@@ -49,9 +51,9 @@ func startConf(t *testing.T) (string, map[string]string, *server.Options) {
 	go ns.Start()
 	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
 	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
+		t.Fatalf("nats-server %s not ready", o.ServerName)
 	}
-	return ns.ClientURL(), pw, o
+	return ns
 }
 
 // The shipped configuration gives each role exactly the permissions the
@@ -87,29 +89,9 @@ func TestShippedConfigRoles(t *testing.T) {
 // set-up says.
 func TestShippedConfigServeAndOps(t *testing.T) {
 	url, _, _ := startConf(t)
-	path := filepath.Join(t.TempDir(), "vmglue.yaml")
-	conf := "nats:\n  url: " + url + "\n  user: serve\n  password_env: VMGLUE_NATS_SERVE_PASSWORD\n" +
-		"  ops: {user: ops, password_env: VMGLUE_NATS_OPS_PASSWORD}\nmetrics:\n  listen: \"\"\n"
-	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		done <- serve.Run(ctx, serve.Options{Config: cfg, Ready: func(serve.Info) { close(ready) }}, zerolog.Nop())
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("serve as role serve: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("serve not ready after 60s")
-	}
+	path := writeConfig(t, "nats:\n  url: "+url+"\n  user: serve\n  password_env: VMGLUE_NATS_SERVE_PASSWORD\n"+
+		"  ops: {user: ops, password_env: VMGLUE_NATS_OPS_PASSWORD}\nmetrics:\n  listen: \"\"\n")
+	startServe(t, path)
 	var out, errb bytes.Buffer
 	if code := cli.Execute(context.Background(), []string{"status", "-c", path}, &out, &errb); code != 0 || !strings.Contains(out.String(), eventbus.StreamEvents) {
 		t.Fatalf("status as role ops: exit %d, %s%s", code, out.String(), errb.String())

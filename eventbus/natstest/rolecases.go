@@ -102,8 +102,16 @@ var roleCases = []roleCase{
 		if err != nil {
 			return err
 		}
-		_, err = cons.Next(jetstream.FetchMaxWait(time.Second))
-		return err
+		// On a cluster the new consumer's interest reaches the other
+		// servers a moment after its creation: until then a fetch there
+		// finds no responders (vmglue's readers, cons.Messages, retry).
+		for {
+			_, err = cons.Next(jetstream.FetchMaxWait(time.Second))
+			if !errors.Is(err, nats.ErrNoResponders) || ctx.Err() != nil {
+				return err
+			}
+			time.Sleep(10 * time.Millisecond) // a retry pause, not a wait for an event
+		}
 	}},
 	{"read " + eventbus.BucketApplied, opsOnly, kvGet(eventbus.BucketApplied, "dns.one.7")},
 	{"read " + eventbus.BucketVMs, opsAutosign, kvGet(eventbus.BucketVMs, "one.7")},

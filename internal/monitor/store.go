@@ -32,17 +32,16 @@ type store struct {
 }
 
 // openStore opens (or creates, with the replicas of the applied-objects
-// bucket) the shared bucket.
+// bucket) the shared bucket. An existing bucket with fewer replicas than
+// the applied-objects bucket is raised to them, as eventbus.Provision
+// raises the others.
 func openStore(ctx context.Context, js jetstream.JetStream) (*store, error) {
 	if js == nil {
 		return &store{}, nil
 	}
+	replicas := max(replicasOf(ctx, js, "KV_"+eventbus.BucketApplied), 1)
 	kv, err := js.KeyValue(ctx, BucketFileSD)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		replicas := 1
-		if st, err := js.Stream(ctx, "KV_"+eventbus.BucketApplied); err == nil {
-			replicas = max(st.CachedInfo().Config.Replicas, 1)
-		}
+	if errors.Is(err, jetstream.ErrBucketNotFound) || err == nil && replicasOf(ctx, js, "KV_"+BucketFileSD) < replicas {
 		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketFileSD,
 			Description: "file_sd entries of the monitor worker", History: 1, Storage: jetstream.FileStorage, Replicas: replicas})
 	}
@@ -50,6 +49,15 @@ func openStore(ctx context.Context, js jetstream.JetStream) (*store, error) {
 		return nil, fmt.Errorf("open bucket %s: %w", BucketFileSD, err)
 	}
 	return &store{kv: kv}, nil
+}
+
+// replicasOf returns the replicas of a stream, 0 when it cannot be read.
+func replicasOf(ctx context.Context, js jetstream.JetStream, stream string) int {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0
+	}
+	return st.CachedInfo().Config.Replicas
 }
 
 func storeKey(job, vmKey string) string {

@@ -76,12 +76,12 @@ func Run(ctx context.Context, o Options, log zerolog.Logger) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err = eventbus.Provision(pctx, js, cfg.NATS.Stream)
+	replicas, err := eventbus.ProvisionReplicas(pctx, js, cfg.NATS.Stream)
 	cancel()
 	if err != nil {
 		return err
 	}
-	log.Info().Str("nats", eventbus.RedactURL(url)).Int("replicas", cfg.NATS.Stream.Replicas).Msg("streams and buckets provisioned")
+	logReplicas(log, url, cfg.NATS.Stream.Replicas, replicas)
 	pctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 	installation, err := eventbus.Installation(pctx, js, cfg.Installation)
 	cancel()

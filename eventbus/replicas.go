@@ -1,0 +1,134 @@
+package eventbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrReplicas is returned by Provision when the NATS server or cluster
+// cannot hold the configured replicas.
+var ErrReplicas = errors.New("nats.stream.replicas cannot be met")
+
+// JetStream API error codes of placement (nats-server's errors.json).
+const (
+	errCodeNoPeers               jetstream.ErrorCode = 10005 // "no suitable peers for placement"
+	errCodeInsufficientResources jetstream.ErrorCode = 10023 // "insufficient resources"
+	errCodeReplicasNotSupported  jetstream.ErrorCode = 10074 // "replicas > 1 not supported in non-clustered mode"
+)
+
+// Replicas is what Provision found about the replicas of vmglue's
+// streams and buckets (KV buckets by their stream, KV_<bucket>), for serve
+// to log.
+type Replicas struct {
+	// Cluster is the name of the NATS cluster, "" for a single server.
+	Cluster string
+	// Servers is how many servers the cluster advertises to clients (the
+	// client URLs it knows, deduplicated), 1 for a single server.
+	Servers int
+	// Scaled lists the streams Provision raised to the configured
+	// replicas ("KV_VMGLUE_VMS 1→3"). JetStream keeps their messages.
+	Scaled []string
+	// Warning is one line for the operator, "" when there is nothing to say.
+	Warning string
+}
+
+// asset is one stream or bucket: its stream's name and how to create or
+// update it with a replica count.
+type asset struct {
+	stream string
+	apply  func(ctx context.Context, replicas int) error
+}
+
+// replicaPlan gathers, asset by asset, what Provision did with replicas.
+type replicaPlan struct {
+	want   int
+	r      Replicas
+	single []string // on a cluster with one replica
+	kept   []string // have more replicas than wanted: never lowered
+	above  int      // the highest of those
+}
+
+func newReplicaPlan(js jetstream.JetStream, want int) *replicaPlan {
+	p := &replicaPlan{want: want, r: Replicas{Servers: 1}}
+	if nc := js.Conn(); nc != nil {
+		p.r.Cluster = nc.ConnectedClusterName()
+		seen := map[string]bool{}
+		for _, s := range nc.Servers() {
+			if u, err := url.Parse(s); err == nil {
+				seen[u.Host] = true
+			}
+		}
+		p.r.Servers = max(len(seen), 1)
+	}
+	return p
+}
+
+// provision creates or updates a with the configured replicas, or with
+// more when it already has more: vmglue raises replicas (JetStream moves
+// the data) but never lowers them, so that one serve started with a
+// default config cannot take the redundancy of a cluster away.
+func (p *replicaPlan) provision(ctx context.Context, js jetstream.JetStream, a asset) error {
+	have := 0
+	st, err := js.Stream(ctx, a.stream)
+	switch {
+	case err == nil:
+		have = st.CachedInfo().Config.Replicas
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("look up stream %s: %w", a.stream, err)
+	}
+	use := max(p.want, have)
+	if err := a.apply(ctx, use); err != nil {
+		return p.explain(a.stream, use, err)
+	}
+	switch {
+	case have > p.want:
+		p.kept = append(p.kept, a.stream)
+		p.above = max(p.above, have)
+	case have > 0 && have < p.want:
+		p.r.Scaled = append(p.r.Scaled, fmt.Sprintf("%s %d→%d", a.stream, have, p.want))
+	}
+	if use == 1 && p.clustered() {
+		p.single = append(p.single, a.stream)
+	}
+	return nil
+}
+
+func (p *replicaPlan) clustered() bool { return p.r.Cluster != "" && p.r.Servers > 1 }
+
+// explain turns the server's placement errors into one that says what
+// the operator asked for and what the bus has.
+func (p *replicaPlan) explain(stream string, replicas int, err error) error {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return fmt.Errorf("provision stream %s: %w", stream, err)
+	}
+	switch api.ErrorCode {
+	case errCodeReplicasNotSupported:
+		return fmt.Errorf("%w: %d replicas wanted for stream %s, but the NATS server is not clustered (it holds one copy): set nats.stream.replicas: 1, or run a NATS cluster (deploy/nats/nats-cluster.conf)",
+			ErrReplicas, replicas, stream)
+	case errCodeNoPeers, errCodeInsufficientResources:
+		return fmt.Errorf("%w: %d replicas wanted for stream %s, but the NATS cluster %q has %d servers (%s): set nats.stream.replicas to at most the number of JetStream servers up, or add servers",
+			ErrReplicas, replicas, stream, p.r.Cluster, p.r.Servers, api.Description)
+	}
+	return fmt.Errorf("provision stream %s: %w", stream, err)
+}
+
+// report finishes the plan: the one warning line, if any.
+func (p *replicaPlan) report() Replicas {
+	var w []string
+	if len(p.single) > 0 {
+		w = append(w, fmt.Sprintf("one replica on the NATS cluster %q (%d servers) for %s: each is unavailable, and lost with its store, when the server holding it goes; set nats.stream.replicas: %d",
+			p.r.Cluster, p.r.Servers, strings.Join(p.single, ", "), min(3, p.r.Servers)))
+	}
+	if len(p.kept) > 0 {
+		w = append(w, fmt.Sprintf("%s have more replicas than nats.stream.replicas (%d) and are kept so (vmglue never lowers replicas): set nats.stream.replicas: %d, or lower each with `nats stream edit <stream> --replicas %d`",
+			strings.Join(p.kept, ", "), p.want, p.above, p.want))
+	}
+	p.r.Warning = strings.Join(w, "; ")
+	return p.r
+}
