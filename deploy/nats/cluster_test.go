@@ -1,6 +1,7 @@
 package natsconf_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -148,6 +149,39 @@ func awaitReplicas(t *testing.T, js jetstream.JetStream, replicas int, names ...
 				}
 			}
 			return nil
+		})
+	}
+}
+
+// A server that does not know the route password cannot route into the
+// cluster (whose routes would pass every role's permissions): the route
+// port refuses a route CONNECT without it, or with another.
+func TestClusterRouteNeedsPassword(t *testing.T) {
+	c := startCluster(t)
+	for _, tt := range []struct{ name, connect string }{
+		{"no credentials", `{"verbose":false,"pedantic":false,"name":"intruder"}`},
+		{"wrong password", `{"verbose":false,"pedantic":false,"user":"route","pass":"not-the-password","name":"intruder"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.DialTimeout("tcp", c.nodes[0].ClusterAddr().String(), 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			r := bufio.NewReader(conn)
+			if info, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(info, "INFO ") {
+				t.Fatalf("route port greeting %q: %v", info, err)
+			}
+			if _, err := fmt.Fprintf(conn, "CONNECT %s\r\nPING\r\n", tt.connect); err != nil {
+				t.Fatal(err)
+			}
+			reply, err := r.ReadString('\n')
+			if err != nil || !strings.Contains(reply, "Authorization Violation") {
+				t.Fatalf("route CONNECT %s: %q %v, want an authorization violation", tt.name, reply, err)
+			}
 		})
 	}
 }

@@ -1,5 +1,21 @@
 // Package natsconf holds no code: this directory is the example
-// nats-server configuration of vmglue's NATS roles (nats-server.conf,
-// permissions.conf) for an external NATS, and the test that starts a real
-// nats-server with it and checks what each role can do.
+// nats-server configuration of vmglue for an external NATS, and the tests
+// that start real nats-servers with it.
+//
+//   - nats-server.conf: one node.
+//   - nats-cluster.conf: a three-node JetStream cluster (vmglue's streams
+//     and buckets with nats.stream.replicas: 3). The three nodes run the
+//     same file; the node's name (VMGLUE_NATS_NODE), the routes to the
+//     three nodes with the route password (VMGLUE_NATS_ROUTES,
+//     VMGLUE_NATS_ROUTE_PASSWORD) and the role passwords come from each
+//     server's environment, as NATS' own deployments take the server name
+//     from the environment (the Helm chart's $SERVER_NAME): one file to
+//     keep, one EnvironmentFile per node with the secrets.
+//   - permissions.conf: vmglue's NATS roles, included by both.
+//
+// The tests start the servers in the test process (the nats-server module
+// vmglue requires, server.ProcessConfigFile on the shipped files); they
+// rewrite only what must differ on one machine: the client ports (random),
+// the cluster listen ports (free loopback ports, which VMGLUE_NATS_ROUTES
+// names) and the stores (temporary directories).
 package natsconf

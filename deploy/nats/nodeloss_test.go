@@ -1,0 +1,99 @@
+package natsconf_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/hooks/delivery"
+)
+
+// running is a running VM's event, as a hook sends it.
+func running(t *testing.T, id string) *eventbus.Event {
+	t.Helper()
+	ev, err := eventbus.NewEvent(eventbus.VM{Cloud: "one", CloudType: "opennebula", ID: id, Name: "web" + id,
+		State: "ACTIVE", LCMState: "RUNNING", Kind: eventbus.KindRunning,
+		NICs: []eventbus.NIC{{ID: "0", IP: "127.0.0." + id}}, Version: eventbus.Version{Seq: 1, Changed: 1e18}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ev
+}
+
+// serveNode returns the index of the node vmglue serve is connected to.
+func serveNode(t *testing.T, c *cluster) int {
+	t.Helper()
+	for i, n := range c.nodes {
+		cz, err := n.Connz(&server.ConnzOptions{Username: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ci := range cz.Conns {
+			if ci.AuthorizedUser == eventbus.RoleServe && ci.Name == "vmglue serve" {
+				return i
+			}
+		}
+	}
+	t.Fatal("vmglue serve is connected to no node")
+	return -1
+}
+
+// When the node vmglue serve is connected to goes (shut down), with the
+// streams R3: a hook given the three URLs publishes to a node that answers
+// and the stream (two of three) stores the event, serve reconnects to
+// another node and converges the VM (the monitor worker's file_sd), and
+// every event is stored once.
+func TestClusterNodeLoss(t *testing.T) {
+	c := startCluster(t)
+	sd := t.TempDir()
+	runServe(t, c.urls(), 3, "workers:\n  monitor:\n    file_sd:\n      dir: "+sd+"\n      jobs: [{name: node, port: 9100}]\n")
+	hook := func(id string) {
+		t.Helper()
+		o := delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook]},
+			SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second}
+		if r := delivery.Once(context.Background(), o, running(t, id)); r.Outcome != delivery.Published {
+			t.Fatalf("hook for VM %s: %v (%v)", id, r.Outcome, r.Err)
+		}
+	}
+	inFileSD := func(id string) {
+		t.Helper()
+		await(t, 30*time.Second, "VM "+id+" in file_sd", func() error {
+			b, err := os.ReadFile(filepath.Join(sd, "node.json"))
+			if err != nil || !strings.Contains(string(b), `"127.0.0.`+id+`:9100"`) {
+				return fmt.Errorf("node.json: %s %v", b, err)
+			}
+			return nil
+		})
+	}
+	hook("1")
+	inFileSD("1")
+
+	gone := serveNode(t, c)
+	c.nodes[gone].Shutdown()
+	c.nodes[gone].WaitForShutdown()
+	hook("2")
+	inFileSD("2")
+
+	alive := c.nodes[(gone+1)%3]
+	_, js := natstest.ConnectRole(t, alive.ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, eventbus.StreamEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("%s holds %d events, want the 2 the hooks sent", eventbus.StreamEvents, n)
+	}
+	if i := serveNode(t, c); i == gone {
+		t.Fatalf("serve still on node %d", i)
+	}
+}
