@@ -28,7 +28,7 @@ func running(t *testing.T, id string) *eventbus.Event {
 	return &ev
 }
 
-// serveNode returns the index of the node vmglue serve is connected to.
+// serveNode returns the index of a node a vmglue serve is connected to.
 func serveNode(t *testing.T, c *cluster) int {
 	t.Helper()
 	for i, n := range c.nodes {
@@ -42,19 +42,23 @@ func serveNode(t *testing.T, c *cluster) int {
 			}
 		}
 	}
-	t.Fatal("vmglue serve is connected to no node")
+	t.Fatal("no vmglue serve is connected to a node")
 	return -1
 }
 
-// When the node vmglue serve is connected to goes (shut down), with the
-// streams R3: a hook given the three URLs publishes to a node that answers
-// and the stream (two of three) stores the event, serve reconnects to
-// another node and converges the VM (the monitor worker's file_sd), and
-// every event is stored once.
+// Two vmglue serve processes (in-process here) share the three nodes, each
+// given the three URLs, with the streams R3. When the node one of them is
+// connected to goes (shut down): a hook given the three URLs publishes to
+// a node that answers and the stream (two of three) stores the event; the
+// serve that lost its node reconnects to another; the VM is converged and
+// both serves' file_sd (the monitor worker, one copy per serve) hold both
+// VMs; every event is stored once.
 func TestClusterNodeLoss(t *testing.T) {
 	c := startCluster(t)
-	sd := t.TempDir()
-	runServe(t, c.urls(), 3, "workers:\n  monitor:\n    file_sd:\n      dir: "+sd+"\n      jobs: [{name: node, port: 9100}]\n")
+	sds := []string{t.TempDir(), t.TempDir()}
+	for _, sd := range sds {
+		runServe(t, c.urls(), 3, "workers:\n  monitor:\n    file_sd:\n      dir: "+sd+"\n      jobs: [{name: node, port: 9100}]\n")
+	}
 	hook := func(id string) {
 		t.Helper()
 		o := delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook]},
@@ -65,13 +69,15 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	inFileSD := func(id string) {
 		t.Helper()
-		await(t, 30*time.Second, "VM "+id+" in file_sd", func() error {
-			b, err := os.ReadFile(filepath.Join(sd, "node.json"))
-			if err != nil || !strings.Contains(string(b), `"127.0.0.`+id+`:9100"`) {
-				return fmt.Errorf("node.json: %s %v", b, err)
-			}
-			return nil
-		})
+		for _, sd := range sds {
+			await(t, 60*time.Second, "VM "+id+" in "+sd, func() error {
+				b, err := os.ReadFile(filepath.Join(sd, "node.json"))
+				if err != nil || !strings.Contains(string(b), `"127.0.0.`+id+`:9100"`) {
+					return fmt.Errorf("node.json: %s %v", b, err)
+				}
+				return nil
+			})
+		}
 	}
 	hook("1")
 	inFileSD("1")
@@ -79,8 +85,10 @@ func TestClusterNodeLoss(t *testing.T) {
 	gone := serveNode(t, c)
 	c.nodes[gone].Shutdown()
 	c.nodes[gone].WaitForShutdown()
+	lost := time.Now()
 	hook("2")
 	inFileSD("2")
+	t.Logf("node %d shut down: VM 2 in both serves' file_sd %s later", gone, time.Since(lost).Round(time.Millisecond))
 
 	alive := c.nodes[(gone+1)%3]
 	_, js := natstest.ConnectRole(t, alive.ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
@@ -93,7 +101,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	if n := st.CachedInfo().State.Msgs; n != 2 {
 		t.Fatalf("%s holds %d events, want the 2 the hooks sent", eventbus.StreamEvents, n)
 	}
-	if i := serveNode(t, c); i == gone {
-		t.Fatalf("serve still on node %d", i)
+	if cz, err := c.nodes[gone].Connz(nil); err != nil || cz.NumConns != 0 {
+		t.Fatalf("node %d after its shutdown: %v %v", gone, cz, err)
 	}
 }

@@ -33,8 +33,8 @@ var (
 
 // On a real three-node cluster, vmglue's replica check on start: each
 // outcome with its exact message. Each case starts from no stream, or from
-// every stream with the replicas of before, and provisions as role serve
-// with the replicas of want.
+// every stream with the replicas of before and one event stored (which
+// stays), and provisions as role serve with the replicas of want.
 func TestClusterReplicaCheck(t *testing.T) {
 	c := startCluster(t)
 	_, js := natstest.ConnectRole(t, c.urls(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
@@ -71,6 +71,9 @@ func TestClusterReplicaCheck(t *testing.T) {
 					t.Fatalf("provision R%d before: %v", tt.before, err)
 				}
 				awaitReplicas(t, js, tt.before, streams...)
+				if _, err := eventbus.Publish(ctx, js, running(t, "9")); err != nil {
+					t.Fatal(err)
+				}
 			}
 			r, err := eventbus.ProvisionReplicas(ctx, js, eventbus.ProvisionOptions{Replicas: tt.want})
 			switch {
@@ -93,6 +96,12 @@ func TestClusterReplicaCheck(t *testing.T) {
 			}
 			if tt.after > 0 {
 				awaitReplicas(t, js, tt.after, streams...)
+			}
+			if tt.before > 0 { // the event stored before is still there
+				st, err := js.Stream(ctx, eventbus.StreamEvents)
+				if err != nil || st.CachedInfo().State.Msgs != 1 {
+					t.Fatalf("%s after: %v %v, want the 1 event of before", eventbus.StreamEvents, st, err)
+				}
 			}
 		})
 	}
