@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,10 +25,9 @@ const (
 // to log.
 type Replicas struct {
 	// Cluster is the name of the NATS cluster, "" for a single server.
+	// (How many servers it has, the normal roles cannot ask: the meta
+	// group's peers are for the system account.)
 	Cluster string
-	// Servers is how many servers the cluster advertises to clients (the
-	// client URLs it knows, deduplicated), 1 for a single server.
-	Servers int
 	// Scaled lists the streams Provision raised to the configured
 	// replicas ("KV_VMGLUE_VMS 1→3"). JetStream keeps their messages.
 	Scaled []string
@@ -54,16 +52,9 @@ type replicaPlan struct {
 }
 
 func newReplicaPlan(js jetstream.JetStream, want int) *replicaPlan {
-	p := &replicaPlan{want: want, r: Replicas{Servers: 1}}
+	p := &replicaPlan{want: want}
 	if nc := js.Conn(); nc != nil {
 		p.r.Cluster = nc.ConnectedClusterName()
-		seen := map[string]bool{}
-		for _, s := range nc.Servers() {
-			if u, err := url.Parse(s); err == nil {
-				seen[u.Host] = true
-			}
-		}
-		p.r.Servers = max(len(seen), 1)
 	}
 	return p
 }
@@ -92,13 +83,11 @@ func (p *replicaPlan) provision(ctx context.Context, js jetstream.JetStream, a a
 	case have > 0 && have < p.want:
 		p.r.Scaled = append(p.r.Scaled, fmt.Sprintf("%s %d→%d", a.stream, have, p.want))
 	}
-	if use == 1 && p.clustered() {
+	if use == 1 && p.r.Cluster != "" {
 		p.single = append(p.single, a.stream)
 	}
 	return nil
 }
-
-func (p *replicaPlan) clustered() bool { return p.r.Cluster != "" && p.r.Servers > 1 }
 
 // explain turns the server's placement errors into one that says what
 // the operator asked for and what the bus has.
@@ -112,8 +101,8 @@ func (p *replicaPlan) explain(stream string, replicas int, err error) error {
 		return fmt.Errorf("%w: %d replicas wanted for stream %s, but the NATS server is not clustered (it holds one copy): set nats.stream.replicas: 1, or run a NATS cluster (deploy/nats/nats-cluster.conf)",
 			ErrReplicas, replicas, stream)
 	case errCodeNoPeers, errCodeInsufficientResources:
-		return fmt.Errorf("%w: %d replicas wanted for stream %s, but the NATS cluster %q has %d servers (%s): set nats.stream.replicas to at most the number of JetStream servers up, or add servers",
-			ErrReplicas, replicas, stream, p.r.Cluster, p.r.Servers, api.Description)
+		return fmt.Errorf("%w: %d replicas wanted for stream %s, but the NATS cluster %q cannot place them (%s): it has fewer than %d JetStream servers up; set nats.stream.replicas to at most their number, or add servers",
+			ErrReplicas, replicas, stream, p.r.Cluster, api.Description, replicas)
 	}
 	return fmt.Errorf("provision stream %s: %w", stream, err)
 }
@@ -122,8 +111,8 @@ func (p *replicaPlan) explain(stream string, replicas int, err error) error {
 func (p *replicaPlan) report() Replicas {
 	var w []string
 	if len(p.single) > 0 {
-		w = append(w, fmt.Sprintf("one replica on the NATS cluster %q (%d servers) for %s: each is unavailable, and lost with its store, when the server holding it goes; set nats.stream.replicas: %d",
-			p.r.Cluster, p.r.Servers, strings.Join(p.single, ", "), min(3, p.r.Servers)))
+		w = append(w, fmt.Sprintf("one replica on the NATS cluster %q for %s: each is unavailable, and lost with its store, when the server holding it goes; set nats.stream.replicas: 3 (on three or more servers)",
+			p.r.Cluster, strings.Join(p.single, ", ")))
 	}
 	if len(p.kept) > 0 {
 		w = append(w, fmt.Sprintf("%s have more replicas than nats.stream.replicas (%d) and are kept so (vmglue never lowers replicas): set nats.stream.replicas: %d, or lower each with `nats stream edit <stream> --replicas %d`",

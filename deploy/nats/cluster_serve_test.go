@@ -116,8 +116,8 @@ func TestClusterShippedConfigR3(t *testing.T) {
 		t.Errorf("serve warned on a 3-node cluster with R3: %q", w)
 	}
 	p := logs.Entries(t, "streams and buckets provisioned")
-	if len(p) != 1 || p[0]["cluster"] != "vmglue" || p[0]["servers"] != 3.0 || p[0]["replicas"] != 3.0 {
-		t.Errorf("provisioned line: %v, want cluster vmglue, 3 servers, 3 replicas", p)
+	if len(p) != 1 || p[0]["cluster"] != "vmglue" || p[0]["replicas"] != 3.0 {
+		t.Errorf("provisioned line: %v, want cluster vmglue, 3 replicas", p)
 	}
 	natstest.CheckRoles(t, c.nodes[2].ClientURL(), func(role string) string { return c.pw[role] })
 	// CheckRoles provisions as serve with the defaults (one replica): the

@@ -26,9 +26,9 @@ var all = strings.Join(streams, ", ")
 
 // The messages of the replica check on a three-node cluster.
 var (
-	singleWarning = `one replica on the NATS cluster "vmglue" (3 servers) for ` + all + `: each is unavailable, and lost with its store, when the server holding it goes; set nats.stream.replicas: 3`
+	singleWarning = `one replica on the NATS cluster "vmglue" for ` + all + `: each is unavailable, and lost with its store, when the server holding it goes; set nats.stream.replicas: 3 (on three or more servers)`
 	keptWarning   = all + " have more replicas than nats.stream.replicas (1) and are kept so (vmglue never lowers replicas): set nats.stream.replicas: 3, or lower each with `nats stream edit <stream> --replicas 1`"
-	r5Error       = `nats.stream.replicas cannot be met: 5 replicas wanted for stream VMGLUE_EVENTS, but the NATS cluster "vmglue" has 3 servers (no suitable peers for placement): set nats.stream.replicas to at most the number of JetStream servers up, or add servers`
+	r5Error       = `nats.stream.replicas cannot be met: 5 replicas wanted for stream VMGLUE_EVENTS, but the NATS cluster "vmglue" cannot place them (no suitable peers for placement): it has fewer than 5 JetStream servers up; set nats.stream.replicas to at most their number, or add servers`
 )
 
 // On a real three-node cluster, vmglue's replica check on start: each
@@ -84,8 +84,8 @@ func TestClusterReplicaCheck(t *testing.T) {
 			case err != nil:
 				t.Fatal(err)
 			default:
-				if r.Cluster != "vmglue" || r.Servers != 3 {
-					t.Errorf("cluster %q, %d servers; want vmglue, 3", r.Cluster, r.Servers)
+				if r.Cluster != "vmglue" {
+					t.Errorf("cluster %q, want vmglue", r.Cluster)
 				}
 				if r.Warning != tt.warning {
 					t.Errorf("warning\n got %s\nwant %s", r.Warning, tt.warning)

@@ -12,7 +12,7 @@ import (
 func logReplicas(log zerolog.Logger, url string, want int, r eventbus.Replicas) {
 	ev := log.Info().Str("nats", eventbus.RedactURL(url)).Int("replicas", want)
 	if r.Cluster != "" {
-		ev = ev.Str("cluster", r.Cluster).Int("servers", r.Servers)
+		ev = ev.Str("cluster", r.Cluster)
 	}
 	ev.Msg("streams and buckets provisioned")
 	if len(r.Scaled) > 0 {
