@@ -69,7 +69,7 @@ func startCluster(t *testing.T) *cluster {
 			t.Fatal(err)
 		}
 		ports[i], _ = strconv.Atoi(p)
-		routes = append(routes, fmt.Sprintf("nats-route://route:%s@127.0.0.1:%d", c.pw["route"], ports[i]))
+		routes = append(routes, fmt.Sprintf("%q", fmt.Sprintf("nats-route://route:%s@127.0.0.1:%d", c.pw["route"], ports[i])))
 	}
 	t.Setenv("VMGLUE_NATS_ROUTES", "["+strings.Join(routes, ", ")+"]")
 	for i, port := range ports {
