@@ -50,9 +50,11 @@ func serveNode(t *testing.T, c *cluster) int {
 // given the three URLs, with the streams R3. When the node one of them is
 // connected to goes (shut down): a hook given the three URLs publishes to
 // a node that answers and the stream (two of three) stores the event; the
-// serve that lost its node reconnects to another; the VM is converged and
-// both serves' file_sd (the monitor worker, one copy per serve) hold both
-// VMs; every event is stored once.
+// serve that lost its node reconnects to another; a resident source (the
+// listener's and the bridge's delivery) open across the loss publishes (or
+// spools and then sends) the next event; the VMs are converged and both
+// serves' file_sd (the monitor worker, one copy per serve) hold them all;
+// every event is stored once.
 func TestClusterNodeLoss(t *testing.T) {
 	c := startCluster(t)
 	sds := []string{t.TempDir(), t.TempDir()}
@@ -79,6 +81,18 @@ func TestClusterNodeLoss(t *testing.T) {
 			})
 		}
 	}
+	// A resident source (the listener's and the bridge's delivery), open
+	// across the loss.
+	src, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook]},
+		SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second, FlushInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcCtx, stopSrc := context.WithCancel(context.Background())
+	srcDone := make(chan error, 1)
+	go func() { srcDone <- src.Run(srcCtx) }()
+	t.Cleanup(func() { stopSrc(); <-srcDone; src.Close() })
+
 	hook("1")
 	inFileSD("1")
 
@@ -87,8 +101,12 @@ func TestClusterNodeLoss(t *testing.T) {
 	c.nodes[gone].WaitForShutdown()
 	lost := time.Now()
 	hook("2")
+	if r := src.Publish(context.Background(), running(t, "3")); !r.Outcome.Safe() {
+		t.Fatalf("resident source after the loss: %v (%v)", r.Outcome, r.Err)
+	}
 	inFileSD("2")
-	t.Logf("node %d shut down: VM 2 in both serves' file_sd %s later", gone, time.Since(lost).Round(time.Millisecond))
+	inFileSD("3")
+	t.Logf("node %d shut down: VMs 2 and 3 in both serves' file_sd %s later", gone, time.Since(lost).Round(time.Millisecond))
 
 	alive := c.nodes[(gone+1)%3]
 	_, js := natstest.ConnectRole(t, alive.ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
@@ -98,8 +116,8 @@ func TestClusterNodeLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := st.CachedInfo().State.Msgs; n != 2 {
-		t.Fatalf("%s holds %d events, want the 2 the hooks sent", eventbus.StreamEvents, n)
+	if n := st.CachedInfo().State.Msgs; n != 3 {
+		t.Fatalf("%s holds %d events, want the 3 the sources sent", eventbus.StreamEvents, n)
 	}
 	if cz, err := c.nodes[gone].Connz(nil); err != nil || cz.NumConns != 0 {
 		t.Fatalf("node %d after its shutdown: %v %v", gone, cz, err)
