@@ -17,7 +17,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn bench-verify clean
+.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn bench-verify bench-faults clean
 
 all: build
 
@@ -120,6 +120,18 @@ bench-verify:
 # JetStream, published onto a private RabbitMQ node as Nova's notifier does.
 bench-bridge:
 	$(GO) test -run '^$$' -bench BenchmarkBridge -benchtime 5000x -timeout 20m ./internal/bridge
+
+# The fault suite full size (make test runs it small): a 3-node NATS
+# cluster, two vmglue serve processes, BIND; 200 hook runs/s for 30 s while
+# a NATS node is killed and restarted, a serve killed mid-burst, a serve
+# paused past its lease, one against two serves on a burst of 2000 VMs.
+# Ends with one table, one row per case, each starting with "fault ".
+FAULTSARGS ?= -rate 200 -duration 30s -burst 2000
+bench-faults: build
+	@out=$$(mktemp); rc=$$(mktemp); \
+	{ $(GO) test -count=1 -v -run '^TestFaults$$' -timeout 30m ./bench/faults \
+	    -args -vmglue $(CURDIR)/$(BIN)/vmglue -hook $(CURDIR)/$(BIN)/vmglue-hook $(FAULTSARGS); echo $$? > $$rc; } 2>&1 | tee $$out; \
+	echo; grep '^fault suite\|^fault ' $$out; status=$$(cat $$rc); rm -f $$out $$rc; exit $$status
 
 clean:
 	rm -rf $(BIN) dist $(TESTDIR)

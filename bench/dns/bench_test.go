@@ -106,7 +106,7 @@ func BenchmarkDNSBurst(b *testing.B) {
 	fmt.Printf("dns burst: %d VMs (A + PTR each), %d hooks at a time, BIND %s\n", len(vms), *numHooks, bind.Addr)
 	vc := measure(b, "vmglue create", bind, vms, running, runHook, true, daemons)
 	vd := measure(b, "vmglue delete", bind, vms, done, runHook, false, daemons)
-	if n := spooled(b, spool); n != 0 {
+	if n := testenv.Spooled(b, spool); n != 0 {
 		b.Errorf("vmglue-hook spooled %d events (NATS unreachable?)", n)
 	}
 
@@ -263,20 +263,6 @@ workers:
 func tailText(text []byte, lines int) string {
 	l := strings.Split(strings.TrimRight(string(text), "\n"), "\n")
 	return strings.Join(l[max(0, len(l)-lines):], "\n")
-}
-
-func spooled(b *testing.B, dir string) int {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		if filepath.Ext(e.Name()) == ".json" {
-			n++
-		}
-	}
-	return n
 }
 
 // result is one phase: hooks fired, records converged.

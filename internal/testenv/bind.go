@@ -2,12 +2,16 @@ package testenv
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/miekg/dns"
 )
 
 // bindServer runs named (BIND 9) as root in the foreground (-g), with an
@@ -39,6 +43,7 @@ func (s *bindServer) setup(t testing.TB, d *DNS) {
 	allow-transfer { key %q; };
 	dnssec-validation no;
 	notify no;
+	max-journal-size unlimited; // JournalChanges reads every change back
 };
 controls { inet 127.0.0.1 port %d allow { 127.0.0.1; } keys { "rndckey"; }; };
 `, strconv.Quote(d.Dir), in("named.pid"), in("session.key"), strconv.Quote(d.Dir),
@@ -78,4 +83,43 @@ func (d *DNS) Rndc(t testing.TB, args ...string) string {
 		t.Fatalf("rndc %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// JournalChanges reads the journal of a BIND zone (named-journalprint) and
+// returns every change other than the SOA's, in order, as "add " or "del "
+// and the record as Zone lists it: what the server really changed, update
+// by update (a record re-added with the same data is not a change). It
+// fails the test on any other kind of server; a zone never updated has no
+// journal and no changes.
+func (d *DNS) JournalChanges(t testing.TB, zone string) []string {
+	t.Helper()
+	if _, ok := d.server.(*bindServer); !ok {
+		t.Fatalf("journal: the server is %s, not bind", d.Kind)
+	}
+	Need(t, "named-journalprint")
+	jnl := filepath.Join(d.Dir, "zones", "db."+strings.TrimSuffix(zone, ".")+".jnl")
+	if _, err := os.Stat(jnl); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	out, err := exec.Command("named-journalprint", jnl).Output()
+	if err != nil {
+		t.Fatalf("named-journalprint %s: %v", jnl, err)
+	}
+	var changes []string
+	for _, line := range strings.Split(string(out), "\n") {
+		// add web1.cloud.test. 60 IN A 10.0.0.1
+		op, text, _ := strings.Cut(line, " ")
+		if op != "add" && op != "del" {
+			continue
+		}
+		rr, err := dns.NewRR(text)
+		if err != nil || rr == nil {
+			t.Fatalf("named-journalprint %s: line %q: %v", jnl, line, err)
+		}
+		if rr.Header().Rrtype == dns.TypeSOA {
+			continue
+		}
+		changes = append(changes, op+" "+recordText(rr))
+	}
+	return changes
 }

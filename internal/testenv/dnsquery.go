@@ -58,19 +58,25 @@ func (b *DNS) Zone(t testing.TB, zone string) []string {
 			t.Fatalf("axfr %s: %v", zone, e.Error)
 		}
 		for _, rr := range e.RR {
-			h := rr.Header()
-			if h.Rrtype == dns.TypeSOA || h.Rrtype == dns.TypeNS {
+			if h := rr.Header(); h.Rrtype == dns.TypeSOA || h.Rrtype == dns.TypeNS {
 				continue
 			}
-			rdata := strings.TrimPrefix(rr.String(), h.String())
-			if txt, ok := rr.(*dns.TXT); ok {
-				rdata = strings.Join(txt.Txt, "")
-			}
-			out = append(out, h.Name+" "+dns.TypeToString[h.Rrtype]+" "+rdata)
+			out = append(out, recordText(rr))
 		}
 	}
 	sort.Strings(out)
 	return out
+}
+
+// recordText is rr as Zone lists it: "name TYPE rdata" (no TTL, no
+// class; a TXT's strings joined).
+func recordText(rr dns.RR) string {
+	h := rr.Header()
+	rdata := strings.TrimPrefix(rr.String(), h.String())
+	if txt, ok := rr.(*dns.TXT); ok {
+		rdata = strings.Join(txt.Txt, "")
+	}
+	return h.Name + " " + dns.TypeToString[h.Rrtype] + " " + rdata
 }
 
 // AddForeign inserts rr (zone file syntax, "web1.cloud.test. 60 A 10.9.9.9")

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"testing"
 )
 
 // OneVM describes a VM for OneVMXML: the fields the workers look at.
@@ -68,6 +69,23 @@ func OneVMXML(v OneVM) []byte {
 // ARGUMENTS="$TEMPLATE <word>": no trailing newline.
 func HookStdin(xml []byte, word string) []byte {
 	return []byte(base64.StdEncoding.EncodeToString(xml) + " " + word)
+}
+
+// Spooled counts the events waiting in a hook spool directory (one .json
+// file each; the quarantine directory is not counted).
+func Spooled(t testing.TB, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range entries {
+		if filepath.Ext(e.Name()) == ".json" {
+			n++
+		}
+	}
+	return n
 }
 
 // BuildBinary builds a static binary of a package of this module into dir and

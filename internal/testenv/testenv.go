@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -67,6 +68,18 @@ func portRange() (int, int) {
 		}
 	}
 	return hi - 12000, hi
+}
+
+// Terminate stops a child process: SIGTERM, then SIGKILL when it has not
+// exited (exited is closed) after grace; it returns once it has exited.
+func Terminate(p *os.Process, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
 }
 
 // Need fails the test when a program is missing, naming the install step.
