@@ -13,7 +13,7 @@ import (
 // spool is flushed at the end as the vmglue-spool-flush timer does. Every
 // event stored once, every VM's records right, nothing applied twice.
 func testNATSNodeKill(t *testing.T) {
-	s := newStack(t, "info")
+	s := newStack(t, "debug")
 	s.startServe(t, "A")
 	s.startServe(t, "B")
 	n := max(int(*rate*duration.Seconds()), 3)
@@ -58,7 +58,7 @@ func testNATSNodeKill(t *testing.T) {
 
 	stored, lost, dups := storedOnce(t, s.js, eventIDs(t, list), 2*time.Minute)
 	want := wantZones(list)
-	converged := awaitZones(t, s.bind, want, 3*time.Minute)
+	converged := awaitZones(t, s.bind, want, time.Minute+*duration)
 	extra := duplicateChanges(t, s.bind, want)
 	back := <-healthy
 	if back.IsZero() {

@@ -16,6 +16,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/internal/testenv"
+	"github.com/vmglue/vmglue/internal/worker"
 )
 
 const (
@@ -70,6 +71,11 @@ workers:
 		}
 	})
 	_, s.js = natstest.Connect(t, s.cluster.URLs())
+	t.Cleanup(func() {
+		if t.Failed() {
+			s.logConsumer(t)
+		}
+	})
 	// As an operator would before the first hook runs (serve does the
 	// same on start, with the same options).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -110,6 +116,11 @@ func (s *stack) launchServe(t *testing.T, name string) *serveProc {
 	go func() { _ = cmd.Wait(); close(p.exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGCONT)
+		if t.Failed() {
+			// The Go runtime prints every goroutine's stack and exits:
+			// where a converge hangs.
+			_ = cmd.Process.Signal(syscall.SIGQUIT)
+		}
 		testenv.Terminate(cmd.Process, p.exited, 15*time.Second)
 		if t.Failed() {
 			t.Logf("serve %s log (tail):\n%s", name, lastLines(p.log.String(), 30))
@@ -191,4 +202,23 @@ func keepLog(t *testing.T, name, text string) {
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Logf("keep log: %v", err)
 	}
+}
+
+// logConsumer logs the dns worker's consumer state (for a failed case:
+// whether JetStream still holds work for it).
+func (s *stack) logConsumer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := s.js.Consumer(ctx, eventbus.StreamEvents, worker.ConsumerName("dns"))
+	if err != nil {
+		t.Logf("dns consumer: %v", err)
+		return
+	}
+	i, err := c.Info(ctx)
+	if err != nil {
+		t.Logf("dns consumer info: %v", err)
+		return
+	}
+	t.Logf("dns consumer: delivered %d, ack floor %d, pending %d, ack pending %d, redelivered %d, waiting %d, leader %s",
+		i.Delivered.Stream, i.AckFloor.Stream, i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting, i.Cluster.Leader)
 }

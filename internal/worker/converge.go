@@ -122,7 +122,12 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		}
 	}()
 
-	newest, err := r.snaps.Merge(ctx, &j.ev.Data)
+	// ctx (a leaseContext) reports the lease's validity as its deadline
+	// but is done only when the lease is lost: each NATS request under it
+	// gets a timer of its own (bounded).
+	rctx, rcancel := bounded(ctx, requestTimeout)
+	newest, err := r.snaps.Merge(rctx, &j.ev.Data)
+	rcancel()
 	if err != nil {
 		return "", err
 	}
@@ -130,7 +135,9 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rec, rev, err := r.reg.Get(ctx, j.key)
+	rctx, rcancel = bounded(ctx, requestTimeout)
+	rec, rev, err := r.reg.Get(rctx, j.key)
+	rcancel()
 	if err != nil {
 		return "", err
 	}
@@ -146,7 +153,9 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	}
 	if (rec == nil || len(rec.Pending) == 0) && len(drifted) == 0 && maps.Equal(have, want) {
 		if rec != nil && rec.Error != "" { // converged meanwhile: clear the old error
-			_, err = r.reg.put(ctx, j.key, &Record{Applied: have, EventID: j.ev.ID, Updated: now()}, rev)
+			rctx, rcancel = bounded(ctx, requestTimeout)
+			_, err = r.reg.put(rctx, j.key, &Record{Applied: have, EventID: j.ev.ID, Updated: now()}, rev)
+			rcancel()
 		}
 		if err == nil {
 			err = kept
@@ -172,7 +181,9 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	maps.Copy(before.Pending, unverified)
 	maps.Copy(before.Pending, want) // a wanted value wins
 
-	rev, err = r.reg.put(ctx, j.key, before, rev)
+	rctx, rcancel = bounded(ctx, requestTimeout)
+	rev, err = r.reg.put(rctx, j.key, before, rev)
+	rcancel()
 	if err != nil {
 		return "", err
 	}

@@ -148,6 +148,22 @@ func (s *lease) keep(ctx context.Context, lost func(error)) {
 	}
 }
 
+// requestTimeout bounds the NATS requests of a converge under its lease.
+const requestTimeout = 10 * time.Second
+
+// bounded returns a child of ctx that is also done after d, by a timer of
+// its own. A leaseContext has a Deadline (the lease's validity, moved
+// forward by each renewal) but is done only when the lease is lost, and
+// nats.go adds its default timeout only to a context without a deadline:
+// a JetStream reply lost in a leader change (a node killed) was awaited
+// for ever under it, while the lease was renewed for ever, so the VM was
+// never converged again (found by bench/faults, nats-node-kill).
+func bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	c, cancel := context.WithCancel(ctx)
+	t := time.AfterFunc(d, cancel)
+	return c, func() { t.Stop(); cancel() }
+}
+
 // leaseContext is the context of a converge under a lease. It is cancelled
 // when keep finds the lease lost; and because a paused process may run its
 // next target call before keep does, it also reports the loss itself: its

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/eventbus/natstest"
 )
 
 // A converge's context reports the lease lost from the clock alone, before
@@ -51,3 +52,31 @@ func TestLeaseContextCountsLostEarly(t *testing.T) {
 }
 
 type ctxKey struct{}
+
+// A NATS request under a converge's lease ends when its reply is lost (a
+// JetStream leader killed mid-request): the lease context has a deadline,
+// so nats.go adds no timeout of its own, yet it is done only when the
+// lease is lost; bounded gives each request its own timer.
+func TestBoundedEndsARequestUnderALease(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, _ := natstest.Connect(t, srv.URL)
+	if _, err := nc.SubscribeSync("vmglue.test.silent"); err != nil { // never replies
+		t.Fatal(err)
+	}
+	ls := newLease(nil, "dns.one.1", 1, time.Now())
+	ctx, cancel := bounded(leaseContext{Context: context.Background(), ls: ls}, 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := nc.RequestWithContext(ctx, "vmglue.test.silent", nil)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("request: %v, want the bounded context's end", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a request without reply under the lease still waits after 5 s")
+	}
+}
