@@ -146,18 +146,3 @@ func duplicateChanges(t *testing.T, b *testenv.DNS, want map[string][]string) in
 	}
 	return extra
 }
-
-// await calls cond every 50 ms (it may transfer a zone: not every 5 ms as
-// testenv.WaitFor) until it returns true; it fails the test after timeout.
-func await(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not reached after %s", what, timeout)
-		}
-		<-tick.C
-	}
-}

@@ -36,7 +36,7 @@ type hookRun struct {
 	failures  []string       // runs that exited non-zero or said anything else
 	cpu       time.Duration  // user+system CPU of every hook process
 	launched  int
-	maxInFlgt int
+	maxAtOnce int
 	spoolWhy  []string // the first and the last spooled line
 }
 
@@ -66,7 +66,7 @@ func runHooks(env []string, list []testenv.OneVM, rate float64, maxInFlight int,
 		}
 		<-tick.C
 		sem <- struct{}{}
-		r.maxInFlgt = max(r.maxInFlgt, len(sem))
+		r.maxAtOnce = max(r.maxAtOnce, len(sem))
 		r.launched++
 		wg.Add(1)
 		go func() {

@@ -71,7 +71,7 @@ func testNATSNodeKill(t *testing.T) {
 		"published %d, spooled %d (sent by %d flush runs), stored %d, lost %d, duplicates %d; "+
 		"DNS changes applied twice %d; stream leader %s down %.1f s, current %.1f s after its restart; "+
 		"zones converged %.1f s after it returned, %.1f s after the last hook",
-		n, *rate, r.achieved(), r.maxInFlgt, ms(r.cpu)/float64(n),
+		n, *rate, r.achieved(), r.maxAtOnce, ms(r.cpu)/float64(n),
 		r.outcomes["published"], r.outcomes["spooled"], flushes, stored, lost, dups,
 		extra, s.cluster.Nodes[victim].Name, restarted.Sub(killed).Seconds(), back.Sub(restarted).Seconds(),
 		converged.Sub(restarted).Seconds(), converged.Sub(r.lastExit).Seconds())
