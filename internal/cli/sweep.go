@@ -34,7 +34,8 @@ and compare with the snapshots vmglue holds:
     the count is kept in NATS, so sweeps of serve and of this command add up)
     and the cloud's API, asked for that VM alone, does not have it alive;
   - never after an API error, and never more than sweep.max_delete_share of
-    the cloud's known VMs at once (default 0.25): those are held back, unless
+    the cloud's known VMs at once (default 0.25) when that is also more than
+    sweep.max_delete_floor deletions (default 3): those are held back, unless
     --force;
   - unchanged VMs publish nothing.
 
@@ -86,7 +87,7 @@ Exit status 1 when a cloud could not be swept.`,
 	}
 	c.Flags().StringVar(&o.Cloud, "cloud", "", "only this cloud (a name of the sweep section)")
 	c.Flags().BoolVar(&o.DryRun, "dry-run", false, "print what the sweep would do and change nothing")
-	c.Flags().BoolVar(&o.Force, "force", false, "delete even when more than max_delete_share of the known VMs are gone")
+	c.Flags().BoolVar(&o.Force, "force", false, "delete even when more than max_delete_floor and max_delete_share of the known VMs are gone")
 	c.Flags().BoolVar(&o.JSON, "json", false, "one JSON line per cloud")
 	return c
 }

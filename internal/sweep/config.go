@@ -18,6 +18,7 @@ import (
 //	  interval: 15m            # serve sweeps every cloud this often (and at start); 0 = 15m, negative = only `vmglue sweep`
 //	  missing_sweeps: 2        # a known VM is deleted after missing from this many successful sweeps in a row
 //	  max_delete_share: 0.25   # more deletions than this share of the cloud's known VMs are held back unless --force
+//	  max_delete_floor: 3      # ... but this many deletions per sweep are always allowed (a small cloud's); negative: none
 //	  opennebula:
 //	    - cloud: one                               # the hook's VMGLUE_CLOUD
 //	      endpoint: http://127.0.0.1:2633/RPC2     # default $ONE_XMLRPC, else http://localhost:2633/RPC2
@@ -29,6 +30,7 @@ type Config struct {
 	Interval       time.Duration `yaml:"interval"`
 	MissingSweeps  int           `yaml:"missing_sweeps"`
 	MaxDeleteShare float64       `yaml:"max_delete_share"`
+	MaxDeleteFloor int           `yaml:"max_delete_floor"`
 	// ChallengeKeyFile and ChallengeAttribute are the hook's (defaults
 	// /etc/vmglue/challenge.key and PUPPET_CHALLENGE): the sweep keeps the
 	// challenge as the same MAC the hook sends, so both make the same
@@ -66,6 +68,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.MaxDeleteShare == 0 {
 		c.MaxDeleteShare = DefaultMaxDeleteShare
+	}
+	if c.MaxDeleteFloor == 0 {
+		c.MaxDeleteFloor = DefaultMaxDeleteFloor
 	}
 	if c.ChallengeKeyFile == "" {
 		c.ChallengeKeyFile = eventbus.DefaultChallengeKeyFile
@@ -141,7 +146,7 @@ func (c *Config) Validate() error {
 
 // Options are the deletion rules of the section.
 func (c *Config) Options() Options {
-	return Options{MissingSweeps: c.MissingSweeps, MaxDeleteShare: c.MaxDeleteShare}
+	return Options{MissingSweeps: c.MissingSweeps, MaxDeleteShare: c.MaxDeleteShare, MaxDeleteFloor: c.MaxDeleteFloor}
 }
 
 // Clouds lists the names of the configured clouds, in config order.

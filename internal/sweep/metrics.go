@@ -30,7 +30,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmglue_sweep_events_published_total",
 			Help: "Snapshot events the sweep published, by reason (new, changed, deleted)."}, []string{"cloud", "reason"}),
 		heldBack: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmglue_sweep_deletions_held_back_total",
-			Help: "Deletions held back because they were more than max_delete_share of the known VMs."}, []string{"cloud"}),
+			Help: "Deletions held back because they were more than max_delete_floor and max_delete_share of the known VMs allow."}, []string{"cloud"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vmglue_sweep_failures_total",
 			Help: "Sweeps that failed (the cloud's API, the bus)."}, []string{"cloud"}),
 		success: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "vmglue_sweep_last_success_timestamp_seconds",

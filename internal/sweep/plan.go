@@ -61,13 +61,14 @@ func (p *plan) absent(ctx context.Context, gone []*eventbus.VM) error {
 	if len(due) == 0 {
 		return errors.Join(errs...)
 	}
-	limit := p.s.o.MaxDeleteShare * float64(p.r.Known)
-	if float64(len(due)) > limit && !p.mode.Force {
+	if !p.mode.Force && !DeletionsAllowed(len(due), p.r.Known, p.s.o) {
 		p.s.log.Warn().Int("deletions", len(due)).Int("known", p.r.Known).Float64("max_delete_share", p.s.o.MaxDeleteShare).
+			Int("max_delete_floor", p.s.o.MaxDeleteFloor).
 			Msgf("held back: %d of %d known VMs are gone from the cloud's answer; if the cloud really deleted them, run `vmglue sweep --cloud %s --force`", len(due), p.r.Known, p.s.cloud.Name())
 		for _, vm := range due {
 			p.r.HeldBack++
-			p.note(ActionHeldBack, vm, fmt.Sprintf("missing from %d sweeps; %d deletions > max_delete_share %g of %d known VMs", p.missing[vm.ID].Sweeps, len(due), p.s.o.MaxDeleteShare, p.r.Known))
+			p.note(ActionHeldBack, vm, fmt.Sprintf("missing from %d sweeps; %d deletions > max_delete_share %g of %d known VMs and > max_delete_floor %d",
+				p.missing[vm.ID].Sweeps, len(due), p.s.o.MaxDeleteShare, p.r.Known, max(p.s.o.MaxDeleteFloor, 0)))
 			errs = append(errs, p.count(ctx, vm.ID))
 		}
 		return errors.Join(errs...)
@@ -81,6 +82,15 @@ func (p *plan) absent(ctx context.Context, gone []*eventbus.VM) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DeletionsAllowed says whether one sweep may delete n of the known VMs
+// without --force: up to o.MaxDeleteFloor always (a small cloud's deletes),
+// beyond it up to o.MaxDeleteShare of them (a big cloud's API answering an
+// empty or truncated list deletes nothing). o holds the values, defaults
+// applied.
+func DeletionsAllowed(n, known int, o Options) bool {
+	return n <= o.MaxDeleteFloor || float64(n) <= o.MaxDeleteShare*float64(known)
 }
 
 // remove deletes a VM missing from enough sweeps, after asking the cloud

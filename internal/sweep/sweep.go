@@ -60,17 +60,24 @@ type Options struct {
 	// MaxDeleteShare is the largest share of the cloud's known VMs one
 	// sweep deletes (default 0.25); more are held back unless forced.
 	MaxDeleteShare float64
+	// MaxDeleteFloor is how many deletions one sweep always allows,
+	// whatever the share (default 3; negative: none, the share alone), so
+	// that a small cloud's deletes happen: one deletion of 3 known VMs is
+	// more than 0.25 of them.
+	MaxDeleteFloor int
 }
 
 // Defaults of Options.
 const (
 	DefaultMissingSweeps  = 2
 	DefaultMaxDeleteShare = 0.25
+	DefaultMaxDeleteFloor = 3
 )
 
 // Mode is how one sweep runs.
 type Mode struct {
-	// Force deletes beyond MaxDeleteShare (MissingSweeps still applies).
+	// Force deletes beyond MaxDeleteShare and MaxDeleteFloor
+	// (MissingSweeps still applies).
 	Force bool
 	// DryRun computes the plan and changes nothing: no event, no count.
 	DryRun bool
@@ -101,6 +108,9 @@ func New(ctx context.Context, cloud Cloud, js jetstream.JetStream, pub Publisher
 	}
 	if o.MaxDeleteShare <= 0 {
 		o.MaxDeleteShare = DefaultMaxDeleteShare
+	}
+	if o.MaxDeleteFloor == 0 {
+		o.MaxDeleteFloor = DefaultMaxDeleteFloor
 	}
 	vms, err := js.KeyValue(ctx, eventbus.BucketVMs)
 	if err != nil {
@@ -214,7 +224,8 @@ type Result struct {
 	// Missing known VMs that are not deleted yet (fewer sweeps than
 	// MissingSweeps, or a lookup that failed).
 	Missing int
-	// HeldBack deletions: more than MaxDeleteShare and not forced.
+	// HeldBack deletions: more than MaxDeleteShare and MaxDeleteFloor
+	// allow, not forced.
 	HeldBack int
 	Actions  []Action
 	Duration time.Duration

@@ -257,23 +257,25 @@ func TestBrokenAnswers(t *testing.T) {
 }
 
 // TestForce: deletions beyond max_delete_share wait for --force, and the
-// metrics say so.
+// metrics say so (without max_delete_floor, which TestSmallCloudDeletes
+// tests).
 func TestForce(t *testing.T) {
 	e := newEnv(t)
 	e.loadLive()
+	shareOnly := sweep.Options{MaxDeleteFloor: -1}
 	reg := prometheus.NewRegistry()
 	m, err := sweep.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.run(e.sweeper(sweep.Options{}, m), sweep.Mode{}); err != nil {
+	if _, err := e.run(e.sweeper(shareOnly, m), sweep.Mode{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []int{0, 1, 2} { // half of the 6 known VMs
 		e.one.RemoveVM(id)
 	}
 	for i := range 3 {
-		r, err := e.run(e.sweeper(sweep.Options{}, m), sweep.Mode{})
+		r, err := e.run(e.sweeper(shareOnly, m), sweep.Mode{})
 		if err != nil || r.Deleted != 0 || (i > 0 && r.HeldBack != 3) {
 			t.Fatalf("sweep %d: %+v %v; want nothing deleted, 3 held back from the second on", i+1, r, err)
 		}
@@ -289,18 +291,18 @@ vmglue_sweep_vms_seen{cloud="one"} 3
 	if got := metrics(t, reg); got != want {
 		t.Fatalf("metrics:\n%s\nwant:\n%s", got, want)
 	}
-	r, err := e.run(e.sweeper(sweep.Options{MaxDeleteShare: 0.5}, nil), sweep.Mode{})
+	r, err := e.run(e.sweeper(sweep.Options{MaxDeleteShare: 0.5, MaxDeleteFloor: -1}, nil), sweep.Mode{})
 	if err != nil || r.Deleted != 3 {
 		t.Fatalf("max_delete_share 0.5: %+v %v; want the 3 deleted", r, err)
 	}
 	e.one.RemoveVM(595)
 	e.one.RemoveVM(621)
 	for range 2 {
-		if r, err = e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{}); err != nil || r.Deleted != 0 {
+		if r, err = e.run(e.sweeper(shareOnly, nil), sweep.Mode{}); err != nil || r.Deleted != 0 {
 			t.Fatalf("2 of 3: %+v %v; want them held back", r, err)
 		}
 	}
-	if r, err = e.run(e.sweeper(sweep.Options{}, nil), sweep.Mode{Force: true}); err != nil || r.Deleted != 2 || r.HeldBack != 0 {
+	if r, err = e.run(e.sweeper(shareOnly, nil), sweep.Mode{Force: true}); err != nil || r.Deleted != 2 || r.HeldBack != 0 {
 		t.Fatalf("forced: %+v %v; want 2 deleted", r, err)
 	}
 }
