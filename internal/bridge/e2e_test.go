@@ -3,8 +3,6 @@ package bridge_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,20 +40,12 @@ type e2e struct {
 	stopServe func()
 }
 
-func randomName(t *testing.T) string {
-	b := make([]byte, 4)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func startE2E(t *testing.T) *e2e {
 	t.Helper()
 	stack := testenv.OpenStack(t)
 	stack.SetOSEnv(t) // the lookup reads OS_* as the OpenStack CLI does
 	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []string{"cloud.test.", "2.0.192.in-addr.arpa.", "8.b.d.0.1.0.0.2.ip6.arpa."}})
-	queue := "vmglue-e2e-" + randomName(t)
+	queue := "vmglue-e2e-" + testenv.RandomName(t)
 	file := filepath.Join(t.TempDir(), "vmglue.yaml")
 	// A fixed port: serve (and its embedded NATS) may be restarted.
 	text := fmt.Sprintf(`nats:
@@ -97,7 +87,7 @@ bridge:
 		}
 	})
 	// Cleanups run last first: the queue goes after the bridge stopped.
-	t.Cleanup(func() { deleteQueue(t, stack.AMQPURL, queue) })
+	t.Cleanup(func() { testenv.DeleteQueue(t, stack.AMQPURL, queue) })
 	e.startServe(t)
 	// The bridge is a source: NATS role hook, as `vmglue bridge openstack` connects.
 	co, _, err := cfg.RoleConnOptions(eventbus.RoleHook, "", e.natsURL)
@@ -146,23 +136,6 @@ func run(t *testing.T, what string, fn func(ctx context.Context, ready func()) e
 	return stop
 }
 
-// deleteQueue removes the test's durable queue from the shared stack.
-func deleteQueue(t *testing.T, url, queue string) {
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Errorf("delete queue %s: %v", queue, err)
-		return
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err == nil {
-		_, err = ch.QueueDelete(queue, false, false, false)
-	}
-	if err != nil {
-		t.Errorf("delete queue %s: %v", queue, err)
-	}
-}
-
 func (e *e2e) has(t *testing.T, name string, qtype uint16, want string) func() bool {
 	return func() bool { return slices.Contains(e.bind.Lookup(t, name, qtype), want) }
 }
@@ -201,7 +174,7 @@ func serverIPs(t *testing.T, srv *servers.Server) (string, string) {
 func TestOpenStackLifecycleToDNS(t *testing.T) {
 	e := startE2E(t)
 	compute := e.stack.Compute(t)
-	name := "e2e-" + randomName(t)
+	name := "e2e-" + testenv.RandomName(t)
 	fqdn := name + ".cloud.test."
 	// A poison message first: dead-lettered, and the queue moves on.
 	nova := newNovaClient(t, e.stack.AMQPURL)
@@ -322,7 +295,7 @@ func TestOpenStackNATSDownWhileBooting(t *testing.T) {
 	const n = 5
 	type booted struct{ fqdn, v4 string }
 	var all []booted
-	prefix := "down-" + randomName(t)
+	prefix := "down-" + testenv.RandomName(t)
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = e.stack.Create(t, compute, fmt.Sprintf("%s-%d", prefix, i), nil)

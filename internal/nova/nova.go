@@ -7,8 +7,9 @@
 // its secure.yaml), else the OS_* environment of an openrc file
 // (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_DOMAIN_NAME,
 // application credentials, OS_REGION_NAME, OS_CACERT). The token is renewed
-// when it expires (AllowReauth). Listing needs an admin role: it asks for
-// every project's servers (all_tenants).
+// when it expires (AllowReauth). With the admin role the client lists every
+// project's servers (all_tenants); without it, the servers of the token's
+// project, and Covers says which VMs its answers speak for.
 package nova
 
 import (
@@ -62,6 +63,7 @@ type Client struct {
 	o      Options
 	mu     sync.Mutex
 	client *gophercloud.ServiceClient
+	scope  scope // of the token, read when authenticated
 }
 
 // New returns a Client; it does not contact the cloud yet.
@@ -96,7 +98,7 @@ func (c *Client) compute(ctx context.Context) (*gophercloud.ServiceClient, error
 		return nil, fmt.Errorf("openstack %s: find the compute endpoint: %w", c.o.Cloud, err)
 	}
 	sc.Microversion = Microversion
-	c.client = sc
+	c.client, c.scope = sc, tokenScope(pc)
 	return sc, nil
 }
 
@@ -146,15 +148,18 @@ func (c *Client) authOptions() (gophercloud.AuthOptions, gophercloud.EndpointOpt
 	return ao, eo, tlsCfg, source, nil
 }
 
-// List returns every server of every project (all_tenants), deleted ones
-// left out, mapped for the cloud.
+// List returns every server the credentials see (every project's with the
+// admin role), deleted ones left out, mapped for the cloud.
 func (c *Client) List(ctx context.Context) ([]eventbus.VM, error) {
 	sc, err := c.compute(ctx)
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
+	all := c.scope.all
+	c.mu.Unlock()
 	var out []eventbus.VM
-	pager := servers.List(sc, servers.ListOpts{AllTenants: true, Limit: c.o.PageSize})
+	pager := servers.List(sc, servers.ListOpts{AllTenants: all, Limit: c.o.PageSize})
 	err = pager.EachPage(ctx, func(_ context.Context, page pagination.Page) (bool, error) {
 		var list []server
 		if err := servers.ExtractServersInto(page, &list); err != nil {

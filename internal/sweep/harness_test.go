@@ -28,6 +28,7 @@ const (
 // in-test oned (apitest: oned cannot be installed here) serving VMs.
 type env struct {
 	t      testing.TB
+	url    string // of NATS
 	js     jetstream.JetStream
 	one    *apitest.Server
 	client *api.Client
@@ -53,7 +54,7 @@ func newEnvPaged(t testing.TB, pageSize int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return &env{t: t, js: js, one: one, client: c, authFile: auth}
+	return &env{t: t, url: s.URL, js: js, one: one, client: c, authFile: auth}
 }
 
 // corpus reads a document of $VMGLUE_CORPUS/opennebula.
@@ -124,8 +125,12 @@ func (e *env) merge() {
 // events returns the stored events.
 func (e *env) events() []eventbus.Event { return natstest.Events(e.t, e.js) }
 
-// snapshot returns vmglue's snapshot of a VM (nil if none).
-func (e *env) snapshot(id string) *eventbus.VM {
+// snapshot returns vmglue's snapshot of a VM of the OpenNebula cloud (nil
+// if none).
+func (e *env) snapshot(id string) *eventbus.VM { return e.snapshotIn(cloud, id) }
+
+// snapshotIn returns vmglue's snapshot of a VM of a cloud (nil if none).
+func (e *env) snapshotIn(cloud, id string) *eventbus.VM {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -41,6 +41,10 @@ func (o *openStack) Name() string { return o.name }
 
 func (o *openStack) List(ctx context.Context) ([]eventbus.VM, error) { return o.c.List(ctx) }
 
+// Covers implements Scoped: a project member's credentials speak for its
+// project's servers only.
+func (o *openStack) Covers(vm *eventbus.VM) bool { return o.c.Covers(vm) }
+
 func (o *openStack) Lookup(ctx context.Context, id string) (eventbus.VM, bool, error) {
 	return o.c.Get(ctx, id)
 }

@@ -27,6 +27,14 @@ type Cloud interface {
 	Lookup(ctx context.Context, id string) (vm eventbus.VM, found bool, err error)
 }
 
+// Scoped is a Cloud whose credentials may see only part of the cloud (an
+// OpenStack project member's): the sweep counts, misses and deletes only
+// the known VMs it covers, and concludes nothing about the others.
+type Scoped interface {
+	// Covers says whether the last List spoke for the VM.
+	Covers(vm *eventbus.VM) bool
+}
+
 // Publisher delivers one event: the shared delivery of the sources (a
 // resident *delivery.Publisher, which spools while NATS is down: a
 // listener's sweep) or JetStreamPublisher.
@@ -181,8 +189,9 @@ func (s *Sweeper) run(ctx context.Context, mode Mode, r *Result) error {
 		}
 	}
 	var gone []*eventbus.VM
+	scoped, _ := s.cloud.(Scoped)
 	for id, vm := range known {
-		if vm.Deleted() {
+		if vm.Deleted() || scoped != nil && !seen[id] && !scoped.Covers(vm) {
 			continue
 		}
 		r.Known++

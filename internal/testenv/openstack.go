@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -176,4 +179,23 @@ func slowPoll(t testing.TB, timeout time.Duration, what string, cond func() bool
 		}
 		<-tick.C
 	}
+}
+
+// MainOpenStack runs a test binary's tests (TestMain) and stops the test
+// OpenStack if the binary started it itself (not the Makefile's).
+func MainOpenStack(m *testing.M) {
+	code := m.Run()
+	StopOpenStack()
+	os.Exit(code)
+}
+
+// RandomName is 8 random hex digits, for the names of servers, queues and
+// projects a test adds to the shared stack.
+func RandomName(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }

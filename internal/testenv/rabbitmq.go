@@ -141,3 +141,22 @@ func (r *RabbitMQ) Stop() {
 	}
 	r.node = nil
 }
+
+// DeleteQueue removes a test's durable queue from a shared RabbitMQ (the
+// test OpenStack's); a failure fails the test.
+func DeleteQueue(t testing.TB, url, queue string) {
+	t.Helper()
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		t.Errorf("delete queue %s: %v", queue, err)
+		return
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err == nil {
+		_, err = ch.QueueDelete(queue, false, false, false)
+	}
+	if err != nil {
+		t.Errorf("delete queue %s: %v", queue, err)
+	}
+}

@@ -1,0 +1,9 @@
+package sweep_test
+
+import (
+	"testing"
+
+	"github.com/vmglue/vmglue/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.MainOpenStack(m) }

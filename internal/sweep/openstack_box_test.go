@@ -1,0 +1,82 @@
+package sweep_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+
+	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/sweep"
+	"github.com/vmglue/vmglue/internal/testenv"
+)
+
+// TestOpenStackBox sweeps the real test OpenStack through a clouds.yaml
+// entry, with no bridge running: the servers booted without vmglue are
+// published as Nova reports them, over pages smaller than the server count;
+// a second sweep publishes nothing; a sweep with the credentials of another
+// project (a member, not an admin) never touches them; a server deleted in
+// Nova is deleted after missing_sweeps sweeps.
+func TestOpenStackBox(t *testing.T) {
+	e := newEnv(t)
+	b := newBox(t)
+	booted := b.boot(t, "sweep-"+testenv.RandomName(t), 3, map[string]string{"role": "web"})
+	ids := make([]string, len(booted))
+	for i, srv := range booted {
+		ids[i] = srv.ID
+	}
+	s := b.sweeper(t, e, "lab", 2)
+
+	r, err := e.run(s, sweep.Mode{})
+	if err != nil || r.Listed < len(ids) {
+		t.Fatalf("first sweep: %+v %v; want at least the %d servers listed", r, err, len(ids))
+	}
+	if got := actionsOn(r, ids...); len(got) != len(ids) {
+		t.Fatalf("first sweep: actions on the booted servers %+v; want %d new", got, len(ids))
+	}
+	for _, srv := range booted {
+		ev := e.lastEvent(srv.ID)
+		if ev.Type != "vm.running" || ev.Source != "openstack://"+osCloud || ev.Origin != eventbus.OriginSweep {
+			t.Errorf("event of %s: type %s, source %s, origin %s", srv.ID, ev.Type, ev.Source, ev.Origin)
+		}
+		now, err := servers.Get(context.Background(), b.compute, srv.ID).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameAsNova(t, &ev.Data, now)
+	}
+	if r, err = e.run(s, sweep.Mode{}); err != nil || len(actionsOn(r, ids...)) != 0 {
+		t.Fatalf("second sweep: %+v %v; want nothing on the booted servers", r, err)
+	}
+
+	// Another project's member sees none of them: its sweeps of the same
+	// cloud conclude nothing about them, however often they run.
+	b.tenant(t, "tenant")
+	ts := b.sweeper(t, e, "tenant", 2)
+	for i := range sweep.DefaultMissingSweeps + 1 {
+		r, err := e.run(ts, sweep.Mode{})
+		if err != nil || r.Known != 0 || len(actionsOn(r, ids...)) != 0 {
+			t.Fatalf("sweep %d of the other project: %+v %v; want nothing known, nothing done", i+1, r, err)
+		}
+	}
+	if n := len(e.absences()); n != 0 {
+		t.Fatalf("the other project's sweeps counted %d absences", n)
+	}
+
+	if err := servers.Delete(context.Background(), b.compute, ids[0]).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	b.stack.WaitStatus(t, b.compute, ids[0], "DELETED")
+	for i, want := range []string{sweep.ActionMissing, sweep.ActionDeleted} {
+		r, err := e.run(s, sweep.Mode{})
+		got := actionsOn(r, ids...)
+		if err != nil || len(got) != 1 || got[0].VM != ids[0] || got[0].What != want {
+			t.Fatalf("sweep %d after the delete: %+v %v; want %s %s only", i+1, got, err, want, ids[0])
+		}
+	}
+	ev := e.lastEvent(ids[0])
+	v4, _, _ := novaAddress(t, booted[0])
+	if ev.Type != "vm.deleted" || len(ev.Data.NICs) != 1 || ev.Data.NICs[0].IP != v4 {
+		t.Fatalf("delete event %+v", ev)
+	}
+}
