@@ -8,7 +8,8 @@ import (
 	"github.com/vmglue/vmglue/internal/nova"
 )
 
-// OpenStackCloud is one OpenStack cloud to sweep (Nova, every project).
+// OpenStackCloud is one OpenStack cloud to sweep (Nova: every project with
+// an admin's credentials, else the credentials' project; see Scoped).
 //
 //	openstack:
 //	  - cloud: os1               # vmglue's name of the cloud (the Nova bridge's)
@@ -44,6 +45,9 @@ func (o *openStack) List(ctx context.Context) ([]eventbus.VM, error) { return o.
 // Covers implements Scoped: a project member's credentials speak for its
 // project's servers only.
 func (o *openStack) Covers(vm *eventbus.VM) bool { return o.c.Covers(vm) }
+
+// Comparable implements Projector (nova.Comparable).
+func (o *openStack) Comparable(vm eventbus.VM) eventbus.VM { return nova.Comparable(vm) }
 
 func (o *openStack) Lookup(ctx context.Context, id string) (eventbus.VM, bool, error) {
 	return o.c.Get(ctx, id)

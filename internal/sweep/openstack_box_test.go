@@ -3,10 +3,13 @@ package sweep_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
+	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/internal/bridge"
 	"github.com/vmglue/vmglue/internal/sweep"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
@@ -79,4 +82,96 @@ func TestOpenStackBox(t *testing.T) {
 	if ev.Type != "vm.deleted" || len(ev.Data.NICs) != 1 || ev.Data.NICs[0].IP != v4 {
 		t.Fatalf("delete event %+v", ev)
 	}
+}
+
+// TestOpenStackBridgeThenSweep: the Nova bridge publishes a server's
+// notifications, then a sweep of the same cloud finds nothing new about it
+// (the bridge's and the sweep's mappings of one server agree: ids, version,
+// content), neither while it runs nor once it is deleted.
+func TestOpenStackBridgeThenSweep(t *testing.T) {
+	e := newEnv(t)
+	b := newBox(t)
+	startBridge(t, e, b)
+	s := b.sweeper(t, e, "lab", 0)
+
+	srv := b.boot(t, "bridged-"+testenv.RandomName(t), 1, map[string]string{"role": "db"})[0]
+	e.awaitBridged(t, b, srv.ID, eventbus.KindRunning)
+	r, err := e.run(s, sweep.Mode{})
+	if got := actionsOn(r, srv.ID); err != nil || len(got) != 0 {
+		t.Fatalf("sweep after the bridge: %+v %v; want nothing about %s; snapshot %+v", got, err, srv.ID, e.snapshotIn(osCloud, srv.ID))
+	}
+
+	if err := servers.Stop(context.Background(), b.compute, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	b.stack.WaitStatus(t, b.compute, srv.ID, "SHUTOFF")
+	e.awaitBridged(t, b, srv.ID, eventbus.KindStopped)
+	if r, err = e.run(s, sweep.Mode{}); err != nil || len(actionsOn(r, srv.ID)) != 0 {
+		t.Fatalf("sweep after the bridge's stop: %+v %v; want nothing about %s", actionsOn(r, srv.ID), err, srv.ID)
+	}
+
+	if err := servers.Delete(context.Background(), b.compute, srv.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	b.stack.WaitStatus(t, b.compute, srv.ID, "DELETED")
+	testenv.WaitFor(t, time.Minute, "the bridge's delete of "+srv.ID, func() bool {
+		e.merge()
+		vm := e.snapshotIn(osCloud, srv.ID)
+		return vm != nil && vm.Deleted()
+	})
+	for i := range sweep.DefaultMissingSweeps + 1 {
+		if r, err = e.run(s, sweep.Mode{}); err != nil || len(actionsOn(r, srv.ID)) != 0 {
+			t.Fatalf("sweep %d after the bridge's delete: %+v %v; want nothing about %s", i+1, actionsOn(r, srv.ID), err, srv.ID)
+		}
+	}
+}
+
+// startBridge runs `vmglue bridge openstack` for osCloud on the box's
+// RabbitMQ (a queue of its own) and the env's NATS until the test ends.
+func startBridge(t *testing.T, e *env, b *box) {
+	t.Helper()
+	queue := "vmglue-sweep-" + testenv.RandomName(t)
+	cfg := bridge.Config{Cloud: osCloud, AMQP: bridge.AMQPConfig{URLs: []string{b.stack.AMQPURL}, Queue: queue}, SpoolDir: t.TempDir()}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { testenv.DeleteQueue(t, b.stack.AMQPURL, queue) })
+	ctx, cancel := context.WithCancel(context.Background())
+	done, ready := make(chan error, 1), make(chan struct{})
+	go func() {
+		done <- bridge.RunApp(ctx, bridge.AppOptions{Config: cfg, NATS: eventbus.ConnOptions{URL: e.url},
+			Ready: func(string) { close(ready) }}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("bridge: %v", err)
+		}
+	})
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("bridge exited: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("bridge not ready after 1m")
+	}
+}
+
+// awaitBridged waits until vmglue's snapshot of the server, merged from the
+// bridge's events, has the server's state with no task under way and its
+// addresses: the notifications of its last change arrived. (Not its
+// updated_at: Nova moves it after the last notification.)
+func (e *env) awaitBridged(t *testing.T, b *box, id, kind string) {
+	t.Helper()
+	srv, err := servers.Get(context.Background(), b.compute, id).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, _, _ := novaAddress(t, srv)
+	testenv.WaitFor(t, time.Minute, "the bridge's "+kind+" snapshot of "+id, func() bool {
+		e.merge()
+		vm := e.snapshotIn(osCloud, id)
+		return vm != nil && vm.Kind == kind && vm.LCMState == "" && len(vm.NICs) > 0 && vm.NICs[0].IP == v4
+	})
 }

@@ -32,7 +32,7 @@ func (p *plan) present(ctx context.Context, vm, known *eventbus.VM) error {
 			}
 		}
 	}
-	what, detail := compare(vm, known)
+	what, detail := p.compare(vm, known)
 	if what == "" {
 		return nil
 	}
@@ -111,7 +111,7 @@ func (p *plan) remove(ctx context.Context, known *eventbus.VM) error {
 				return err
 			}
 		}
-		if what, detail := compare(&vm, known); what != "" {
+		if what, detail := p.compare(&vm, known); what != "" {
 			return p.publish(ctx, &vm, what, detail)
 		}
 		return nil
@@ -179,8 +179,9 @@ func (p *plan) key(id string) string { return p.s.cloud.Name() + "." + id }
 // snapshot is known: ActionNew (unknown), ActionChanged (newer, or as new
 // with other content), or "" (the same, older, or known deleted). The time
 // the cloud last polled the VM does not count (it changes all the time),
-// nor when a source took the snapshot (Version.Seen).
-func compare(vm, known *eventbus.VM) (what, detail string) {
+// nor when a source took the snapshot (Version.Seen). For a Projector
+// cloud, a snapshot not older whose Comparable is the same is no news.
+func (p *plan) compare(vm, known *eventbus.VM) (what, detail string) {
 	if known == nil {
 		return ActionNew, vm.Kind
 	}
@@ -189,13 +190,18 @@ func compare(vm, known *eventbus.VM) (what, detail string) {
 	}
 	a, b := vm.Version, known.Version
 	a.Observed, b.Observed, a.Seen, b.Seen = 0, 0, 0, 0
-	switch a.Compare(b) {
-	case -1:
+	c := a.Compare(b)
+	proj, _ := p.s.cloud.(Projector)
+	switch {
+	case c < 0:
 		return "", ""
-	case 0:
-		if sameState(vm, known) {
+	case proj != nil:
+		x, y := proj.Comparable(*vm), proj.Comparable(*known)
+		if sameState(&x, &y) {
 			return "", ""
 		}
+	case c == 0 && sameState(vm, known):
+		return "", ""
 	}
 	if vm.Kind != known.Kind {
 		return ActionChanged, known.Kind + " -> " + vm.Kind

@@ -35,6 +35,14 @@ type Scoped interface {
 	Covers(vm *eventbus.VM) bool
 }
 
+// Projector is a Cloud whose listing shows less of a VM than the
+// snapshots of its push source hold (Nova's API beside the Nova bridge):
+// the sweep compares both through Comparable, and a listing newer than
+// vmglue's snapshot only by its version is no news.
+type Projector interface {
+	Comparable(vm eventbus.VM) eventbus.VM
+}
+
 // Publisher delivers one event: the shared delivery of the sources (a
 // resident *delivery.Publisher, which spools while NATS is down: a
 // listener's sweep) or JetStreamPublisher.
