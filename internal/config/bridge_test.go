@@ -65,6 +65,23 @@ func TestBridgeOpenStackDefaults(t *testing.T) {
 	}
 }
 
+// The sweep of the bridged cloud names servers as the bridge does, unless
+// its entry says otherwise; another cloud's takes the default.
+func TestSweepNamesAsTheBridge(t *testing.T) {
+	cfg, err := loadYAML(t, "bridge:\n  openstack:\n    cloud: os\n    name: hostname\n    amqp: {urls: ['amqp://h/']}\n"+
+		"sweep:\n  openstack:\n    - {cloud: os}\n    - {cloud: os2}\n    - {cloud: os3, name: hostname}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range cfg.Sweep.OpenStack {
+		got = append(got, o.Name)
+	}
+	if want := "hostname,display_name,hostname"; strings.Join(got, ",") != want {
+		t.Fatalf("sweep names %v, want %s", got, want)
+	}
+}
+
 // config check prints the AMQP URLs without their userinfo.
 func TestBridgeURLRedacted(t *testing.T) {
 	cfg, err := loadYAML(t, "bridge:\n  openstack:\n    cloud: os\n    amqp: {urls: ['amqp://vmglue:s3cret@h:5672/']}\n")

@@ -166,6 +166,12 @@ func (c *Config) SetDefaults() {
 	}
 	c.Workers.setDefaults()
 	if c.Sweep != nil {
+		// The sweep names a server as the bridge of the same cloud does.
+		for i, o := range c.Sweep.OpenStack {
+			if b := c.Bridge.OpenStack; o.Name == "" && b != nil && b.Cloud == o.Cloud {
+				c.Sweep.OpenStack[i].Name = b.Name
+			}
+		}
 		c.Sweep.SetDefaults()
 		c.Sweep.SecretNames = c.SecretNames()
 	}

@@ -56,6 +56,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"web actions without operators", "web:\n  actions: true\n", "web.actions"},
 		{"web operator without token file", "web:\n  operators: [{name: alice}]\n", "web.operators[0]"},
 		{"sweep cloud twice", "sweep:\n  opennebula: [{cloud: one}]\n  openstack: [{cloud: one}]\n", "sweep.openstack[0].cloud: one is swept twice"},
+		{"sweep bad name", "sweep:\n  openstack: [{cloud: os, name: fqdn}]\n", "sweep.openstack[0].name: \"fqdn\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

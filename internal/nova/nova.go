@@ -48,6 +48,10 @@ type Options struct {
 	Timeout time.Duration
 	// PageSize is the number of servers per request (default 500).
 	PageSize int
+	// NameFrom is what becomes the VM's name, as the Nova bridge's option:
+	// openstack.NameDisplayName (default) or openstack.NameHostname (the
+	// display name when the server has no hostname).
+	NameFrom string
 	// Protect keeps each VM's secrets (metadata) off the bus, as the Nova
 	// bridge does (nil: eventbus.Secrets{}).
 	Protect func(*eventbus.VM)
@@ -166,7 +170,7 @@ func (c *Client) List(ctx context.Context) ([]eventbus.VM, error) {
 			return false, err
 		}
 		for i := range list {
-			vm, err := list[i].vm(c.o.Cloud, c.o.Protect)
+			vm, err := list[i].vm(&c.o)
 			if err != nil {
 				return false, err
 			}
@@ -194,7 +198,7 @@ func (c *Client) Get(ctx context.Context, id string) (eventbus.VM, bool, error) 
 	if err != nil {
 		return eventbus.VM{}, false, fmt.Errorf("get server %s of openstack %s: %w", id, c.o.Cloud, err)
 	}
-	vm, err := s.vm(c.o.Cloud, c.o.Protect)
+	vm, err := s.vm(&c.o)
 	return vm, err == nil, err
 }
 

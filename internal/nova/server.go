@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/openstack"
 )
 
 // server is the part of a Nova server (GET /servers/detail, microversion
@@ -37,16 +38,17 @@ type address struct {
 	MAC     string `json:"OS-EXT-IPS-MAC:mac_addr"`
 }
 
-// vm maps the server as the Nova bridge maps a notification: the vm_state
+// vm maps the server as the Nova bridge maps a notification: the name
+// chosen as o.NameFrom says, the vm_state
 // as State, the task_state as LCMState, the metadata as attributes (secret
 // ones protected), one NIC per network and MAC with its fixed addresses
 // (floating ones are Neutron's, and not in Nova's notifications either).
-func (s *server) vm(cloud string, protect func(*eventbus.VM)) (eventbus.VM, error) {
+func (s *server) vm(o *Options) (eventbus.VM, error) {
 	if !eventbus.ValidToken(s.ID) {
 		return eventbus.VM{}, fmt.Errorf("%w: id %q", ErrInvalidServer, s.ID)
 	}
 	vm := eventbus.VM{
-		Cloud:      cloud,
+		Cloud:      o.Cloud,
 		CloudType:  "openstack",
 		ID:         s.ID,
 		Name:       s.Name,
@@ -64,12 +66,15 @@ func (s *server) vm(cloud string, protect func(*eventbus.VM)) (eventbus.VM, erro
 	if len(vm.Attributes) == 0 {
 		vm.Attributes = nil
 	}
+	if o.NameFrom == openstack.NameHostname && s.Hostname != "" || vm.Name == "" {
+		vm.Name = s.Hostname // as the bridge names it
+	}
 	vm.Times.Created = utc(s.Created)
 	vm.Times.Changed = utc(s.Updated)
-	if protect == nil {
+	if o.Protect == nil {
 		eventbus.Secrets{}.Protect(&vm)
 	} else {
-		protect(&vm)
+		o.Protect(&vm)
 	}
 	return vm, nil
 }

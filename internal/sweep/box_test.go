@@ -58,10 +58,10 @@ func (b *box) addEntry(t *testing.T, name, user, password, project string) {
 }
 
 // sweeper builds the sweeper of osCloud from a config naming the clouds.yaml
-// entry, as `vmglue sweep` does.
-func (b *box) sweeper(t *testing.T, e *env, entry string, pageSize int) *sweep.Sweeper {
+// entry, as `vmglue sweep` does; name is the entry's name key.
+func (b *box) sweeper(t *testing.T, e *env, entry string, pageSize int, name string) *sweep.Sweeper {
 	t.Helper()
-	cfg := &sweep.Config{OpenStack: []sweep.OpenStackCloud{{Cloud: osCloud, OSCloud: entry, CloudsFile: b.clouds, PageSize: pageSize}}}
+	cfg := &sweep.Config{OpenStack: []sweep.OpenStackCloud{{Cloud: osCloud, OSCloud: entry, CloudsFile: b.clouds, PageSize: pageSize, Name: name}}}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

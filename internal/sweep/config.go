@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/hooks/opennebula/api"
+	"github.com/vmglue/vmglue/hooks/openstack"
 )
 
 // Config is the `sweep:` section: the clouds whose API is swept and the
@@ -78,6 +79,11 @@ func (c *Config) SetDefaults() {
 	if c.ChallengeAttribute == "" {
 		c.ChallengeAttribute = eventbus.DefaultChallengeAttribute
 	}
+	for i := range c.OpenStack {
+		if c.OpenStack[i].Name == "" {
+			c.OpenStack[i].Name = openstack.NameDisplayName
+		}
+	}
 }
 
 // protect returns how the sweep keeps secrets off the bus: the hook's
@@ -128,6 +134,9 @@ func (c *Config) Validate() error {
 		cloud(key, o.Cloud)
 		if o.Timeout < 0 {
 			errs = append(errs, fmt.Errorf("%s.timeout: must not be negative", key))
+		}
+		if o.Name != openstack.NameDisplayName && o.Name != openstack.NameHostname {
+			errs = append(errs, fmt.Errorf("%s.name: %q, want display_name or hostname", key, o.Name))
 		}
 	}
 	if len(seen) == 0 {

@@ -18,6 +18,7 @@ import (
 //	    region: ""               # default: the entry's region_name or $OS_REGION_NAME
 //	    timeout: 60s             # per request
 //	    page_size: 500           # servers per request
+//	    name: display_name       # or hostname: the VM's name, as bridge.openstack.name (default: the bridge's of the same cloud)
 type OpenStackCloud struct {
 	Cloud      string        `yaml:"cloud"`
 	OSCloud    string        `yaml:"os_cloud"`
@@ -25,6 +26,11 @@ type OpenStackCloud struct {
 	Region     string        `yaml:"region"`
 	Timeout    time.Duration `yaml:"timeout"`
 	PageSize   int           `yaml:"page_size"`
+	// Name is the bridge's option: what becomes the VM's name
+	// (display_name or hostname). The configuration defaults it to
+	// bridge.openstack.name when that bridges the same cloud, else
+	// display_name: the sweep and the bridge must name a server alike.
+	Name string `yaml:"name"`
 }
 
 // openStack is a Cloud on Nova's API.
@@ -35,7 +41,7 @@ type openStack struct {
 
 func newOpenStack(o *OpenStackCloud, protect func(*eventbus.VM)) *openStack {
 	return &openStack{name: o.Cloud, c: nova.New(nova.Options{Cloud: o.Cloud, OSCloud: o.OSCloud, CloudsFile: o.CloudsFile,
-		Region: o.Region, Timeout: o.Timeout, PageSize: o.PageSize, Protect: protect})}
+		Region: o.Region, Timeout: o.Timeout, PageSize: o.PageSize, NameFrom: o.Name, Protect: protect})}
 }
 
 func (o *openStack) Name() string { return o.name }

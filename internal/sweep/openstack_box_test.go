@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vmglue/vmglue/eventbus"
+	"github.com/vmglue/vmglue/hooks/openstack"
 	"github.com/vmglue/vmglue/internal/bridge"
 	"github.com/vmglue/vmglue/internal/sweep"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -28,7 +29,7 @@ func TestOpenStackBox(t *testing.T) {
 	for i, srv := range booted {
 		ids[i] = srv.ID
 	}
-	s := b.sweeper(t, e, "lab", 2)
+	s := b.sweeper(t, e, "lab", 2, "")
 
 	r, err := e.run(s, sweep.Mode{})
 	if err != nil || r.Listed < len(ids) {
@@ -55,7 +56,7 @@ func TestOpenStackBox(t *testing.T) {
 	// Another project's member sees none of them: its sweeps of the same
 	// cloud conclude nothing about them, however often they run.
 	b.tenant(t, "tenant")
-	ts := b.sweeper(t, e, "tenant", 2)
+	ts := b.sweeper(t, e, "tenant", 2, "")
 	for i := range sweep.DefaultMissingSweeps + 1 {
 		r, err := e.run(ts, sweep.Mode{})
 		if err != nil || r.Known != 0 || len(actionsOn(r, ids...)) != 0 {
@@ -87,15 +88,19 @@ func TestOpenStackBox(t *testing.T) {
 // TestOpenStackBridgeThenSweep: the Nova bridge publishes a server's
 // notifications, then a sweep of the same cloud finds nothing new about it
 // (the bridge's and the sweep's mappings of one server agree: ids, version,
-// content), neither while it runs nor once it is deleted.
+// content, the name taken from the hostname by both), neither while it
+// runs, nor stopped, nor once it is deleted.
 func TestOpenStackBridgeThenSweep(t *testing.T) {
 	e := newEnv(t)
 	b := newBox(t)
-	startBridge(t, e, b)
-	s := b.sweeper(t, e, "lab", 0)
+	startBridge(t, e, b, openstack.NameHostname)
+	s := b.sweeper(t, e, "lab", 0, openstack.NameHostname)
 
-	srv := b.boot(t, "bridged-"+testenv.RandomName(t), 1, map[string]string{"role": "db"})[0]
+	srv := b.boot(t, "Bridged DB_"+testenv.RandomName(t), 1, map[string]string{"role": "db"})[0]
 	e.awaitBridged(t, b, srv.ID, eventbus.KindRunning)
+	if vm := e.snapshotIn(osCloud, srv.ID); vm.Name == srv.Name || vm.Name != vm.Hostname {
+		t.Fatalf("the bridge named %q (hostname %q) the server %q: want its hostname", vm.Name, vm.Hostname, srv.Name)
+	}
 	r, err := e.run(s, sweep.Mode{})
 	if got := actionsOn(r, srv.ID); err != nil || len(got) != 0 {
 		t.Fatalf("sweep after the bridge: %+v %v; want nothing about %s; snapshot %+v", got, err, srv.ID, e.snapshotIn(osCloud, srv.ID))
@@ -127,11 +132,12 @@ func TestOpenStackBridgeThenSweep(t *testing.T) {
 }
 
 // startBridge runs `vmglue bridge openstack` for osCloud on the box's
-// RabbitMQ (a queue of its own) and the env's NATS until the test ends.
-func startBridge(t *testing.T, e *env, b *box) {
+// RabbitMQ (a queue of its own) and the env's NATS until the test ends;
+// name is its name option.
+func startBridge(t *testing.T, e *env, b *box, name string) {
 	t.Helper()
 	queue := "vmglue-sweep-" + testenv.RandomName(t)
-	cfg := bridge.Config{Cloud: osCloud, AMQP: bridge.AMQPConfig{URLs: []string{b.stack.AMQPURL}, Queue: queue}, SpoolDir: t.TempDir()}
+	cfg := bridge.Config{Cloud: osCloud, Name: name, AMQP: bridge.AMQPConfig{URLs: []string{b.stack.AMQPURL}, Queue: queue}, SpoolDir: t.TempDir()}
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
