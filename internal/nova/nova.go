@@ -153,7 +153,8 @@ func (c *Client) authOptions() (gophercloud.AuthOptions, gophercloud.EndpointOpt
 }
 
 // List returns every server the credentials see (every project's with the
-// admin role), deleted ones left out, mapped for the cloud.
+// admin role), deleted ones left out (also those Nova still lists with
+// status DELETED while it removes them), mapped for the cloud.
 func (c *Client) List(ctx context.Context) ([]eventbus.VM, error) {
 	sc, err := c.compute(ctx)
 	if err != nil {
@@ -170,6 +171,11 @@ func (c *Client) List(ctx context.Context) ([]eventbus.VM, error) {
 			return false, err
 		}
 		for i := range list {
+			if list[i].VMState == "deleted" {
+				// Between its vm_state and its row: a server being
+				// deleted shows up once with status DELETED.
+				continue
+			}
 			vm, err := list[i].vm(&c.o)
 			if err != nil {
 				return false, err

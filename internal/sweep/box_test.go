@@ -74,9 +74,10 @@ func (b *box) sweeper(t *testing.T, e *env, entry string, pageSize int, name str
 	return sweepers[0]
 }
 
-// tenant creates a project with a member user (no admin role) and adds
-// its clouds.yaml entry; both are removed when the test ends.
-func (b *box) tenant(t *testing.T, entry string) {
+// tenant creates a project with a member user (no admin role), adds its
+// clouds.yaml entry and returns the user's compute client; project and
+// user are removed when the test ends.
+func (b *box) tenant(t *testing.T, entry string) *gophercloud.ServiceClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -108,6 +109,16 @@ func (b *box) tenant(t *testing.T, entry string) {
 		t.Fatalf("assign role member: %v", err)
 	}
 	b.addEntry(t, entry, name, password, name)
+	pc, err := openstack.AuthenticatedClient(ctx, gophercloud.AuthOptions{IdentityEndpoint: b.stack.Env["OS_AUTH_URL"],
+		Username: name, Password: password, DomainName: "Default", TenantName: name})
+	if err != nil {
+		t.Fatalf("authenticate as the project member: %v", err)
+	}
+	c, err := openstack.NewComputeV2(pc, gophercloud.EndpointOpts{Region: b.stack.Env["OS_REGION_NAME"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // boot creates n servers named prefix-<i> and waits until they are ACTIVE.

@@ -54,17 +54,38 @@ func TestOpenStackBox(t *testing.T) {
 	}
 
 	// Another project's member sees none of them: its sweeps of the same
-	// cloud conclude nothing about them, however often they run.
-	b.tenant(t, "tenant")
+	// cloud conclude nothing about them, however often they run; its own
+	// server is published, known, and deleted after missing_sweeps.
+	tc := b.tenant(t, "tenant")
+	own := b.stack.WaitStatus(t, tc, b.stack.Create(t, tc, "tenant-"+testenv.RandomName(t), nil), "ACTIVE")
 	ts := b.sweeper(t, e, "tenant", 2, "")
-	for i := range sweep.DefaultMissingSweeps + 1 {
+	for i, want := range []struct {
+		known int
+		what  string
+	}{{0, sweep.ActionNew}, {1, ""}, {1, ""}} {
 		r, err := e.run(ts, sweep.Mode{})
-		if err != nil || r.Known != 0 || len(actionsOn(r, ids...)) != 0 {
-			t.Fatalf("sweep %d of the other project: %+v %v; want nothing known, nothing done", i+1, r, err)
+		got := actionsOn(r, append(ids, own.ID)...)
+		if err != nil || r.Known != want.known || want.what == "" && len(got) != 0 ||
+			want.what != "" && (len(got) != 1 || got[0].VM != own.ID || got[0].What != want.what) {
+			t.Fatalf("sweep %d of the other project: %+v %v; want %d known, %q on its server only", i+1, r, err, want.known, want.what)
+		}
+	}
+	if p := e.lastEvent(own.ID).Data.Project; p != own.TenantID || p == booted[0].TenantID {
+		t.Fatalf("the other project's server published in project %q, Nova says %q", p, own.TenantID)
+	}
+	if err := servers.Delete(context.Background(), tc, own.ID).ExtractErr(); err != nil {
+		t.Fatal(err)
+	}
+	b.stack.WaitStatus(t, tc, own.ID, "DELETED")
+	for i, want := range []string{sweep.ActionMissing, sweep.ActionDeleted} {
+		r, err := e.run(ts, sweep.Mode{})
+		got := actionsOn(r, append(ids, own.ID)...)
+		if err != nil || len(got) != 1 || got[0].VM != own.ID || got[0].What != want {
+			t.Fatalf("sweep %d of the other project after its delete: %+v %v; want %s %s only", i+1, got, err, want, own.ID)
 		}
 	}
 	if n := len(e.absences()); n != 0 {
-		t.Fatalf("the other project's sweeps counted %d absences", n)
+		t.Fatalf("the other project's sweeps left %d absences", n)
 	}
 
 	if err := servers.Delete(context.Background(), b.compute, ids[0]).ExtractErr(); err != nil {
