@@ -106,6 +106,15 @@ type Runtime struct {
 	// that no event of the VM is still in the stream to bring it back;
 	// negative keeps tombstones for ever.
 	TombstoneTTL time.Duration `yaml:"tombstone_ttl"`
+	// TeardownOrder is, per worker and snapshot kind, the workers that must
+	// have finished with a VM first (read from their registries). A worker
+	// left out keeps DefaultTeardownOrder's line; one named with {} waits
+	// for nobody.
+	TeardownOrder TeardownOrder `yaml:"teardown_order"`
+	// TeardownWait bounds such a wait: after it the worker goes on, logs
+	// a warning and counts vmglue_worker_teardown_timeouts_total.
+	// Default 2m.
+	TeardownWait time.Duration `yaml:"teardown_wait"`
 }
 
 // Defaults of Runtime's compaction.
@@ -197,6 +206,8 @@ func (r *Runtime) setDefaults() {
 	def(&r.ResyncInterval, worker.DefaultResyncInterval)
 	def(&r.CompactAfter, DefaultCompactAfter)
 	def(&r.CompactInterval, DefaultCompactInterval)
+	def(&r.TeardownWait, worker.DefaultTeardownWait)
+	r.TeardownOrder.setDefaults()
 	if r.VerifyRate == 0 {
 		r.VerifyRate = worker.DefaultVerifyRate
 	}
@@ -224,6 +235,7 @@ func (r Runtime) Options() worker.Options {
 		ResyncInterval:  r.ResyncInterval,
 		VerifyInterval:  r.VerifyInterval,
 		VerifyRate:      r.VerifyRate,
+		TeardownWait:    r.TeardownWait,
 	}
 	o.Backoff.Base = r.BackoffBase
 	o.Backoff.Max = r.BackoffMax
@@ -257,6 +269,9 @@ func (c *Config) Validate() error {
 		if _, ok := catalog.Lookup(name); !ok {
 			return fmt.Errorf("runtime.verify_intervals.%s: unknown worker, want one of %s", name, strings.Join(catalog.Names(), ", "))
 		}
+	}
+	if err := c.Runtime.TeardownOrder.validate(); err != nil {
+		return err
 	}
 	if c.Runtime.CompactAfter < 0 {
 		return errors.New("runtime.compact_after: must not be negative")

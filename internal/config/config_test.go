@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,12 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		{"unknown key in a worker", "log:\n  level: info\nworkers:\n  lb:\n    drain_timout: 1m\n", "line 5: field drain_timout not found"},
 		{"negative concurrency", "runtime:\n  concurrency: -1\n", "runtime.concurrency"},
 		{"negative compact_after", "runtime:\n  compact_after: -1h\n", "runtime.compact_after"},
+		{"negative teardown_wait", "runtime:\n  teardown_wait: -1m\n", "runtime.teardown_wait"},
+		{"teardown order of an unknown worker", "runtime:\n  teardown_order: {dsn: {deleted: [lb]}}\n", "runtime.teardown_order.dsn: unknown worker"},
+		{"teardown order of an unknown kind", "runtime:\n  teardown_order: {dns: {gone: [lb]}}\n", "runtime.teardown_order.dns.gone: unknown kind"},
+		{"teardown order after an unknown worker", "runtime:\n  teardown_order: {dns: {deleted: [lb, icinga]}}\n", "runtime.teardown_order.dns.deleted[1]: unknown worker \"icinga\""},
+		{"teardown order after itself", "runtime:\n  teardown_order: {lb: {deleted: [lb]}}\n", "runtime.teardown_order.lb.deleted[0]: a worker cannot wait for itself"},
+		{"teardown order cycle", "runtime:\n  teardown_order: {lb: {deleted: [puppet]}, puppet: {deleted: [dns]}}\n", "runtime.teardown_order.dns.deleted: cycle dns → lb → puppet → dns"},
 		{"malformed secret attribute pattern", "secret_attributes: [\"[A-\"]\n", "secret_attributes"},
 		{"sweep without a cloud", "sweep:\n  interval: 5m\n", "sweep: no cloud"},
 		{"sweep share above 1", "sweep:\n  max_delete_share: 2\n  opennebula: [{cloud: one}]\n", "sweep.max_delete_share"},
@@ -230,6 +237,48 @@ func TestWebTokens(t *testing.T) {
 				t.Fatalf("tokens %v, %v", toks, err)
 			case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "abc")):
 				t.Fatalf("err = %v, want %q", err, tt.err)
+			}
+		})
+	}
+}
+
+// The teardown order: the default (dns after lb and monitor on delete)
+// unless the file names the worker; only configured dependencies count.
+func TestTeardownOrder(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		worker     string
+		configured []string
+		want       map[string][]string
+	}{
+		{"default", "", "dns", []string{"dns", "lb", "monitor"},
+			map[string][]string{eventbus.KindDeleted: {"lb", "monitor"}}},
+		{"default, lb not configured", "", "dns", []string{"dns", "monitor"},
+			map[string][]string{eventbus.KindDeleted: {"monitor"}}},
+		{"default, dns alone", "", "dns", []string{"dns"}, map[string][]string{}},
+		{"no default for lb", "", "lb", []string{"dns", "lb"}, map[string][]string{}},
+		{"dns turned off", "runtime:\n  teardown_order: {dns: {}}\n", "dns", []string{"dns", "lb"}, map[string][]string{}},
+		{"another worker's line keeps dns's default", "runtime:\n  teardown_order: {puppet: {deleted: [monitor]}}\n", "dns", []string{"dns", "lb"},
+			map[string][]string{eventbus.KindDeleted: {"lb"}}},
+		{"own line", "runtime:\n  teardown_order: {puppet: {deleted: [monitor], stopped: [lb, monitor]}}\n", "puppet", []string{"puppet", "lb", "monitor"},
+			map[string][]string{eventbus.KindDeleted: {"monitor"}, eventbus.KindStopped: {"lb", "monitor"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := ""
+			if tt.yaml != "" {
+				p = writeConfig(t, tt.yaml)
+			}
+			cfg, err := config.Load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Runtime.TeardownWait != worker.DefaultTeardownWait {
+				t.Fatalf("teardown_wait %s, want the default %s", cfg.Runtime.TeardownWait, worker.DefaultTeardownWait)
+			}
+			got := cfg.Runtime.TeardownOrder.For(tt.worker, tt.configured)
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("order of %s = %v, want %v", tt.worker, got, tt.want)
 			}
 		})
 	}

@@ -49,6 +49,7 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, installation string,
 		cleanup()
 		return nil, nil, fmt.Errorf("worker %s: %w", name, err)
 	}
+	byName := map[string]*worker.Runner{}
 	for _, name := range cfg.Workers.Names() {
 		cw, _ := catalog.Lookup(name)
 		// Targets and the runtime add the "worker" field themselves.
@@ -76,9 +77,28 @@ func newRunners(cfg *config.Config, js jetstream.JetStream, installation string,
 			g.SetGuard(r.Guard)
 		}
 		runners = append(runners, r)
+		byName[name] = r
 		if bg, ok := t.(worker.Background); ok {
 			runners = append(runners, runFunc(func(ctx context.Context) error { bg.RunBeside(ctx, r); return nil }))
 		}
 	}
+	orderTeardown(cfg, byName, log)
 	return runners, cleanup, nil
+}
+
+// orderTeardown declares runtime.teardown_order on the runners: per kind,
+// the configured workers each must wait for (worker.Runner.After). A
+// dependency that is not configured here is left out: nothing waits for
+// a worker that does not run.
+func orderTeardown(cfg *config.Config, byName map[string]*worker.Runner, log zerolog.Logger) {
+	names := cfg.Workers.Names()
+	for _, name := range names {
+		for kind, deps := range cfg.Runtime.TeardownOrder.For(name, names) {
+			for _, d := range deps {
+				byName[name].After(kind, byName[d])
+			}
+			log.Info().Str("worker", name).Str("kind", kind).Strs("after", deps).
+				Dur("teardown_wait", cfg.Runtime.TeardownWait).Msg("teardown order")
+		}
+	}
 }

@@ -152,7 +152,7 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		drifted, kept = repairs(have, fs), keptError(fs)
 	}
 	if (rec == nil || len(rec.Pending) == 0) && len(drifted) == 0 && maps.Equal(have, want) {
-		if rec != nil && rec.Error != "" { // converged meanwhile: clear the old error
+		if rec != nil && (rec.Error != "" || rec.Waiting != nil) { // converged meanwhile: clear the old error or wait
 			rctx, rcancel = bounded(ctx, requestTimeout)
 			_, err = r.reg.put(rctx, j.key, &Record{Applied: have, EventID: j.ev.ID, Updated: now()}, rev)
 			rcancel()
@@ -170,6 +170,13 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	// Record the intent before any side effect: after a crash the pending
 	// objects are known to be possibly ours. Objects still unverified from
 	// an earlier crash stay pending until an Apply returns.
+	// Another worker may have to finish with the VM first (Runner.After).
+	octx, ocancel := bounded(ctx, requestTimeout)
+	rec, rev, err = r.ordered(octx, j.key, newest, rec, rev, log)
+	ocancel()
+	if err != nil {
+		return "", err
+	}
 	unverified := rec.unverified()
 	if len(drifted) > 0 {
 		if unverified == nil {
@@ -177,7 +184,8 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		}
 		maps.Copy(unverified, drifted)
 	}
-	before := &Record{Applied: rec.applied(), Pending: Objects{}, EventID: j.ev.ID, Updated: now()}
+	before := &Record{Applied: rec.applied(), Pending: Objects{}, EventID: j.ev.ID, Updated: now(),
+		Waiting: rec.waitingFor(newest.Kind)}
 	maps.Copy(before.Pending, unverified)
 	maps.Copy(before.Pending, want) // a wanted value wins
 
@@ -193,7 +201,7 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 		return "", fmt.Errorf("before apply: %w", cause(ctx))
 	}
 	got, aerr := r.apply(ctx, Request{VM: newest, Have: maps.Clone(have), Want: maps.Clone(want), Unverified: unverified})
-	after := &Record{Applied: got, EventID: j.ev.ID, Updated: now()}
+	after := &Record{Applied: got, EventID: j.ev.ID, Updated: now(), Waiting: before.Waiting}
 	switch {
 	case errors.Is(aerr, errPanic):
 		// Unknown what happened: like a crash, keep the intent.

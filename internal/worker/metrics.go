@@ -30,6 +30,11 @@ type metrics struct {
 	driftFound    *prometheus.CounterVec
 	driftRepaired prometheus.Counter
 	verifications prometheus.Counter
+	// orderWaits counts converges put off for the teardown order,
+	// orderTimeouts those that went on after TeardownWait, by the worker
+	// waited for.
+	orderWaits    prometheus.Counter
+	orderTimeouts *prometheus.CounterVec
 }
 
 // newMetrics registers the collectors on reg. Several workers share them: a
@@ -68,6 +73,14 @@ func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
 		Name: "vmglue_worker_verifications_total",
 		Help: "VMs whose target a worker read back (replayed events, reconcile, periodic verification), by worker.",
 	}, []string{"worker"})
+	waits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_teardown_waits_total",
+		Help: "Converges a worker put off because workers it is ordered after had not finished with the VM (each a requeue).",
+	}, []string{"worker"})
+	timeouts := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "vmglue_worker_teardown_timeouts_total",
+		Help: "Converges a worker made without waiting any longer for a worker it is ordered after (after), once runtime.teardown_wait had passed.",
+	}, []string{"worker", "after"})
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
@@ -96,6 +109,12 @@ func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
 	if verifs, err = register(reg, verifs); err != nil {
 		return nil, err
 	}
+	if waits, err = register(reg, waits); err != nil {
+		return nil, err
+	}
+	if timeouts, err = register(reg, timeouts); err != nil {
+		return nil, err
+	}
 	l := prometheus.Labels{"worker": worker}
 	ev, err := events.CurryWith(l)
 	if err != nil {
@@ -110,6 +129,8 @@ func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
 		driftFound:    found.MustCurryWith(l),
 		driftRepaired: repaired.With(l),
 		verifications: verifs.With(l),
+		orderWaits:    waits.With(l),
+		orderTimeouts: timeouts.MustCurryWith(l),
 	}, nil
 }
 

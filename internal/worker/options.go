@@ -45,6 +45,13 @@ type Options struct {
 	// LockRetry is how long an event waits before it tries again for a VM
 	// whose lease another instance holds (default 1s).
 	LockRetry time.Duration
+	// TeardownWait bounds how long a converge waits for the workers it is
+	// ordered after (Runner.After) before it goes on without them
+	// (default 2m).
+	TeardownWait time.Duration
+	// TeardownPoll is how often a waiting converge reads the registries
+	// of those workers again (default 1s).
+	TeardownPoll time.Duration
 }
 
 // Backoff is exponential: Base, 2×Base, 4×Base … capped at Max, each delay
@@ -65,6 +72,8 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultResyncInterval  = 5 * time.Minute
 	DefaultLockRetry       = time.Second
+	DefaultTeardownWait    = 2 * time.Minute
+	DefaultTeardownPoll    = time.Second
 	DefaultVerifyRate      = 20
 	DefaultBackoffBase     = time.Second
 	DefaultBackoffMax      = 5 * time.Minute
@@ -91,6 +100,8 @@ func (o *Options) SetDefaults() {
 	def(&o.ShutdownTimeout, DefaultShutdownTimeout)
 	def(&o.ResyncInterval, DefaultResyncInterval)
 	def(&o.LockRetry, DefaultLockRetry)
+	def(&o.TeardownWait, DefaultTeardownWait)
+	def(&o.TeardownPoll, DefaultTeardownPoll)
 	def(&o.Backoff.Base, DefaultBackoffBase)
 	def(&o.Backoff.Max, DefaultBackoffMax)
 	if o.Backoff.Jitter == 0 {
@@ -124,6 +135,8 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("verify_rate: %g, want a positive number of VMs per second", o.VerifyRate)
 	case o.ShutdownTimeout < 0 || o.LockRetry < 0:
 		return fmt.Errorf("shutdown_timeout and lock_retry must not be negative")
+	case o.TeardownWait < 0 || o.TeardownPoll < 0:
+		return fmt.Errorf("teardown_wait and teardown_poll must not be negative")
 	}
 	return nil
 }

@@ -31,6 +31,10 @@ type Record struct {
 	Updated time.Time `json:"updated"`
 	// Error is the error of the last Apply, empty after a success.
 	Error string `json:"error,omitempty"`
+	// Waiting is set while the worker waits (or waited) for other workers
+	// to finish with the VM first (Runner.After): the start of the wait
+	// survives a restart. A converge with nothing to do clears it.
+	Waiting *Waiting `json:"waiting,omitempty"`
 }
 
 // Have returns what the worker must treat as its own: applied objects and

@@ -39,6 +39,9 @@ type Runner struct {
 	reg      *Registry
 	leases   *leases
 	resyncer Resyncer
+	// after are the workers that must settle a VM first, by snapshot kind
+	// (After); set before Run, read-only afterwards.
+	after    map[string][]*Runner
 	resyncMu sync.RWMutex  // converges read-lock, Resync write-locks
 	resyncCh chan struct{} // TriggerResync: a resync is wanted now
 	sem      chan struct{}

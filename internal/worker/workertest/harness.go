@@ -95,17 +95,43 @@ func Logger() zerolog.Logger {
 // stops it and fails the test if Run returned an error.
 func (h *Harness) StartRunner(t worker.Target, opts worker.Options) *worker.Runner {
 	h.T.Helper()
+	r := h.NewRunner(t, opts)
+	h.Run(r)
+	return r
+}
+
+// NewRunner builds a Runner for t on the harness's server without
+// starting it (to declare its order with Runner.After first); Run starts
+// it.
+func (h *Harness) NewRunner(t worker.Target, opts worker.Options) *worker.Runner {
+	h.T.Helper()
 	r, err := worker.New(h.JS, t, opts, Logger(), h.Metrics)
 	if err != nil {
 		h.T.Fatalf("worker.New: %v", err)
 	}
+	return r
+}
+
+// Run starts r; StopAll (run at cleanup) stops it and fails the test if
+// Run returned an error. It returns a function that stops r alone and
+// waits for its Run to return.
+func (h *Harness) Run(r *worker.Runner) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	rn := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { rn.done <- r.Run(ctx) }()
 	h.mu.Lock()
 	h.runners = append(h.runners, rn)
 	h.mu.Unlock()
-	return r
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			if err := <-rn.done; err != nil {
+				h.T.Errorf("worker run: %v", err)
+			}
+			rn.done <- nil // StopAll reads it again
+		})
+	}
 }
 
 // StopAll stops every runner and waits for Run to return.

@@ -1,0 +1,158 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/vmglue/vmglue/eventbus"
+)
+
+// Ordered teardown: a worker may have to wait, for some kinds of snapshot,
+// until other workers have finished with the VM (the dns worker removes a
+// deleted VM's name only once the lb worker has drained it). "Finished" is
+// read from the other worker's registry record, never from memory, so the
+// order holds across a crash or restart of serve and between serve
+// processes:
+//
+//	a dependency has settled a VM when its record holds no pending objects
+//	and its applied objects are what its Target.Desired wants for the
+//	VM's newest snapshot (none, for a deleted VM).
+//
+// A converge whose plan is not empty and whose dependencies have not all
+// settled does not apply anything: it records when it began to wait
+// (Record.Waiting, in its own registry record) and asks to be converged
+// again after Options.TeardownPoll, like a Requeue: the lease and the
+// dispatcher slot are released meanwhile, other VMs go on. Once
+// Options.TeardownWait has passed since the recorded start, it goes on
+// anyway, counts vmglue_worker_teardown_timeouts_total{worker,after} and
+// logs one warning naming the VM and the workers it waited for (down, not
+// configured in this process's peers, or dead-lettered).
+
+// Waiting is what a worker's record says of an ordered converge that found
+// its dependencies unsettled: since when it waits, for which snapshot kind.
+type Waiting struct {
+	Kind  string    `json:"kind"`
+	Since time.Time `json:"since"`
+	// For names the workers unsettled when the wait began.
+	For []string `json:"for"`
+}
+
+// After declares that, for snapshots of kind, the Runner converges a VM
+// only once every one of deps has settled it (see the ordered teardown
+// above), or Options.TeardownWait has passed. Call it before Run; deps
+// are Runners of the same process, used only to read their registries and
+// Desired. A Runner given as its own dependency is ignored.
+func (r *Runner) After(kind string, deps ...*Runner) {
+	if r.after == nil {
+		r.after = map[string][]*Runner{}
+	}
+	for _, d := range deps {
+		if d != r && !slices.Contains(r.after[kind], d) {
+			r.after[kind] = append(r.after[kind], d)
+		}
+	}
+}
+
+// settled reports whether dep has settled the VM vm (key vmKey).
+func settled(ctx context.Context, dep *Runner, vmKey string, vm *eventbus.VM) (bool, error) {
+	want, err := dep.desired(vm)
+	if err != nil {
+		return false, nil // its converge dead-letters: only the limit ends the wait
+	}
+	rec, _, err := dep.reg.Get(ctx, vmKey)
+	if err != nil {
+		return false, err
+	}
+	return pendingLen(rec) == 0 && maps.Equal(rec.Have(), want), nil
+}
+
+// orderVerdict is what an ordered converge does now.
+type orderVerdict struct {
+	wait   time.Duration // > 0: requeue after it, apply nothing
+	gaveUp bool          // the limit passed with unsettled dependencies
+}
+
+// decideOrder is the decision of an ordered converge: unsettled are the
+// dependencies not yet settled, since when the wait began, limit
+// Options.TeardownWait and poll Options.TeardownPoll.
+func decideOrder(unsettled []string, since, now time.Time, limit, poll time.Duration) orderVerdict {
+	if len(unsettled) == 0 {
+		return orderVerdict{}
+	}
+	left := since.Add(limit).Sub(now)
+	if left <= 0 {
+		return orderVerdict{gaveUp: true}
+	}
+	return orderVerdict{wait: max(min(poll, left), time.Millisecond)}
+}
+
+// ordered is called by converge before any change for the VM: it returns
+// a nil error when the converge may apply, or a RequeueError while a
+// dependency of the snapshot's kind has not settled. rec and rev are the
+// worker's record (nil if none) and its revision; a wait that begins is
+// recorded in the record's Waiting, and the record and revision returned
+// are then the new ones.
+func (r *Runner) ordered(ctx context.Context, key string, vm *eventbus.VM, rec *Record, rev uint64, log zerolog.Logger) (*Record, uint64, error) {
+	deps := r.after[vm.Kind]
+	if len(deps) == 0 {
+		return rec, rev, nil
+	}
+	var unsettled []string
+	for _, d := range deps {
+		ok, err := settled(ctx, d, key, vm)
+		if err != nil {
+			return rec, rev, fmt.Errorf("read %s record for the teardown order: %w", d.name, err)
+		}
+		if !ok {
+			unsettled = append(unsettled, d.name)
+		}
+	}
+	w := rec.waitingFor(vm.Kind)
+	if len(unsettled) > 0 && w == nil {
+		w = &Waiting{Kind: vm.Kind, Since: now(), For: unsettled}
+		next := &Record{Applied: Objects{}}
+		if rec != nil {
+			c := *rec
+			next = &c
+		}
+		next.Waiting, next.Updated = w, now()
+		nrev, err := r.reg.put(ctx, key, next, rev)
+		if err != nil {
+			return rec, rev, err
+		}
+		rec, rev = next, nrev
+		log.Info().Str("kind", vm.Kind).Strs("after", unsettled).Dur("limit", r.opts.TeardownWait).
+			Msg("waiting for other workers to finish first")
+	}
+	since := time.Time{}
+	if w != nil {
+		since = w.Since
+	}
+	v := decideOrder(unsettled, since, now(), r.opts.TeardownWait, r.opts.TeardownPoll)
+	switch {
+	case v.gaveUp:
+		for _, d := range unsettled {
+			r.m.orderTimeouts.WithLabelValues(d).Inc()
+		}
+		log.Warn().Str("kind", vm.Kind).Strs("after", unsettled).Dur("waited", now().Sub(since).Round(time.Second)).
+			Msg("teardown order: gave up waiting for " + strings.Join(unsettled, ", ") + ", going on")
+	case v.wait > 0:
+		r.m.orderWaits.Inc()
+		return rec, rev, Requeue(v.wait, "waiting for "+strings.Join(unsettled, ", ")+" to finish first")
+	}
+	return rec, rev, nil
+}
+
+// waitingFor returns the recorded wait of kind, nil if none.
+func (r *Record) waitingFor(kind string) *Waiting {
+	if r == nil || r.Waiting == nil || r.Waiting.Kind != kind {
+		return nil
+	}
+	return r.Waiting
+}
