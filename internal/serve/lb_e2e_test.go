@@ -227,34 +227,13 @@ func TestLBShutdownDrainsDNSStays(t *testing.T) {
 // the slow one to its 200 and is deleted only then.
 func (s *lbSetup) drainsSlowRequest(t *testing.T, v testenv.OneVM, word string) {
 	t.Helper()
-	type result struct {
-		code int
-		body string
-		at   time.Time
-	}
-	slow := make(chan result, 1)
-	go func() {
-		code, body := get(context.Background(), s.fronted+"/slow?ms=2000")
-		slow <- result{code, body, time.Now()}
-	}()
-	testenv.WaitFor(t, 5*time.Second, "slow request at the VM", func() bool { return s.be.InFlight() == 1 })
-
+	slow := s.slowRequest(t, 2000)
 	hook(t, s.in, t.TempDir(), v, word)
-	testenv.WaitFor(t, 10*time.Second, "server draining", func() bool {
-		f := strings.Fields(s.state(t))
-		if len(f) < 7 {
-			return false
-		}
-		admin, err := strconv.Atoi(f[6]) // srv_admin_state; 0x08: forced drain
-		return err == nil && admin&0x08 != 0
-	})
-	if s.serves() {
-		t.Error("a new request reached the draining server")
-	}
+	s.awaitDraining(t)
 
 	// While the slow request runs the server stays; once it is answered
 	// the server goes.
-	var r result
+	var r slowResult
 	testenv.WaitFor(t, 10*time.Second, "slow request answered, server kept meanwhile", func() bool {
 		select {
 		case r = <-slow:
@@ -271,6 +250,43 @@ func (s *lbSetup) drainsSlowRequest(t *testing.T, v testenv.OneVM, word string) 
 	}
 	testenv.WaitFor(t, 10*time.Second, "server deleted", func() bool { return s.state(t) == "" })
 	t.Logf("%s hook: server deleted %s after the slow request was answered", word, time.Since(r.at).Round(time.Millisecond))
+}
+
+// slowResult is the outcome of a slow request and when it came.
+type slowResult struct {
+	code int
+	body string
+	at   time.Time
+}
+
+// slowRequest starts a request through the frontend that the VM answers
+// after ms milliseconds, and returns once it is at the VM.
+func (s *lbSetup) slowRequest(t *testing.T, ms int) <-chan slowResult {
+	t.Helper()
+	slow := make(chan slowResult, 1)
+	go func() {
+		code, body := get(context.Background(), s.fronted+"/slow?ms="+strconv.Itoa(ms))
+		slow <- slowResult{code, body, time.Now()}
+	}()
+	testenv.WaitFor(t, 5*time.Second, "slow request at the VM", func() bool { return s.be.InFlight() == 1 })
+	return slow
+}
+
+// awaitDraining waits until the server is in forced drain, and checks that
+// a new request no longer reaches it.
+func (s *lbSetup) awaitDraining(t *testing.T) {
+	t.Helper()
+	testenv.WaitFor(t, 10*time.Second, "server draining", func() bool {
+		f := strings.Fields(s.state(t))
+		if len(f) < 7 {
+			return false
+		}
+		admin, err := strconv.Atoi(f[6]) // srv_admin_state; 0x08: forced drain
+		return err == nil && admin&0x08 != 0
+	})
+	if s.serves() {
+		t.Error("a new request reached the draining server")
+	}
 }
 
 // A static server of haproxy.cfg has the name vmglue would give the VM's:
@@ -349,13 +365,23 @@ func TestLBInstanceDownPastRetries(t *testing.T) {
 // lbRecord returns the lb worker's registry record of a VM.
 func lbRecord(t *testing.T, js jetstream.JetStream, vmKey string) *worker.Record {
 	t.Helper()
-	reg, err := worker.OpenRegistry(context.Background(), js, "lb")
+	rec := workerRecord(t, js, "lb", vmKey)
+	if rec == nil {
+		t.Fatalf("no lb record of %s", vmKey)
+	}
+	return rec
+}
+
+// workerRecord returns a worker's registry record of a VM, nil if none.
+func workerRecord(t *testing.T, js jetstream.JetStream, workerName, vmKey string) *worker.Record {
+	t.Helper()
+	reg, err := worker.OpenRegistry(context.Background(), js, workerName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec, _, err := reg.Get(context.Background(), vmKey)
-	if err != nil || rec == nil {
-		t.Fatalf("lb record of %s: %v, %v", vmKey, rec, err)
+	if err != nil {
+		t.Fatalf("%s record of %s: %v", workerName, vmKey, err)
 	}
 	return rec
 }

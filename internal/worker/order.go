@@ -55,6 +55,7 @@ func (r *Runner) After(kind string, deps ...*Runner) {
 	for _, d := range deps {
 		if d != r && !slices.Contains(r.after[kind], d) {
 			r.after[kind] = append(r.after[kind], d)
+			r.m.orderTimeouts.WithLabelValues(d.name) // shown from the start, at 0
 		}
 	}
 }
