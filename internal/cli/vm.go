@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,5 +109,9 @@ func printRecord(w io.Writer, name string, rec *worker.Record) {
 	}
 	if rec.Error != "" {
 		fmt.Fprintf(w, "    last error: %s\n", oneLine(rec.Error))
+	}
+	if wt := rec.Waiting; wt != nil {
+		fmt.Fprintf(w, "    %s: waiting since %s for %s to finish first (runtime.teardown_order)\n",
+			wt.Kind, wt.Since.UTC().Format(time.RFC3339), strings.Join(wt.For, ", "))
 	}
 }

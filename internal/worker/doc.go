@@ -82,6 +82,24 @@
 // lease counted as lost is repaired by the next converge, which sees the
 // newer record. Instances must have distinct Options.InstanceID values.
 //
+// # Ordered teardown
+//
+// Runner.After orders a worker, for one snapshot kind, after other workers
+// of the process (serve wires runtime.teardown_order: by default the dns
+// worker after lb and monitor on delete). A converge of such a snapshot
+// with something to change first reads the other workers' records: each
+// must have settled the VM (nothing pending, its applied objects equal to
+// its Desired of the newest snapshot). While one has not, the converge
+// changes nothing, records the start of the wait in its own Record
+// (Waiting, which survives a crash and is read by every instance) and
+// returns a Requeue after Options.TeardownPoll (1s): the lease and the
+// slot are free meanwhile. Once Options.TeardownWait (2m) has passed since
+// the recorded start it goes on, logs one warning naming the VM and the
+// workers it waited for, and counts
+// vmglue_worker_teardown_timeouts_total{worker,after}; each wait counts
+// vmglue_worker_teardown_waits_total. A converge with nothing to do clears
+// the recorded wait. See order.go.
+//
 // # Shutdown
 //
 // When the context of Run is done the consumer stops, converges in progress
