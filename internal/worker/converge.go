@@ -236,6 +236,8 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	}
 	if aerr != nil {
 		after.Error = aerr.Error()
+	} else {
+		after.Waiting = nil // the wait is over: done
 	}
 	bctx, bcancel := bookkeeping(ctx)
 	defer bcancel()

@@ -97,15 +97,17 @@
 // the recorded start it goes on, logs one warning naming the VM and the
 // workers it waited for, and counts
 // vmglue_worker_teardown_timeouts_total{worker,after}; each wait counts
-// vmglue_worker_teardown_waits_total. A converge with nothing to do clears
-// the recorded wait. See order.go.
+// vmglue_worker_teardown_waits_total. A successful Apply, or a converge
+// with nothing to do, clears the recorded wait. See order.go.
 //
 // # Shutdown
 //
 // When the context of Run is done the consumer stops, converges in progress
 // get Options.ShutdownTimeout to finish, then their context is cancelled;
 // every message still held (queued, parked, or cut) is nak'ed for prompt
-// redelivery, to another instance if one runs.
+// redelivery, to another instance if one runs (or to this one restarted),
+// once the consumer's pull requests are withdrawn: a nak that reached the
+// server before would go to one of them and be lost until AckWait.
 //
 // # Resync
 //

@@ -2,8 +2,10 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,5 +233,61 @@ func TestEventForAnotherWorkerIsSkipped(t *testing.T) {
 	}
 	if got := m.observe(&mine); len(got) != 2 {
 		t.Errorf("event for this worker not converged: %v", got)
+	}
+}
+
+// An event a stopping runner holds parked (a requeue, a teardown wait) is
+// handed back at once: the next instance converges it long before the
+// ack wait would bring it back. Each instance has its own connection,
+// closed as soon as it stops, as a serve process does: the nak used to
+// race the withdrawal of the runner's pull requests and get lost now and
+// then, so the test runs several rounds.
+func TestShutdownHandsParkedEventsBackAtOnce(t *testing.T) {
+	m := newMemTarget("mem")
+	h := workertest.NewHarness(t, m.Name())
+	o := workertest.TestOptions()
+	o.AckWait = time.Minute
+	var parked atomic.Bool
+	m.setHook(func(context.Context, *eventbus.VM) error {
+		if parked.Load() {
+			return worker.Requeue(time.Hour, "waiting")
+		}
+		return nil
+	})
+	// instance runs a runner on a connection of its own; stop closes it
+	// right after Run returns.
+	instance := func() (stop func()) {
+		nc, js := natstest.Connect(t, h.Server.URL)
+		r, err := worker.New(js, m, o, workertest.Logger(), h.Metrics)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		<-r.Started()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("run: %v", err)
+			}
+			nc.Close()
+		}
+	}
+	for i := range 8 {
+		vm := testVM(fmt.Sprintf("p%d", i))
+		parked.Store(true)
+		stop := instance()
+		h.Publish(vm)
+		h.Eventually("event parked", func() bool { return metric(t, h, "vmglue_worker_events_total", "result", "requeue") > float64(i) })
+		stop()
+		parked.Store(false)
+		t0 := time.Now()
+		stop = instance()
+		h.Eventually("converged by the next instance", func() bool { return len(m.observe(&vm)) == 2 })
+		if d := time.Since(t0); d > o.AckWait/2 {
+			t.Fatalf("round %d: the parked event came back after %s, not at once", i, d)
+		}
+		stop()
 	}
 }

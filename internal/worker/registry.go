@@ -33,7 +33,8 @@ type Record struct {
 	Error string `json:"error,omitempty"`
 	// Waiting is set while the worker waits (or waited) for other workers
 	// to finish with the VM first (Runner.After): the start of the wait
-	// survives a restart. A converge with nothing to do clears it.
+	// survives a restart. A successful Apply, or a converge with nothing
+	// to do, clears it; a failed one keeps it for the retry.
 	Waiting *Waiting `json:"waiting,omitempty"`
 }
 

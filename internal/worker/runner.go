@@ -179,6 +179,14 @@ func (r *Runner) Run(ctx context.Context) error {
 
 	<-ctx.Done()
 	cc.Stop()
+	// The naks of drain must reach the server after its pull requests are
+	// gone: a nak'ed event is redelivered at once, to a pull request that
+	// is still there if the unsubscribe is not through yet (lost, back
+	// only after AckWait: a restarted serve would sit idle that long).
+	select {
+	case <-cc.Closed():
+	case <-time.After(bookkeepingTimeout):
+	}
 	r.mu.Lock()
 	r.stopping = true
 	close(r.stopCh)
