@@ -21,6 +21,9 @@
 //	go test -run '^$' -bench BenchmarkDNSBurst -benchtime 1x -timeout 30m ./bench/dns \
 //	    -args -vmglue $PWD/bin/vmglue -hook $PWD/bin/vmglue-hook [-vms 1000] [-hooks 10]
 //
+// -serve-cpuprofile DIR writes CPU profiles of both serve processes;
+// -listen-only runs the listener's row alone (for profiling: no ratio).
+//
 // Without -vmglue / -hook it builds both binaries first. The last two lines
 // it prints are the summaries with the ratio of the create+delete times
 // against the shell baseline: the hook's, then the listener's.
@@ -48,11 +51,13 @@ import (
 )
 
 var (
-	vmglueBin = flag.String("vmglue", "", "vmglue binary (absolute path); empty: build ./cmd/vmglue")
-	hookBin   = flag.String("hook", "", "vmglue-hook binary (absolute path); empty: build ./cmd/vmglue-hook")
-	numVMs    = flag.Int("vms", 1000, "VMs created and then deleted")
-	numHooks  = flag.Int("hooks", 10, "hooks run at once (HEM's concurrency)")
-	timeout   = flag.Duration("phase-timeout", 10*time.Minute, "give up on a phase after this long")
+	vmglueBin  = flag.String("vmglue", "", "vmglue binary (absolute path); empty: build ./cmd/vmglue")
+	hookBin    = flag.String("hook", "", "vmglue-hook binary (absolute path); empty: build ./cmd/vmglue-hook")
+	numVMs     = flag.Int("vms", 1000, "VMs created and then deleted")
+	numHooks   = flag.Int("hooks", 10, "hooks run at once (HEM's concurrency)")
+	timeout    = flag.Duration("phase-timeout", 10*time.Minute, "give up on a phase after this long")
+	onlyListen = flag.Bool("listen-only", false, "run the listener's row alone (no hook row, no shell baseline, no ratio): to profile serve")
+	profDir    = flag.String("serve-cpuprofile", "", "directory for CPU profiles of the vmglue serve processes (serve-hook.pprof, serve-listen.pprof)")
 )
 
 const (
@@ -89,9 +94,13 @@ func BenchmarkDNSBurst(b *testing.B) {
 	done := stdins(vms, "done")
 	zones := testenv.BINDOptions{Zones: []string{forwardZone, reverseZone}}
 
+	if *onlyListen {
+		listenRow(b, vmglue, runningVMs, vms, zones)
+		return
+	}
 	// vmglue: hook -> NATS JetStream -> dns worker -> BIND.
 	bind := testenv.StartBIND(b, zones)
-	url, dataDir, servePID := startServe(b, vmglue, bind)
+	url, dataDir, servePID := startServe(b, vmglue, bind, "hook")
 	daemons := map[string]int{"vmglue serve": servePID, "named": bindPID(b, bind)}
 	spool := b.TempDir()
 	runHook := func(stdin []byte) *exec.Cmd {
@@ -109,6 +118,7 @@ func BenchmarkDNSBurst(b *testing.B) {
 	if n := testenv.Spooled(b, spool); n != 0 {
 		b.Errorf("vmglue-hook spooled %d events (NATS unreachable?)", n)
 	}
+	serveFigures(b, "vmglue serve (hook burst):", servePID, vc, vd, 2*len(vms))
 
 	// vmglue: oned's ZeroMQ stream -> vmglue listen -> NATS JetStream -> dns worker -> BIND.
 	lr := listenRow(b, vmglue, runningVMs, vms, zones)
@@ -199,7 +209,7 @@ func stdins(vms []testenv.OneVM, word string) [][]byte {
 // embedded NATS on a free port and a fresh data directory, waits until it
 // logs that it is ready and returns the NATS URL, the data directory (with
 // the role credentials) and its pid. b.Cleanup stops it.
-func startServe(b *testing.B, bin string, bind *testenv.BIND) (string, string, int) {
+func startServe(b *testing.B, bin string, bind *testenv.BIND, label string) (string, string, int) {
 	dir := b.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(b))
 	cfg := fmt.Sprintf(`log: {level: info, format: json}
@@ -222,7 +232,11 @@ workers:
 		b.Fatal(err)
 	}
 	defer log.Close()
-	cmd := exec.Command(bin, "serve", "--config", cfgPath, "--metrics-listen", "")
+	args := []string{"serve", "--config", cfgPath, "--metrics-listen", ""}
+	if *profDir != "" {
+		args = append(args, "--cpuprofile", filepath.Join(*profDir, "serve-"+label+".pprof"))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -270,6 +284,7 @@ type result struct {
 	total     time.Duration // first hook start until every record verified
 	hooks     time.Duration // first hook start until the last hook exited
 	afterLast time.Duration // last hook exit until every record verified
+	serveCPU  time.Duration // CPU time vmglue serve used in the phase
 }
 
 // measure runs one hook process per VM (stdin[i]), *numHooks at a time, and
@@ -403,6 +418,9 @@ func (ph *phase) finish(b *testing.B, name string, last time.Time) (result, stri
 	var daemonText []string
 	for name, d := range cpuOf(ph.daemons) {
 		daemonText = append(daemonText, fmt.Sprintf("%s %s", name, secs(d-ph.daemonCPU[name])))
+		if name == "vmglue serve" {
+			r.serveCPU = d - ph.daemonCPU[name]
+		}
 	}
 	slices.Sort(daemonText)
 	if bad := ph.p.verify(ph.checks); len(bad) > 0 {

@@ -56,7 +56,7 @@ func messages(b *testing.B, vms []testenv.OneVM) []oneMsg {
 // sent as fast as the socket takes them, then single events one at a time.
 func listenRow(b *testing.B, vmglue string, running, done []testenv.OneVM, zones testenv.BINDOptions) streamRow {
 	bind := testenv.StartBIND(b, zones)
-	url, dataDir, servePID := startServe(b, vmglue, bind)
+	url, dataDir, servePID := startServe(b, vmglue, bind, "listen")
 	oned := onedtest.Start(b)
 	pw, err := eventbus.ReadSecret(eventbus.CredentialPath(dataDir, eventbus.RoleHook), "")
 	if err != nil {
@@ -67,6 +67,7 @@ func listenRow(b *testing.B, vmglue string, running, done []testenv.OneVM, zones
 	var row streamRow
 	row.create = measureStream(b, "vmglue listen create", bind, running, messages(b, running), oned, true, daemons)
 	row.delete = measureStream(b, "vmglue listen delete", bind, done, messages(b, done), oned, false, daemons)
+	serveFigures(b, "vmglue serve (listen burst):", servePID, row.create, row.delete, 2*len(done))
 
 	lat := make([]testenv.OneVM, latencySamples)
 	for i := range lat {

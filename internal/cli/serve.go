@@ -1,13 +1,17 @@
 package cli
 
 import (
+	"fmt"
+	"os"
+	"runtime/pprof"
+
 	"github.com/spf13/cobra"
 
 	"github.com/vmglue/vmglue/internal/serve"
 )
 
 func serveCmd(g *globals) *cobra.Command {
-	var listen, dataDir, metrics string
+	var listen, dataDir, metrics, cpuProfile string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the workers, the embedded NATS server (unless nats.url is set), /metrics, /healthz and the operator's page /ui/",
@@ -35,6 +39,13 @@ that default.`,
 				cfg.Metrics.Listen = metrics
 			}
 			log := newLogger(cfg.Log, g.stderr)
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			ready := func(serve.Info) {
 				if err := sdNotify("READY=1"); err != nil {
 					log.Warn().Err(err).Msg("sd_notify")
@@ -46,5 +57,20 @@ that default.`,
 	c.Flags().StringVar(&listen, "nats-listen", "", "address of the embedded NATS server (default 127.0.0.1:4222)")
 	c.Flags().StringVar(&dataDir, "data-dir", "", "data directory of the embedded NATS server (default /var/lib/vmglue as root)")
 	c.Flags().StringVar(&metrics, "metrics-listen", "", "address of /metrics and /healthz (default 127.0.0.1:9464; empty turns them off)")
+	c.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
+	_ = c.Flags().MarkHidden("cpuprofile") // for the benches (bench/dns -serve-cpuprofile)
 	return c
+}
+
+// startCPUProfile profiles the process into path until the returned stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); _ = f.Close() }, nil
 }
