@@ -9,8 +9,11 @@ import (
 )
 
 // maxInFlight bounds the UPDATE messages one zone's batcher has on the wire
-// at once. While they are out, new parts gather into the next batch.
-const maxInFlight = 4
+// at once. While they are out, new parts gather into the next batch: BIND
+// applies the updates of a zone one after the other anyway, so under a
+// burst the batches grow with the server's latency instead of queueing
+// there as many small messages (each costs the server a journal write).
+const maxInFlight = 1
 
 // errClosed is returned to parts still waiting when the target closes.
 var errClosed = errors.New("dns target closed")
@@ -39,16 +42,18 @@ func (p *part) size() (records, bytes int) {
 // batcher gathers the parts of concurrent Apply calls for one zone and sends
 // them as few UPDATE messages: after the window since the first part, when
 // the batch reaches max_records or max_bytes, or before a part that touches
-// a name already in the batch.
+// a name already in the batch. A batch that is due while maxInFlight
+// messages are out waits for one of them to return (and the open batch
+// keeps gathering parts meanwhile).
 type batcher struct {
 	t    *Target
 	zone string
 	in   chan *part
-	sem  chan struct{}
+	done chan struct{} // a message sent by send returned
 }
 
 func newBatcher(t *Target, zone string) *batcher {
-	return &batcher{t: t, zone: zone, in: make(chan *part, 256), sem: make(chan struct{}, maxInFlight)}
+	return &batcher{t: t, zone: zone, in: make(chan *part, 256), done: make(chan struct{}, maxInFlight)}
 }
 
 // submit hands p to the batcher and waits for its result or ctx.
@@ -71,67 +76,93 @@ func (b *batcher) submit(ctx context.Context, p *part) error {
 	}
 }
 
+// gathering is the state of a batcher's run loop: the open batch, the
+// closed ones waiting for a free slot (oldest first), and the messages out.
+type gathering struct {
+	batch          []*part
+	names          map[string]bool
+	records, bytes int
+	closed         [][]*part
+	due            bool // the open batch's window has passed
+	inFlight       int
+}
+
 func (b *batcher) run(ctx context.Context) {
-	var (
-		batch          []*part
-		names          = map[string]bool{}
-		records, bytes int
-		timer          = time.NewTimer(time.Hour)
-	)
+	g := gathering{names: map[string]bool{}}
+	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	flush := func() {
+	// close ends the open batch: it is sent once a slot is free.
+	closeBatch := func() {
 		timer.Stop()
-		if len(batch) == 0 {
-			return
+		if len(g.batch) > 0 {
+			g.closed = append(g.closed, g.batch)
 		}
-		b.sem <- struct{}{}
-		go b.send(batch)
-		batch, names, records, bytes = nil, map[string]bool{}, 0, 0
+		g.batch, g.names, g.records, g.bytes, g.due = nil, map[string]bool{}, 0, 0, false
+	}
+	// pump sends the closed batches while slots are free.
+	pump := func() {
+		for g.inFlight < maxInFlight && len(g.closed) > 0 {
+			g.inFlight++
+			go b.send(g.closed[0])
+			g.closed = g.closed[1:]
+		}
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			for _, p := range batch {
-				p.res <- errClosed
+			closeBatch()
+			for _, batch := range g.closed {
+				for _, p := range batch {
+					p.res <- errClosed
+				}
 			}
-			for i := 0; i < cap(b.sem); i++ { // wait for the messages in flight
-				b.sem <- struct{}{}
+			for ; g.inFlight > 0; g.inFlight-- { // wait for the messages in flight
+				<-b.done
 			}
 			return
+		case <-b.done:
+			g.inFlight--
+			if g.due && len(g.closed) == 0 {
+				closeBatch()
+			}
 		case p := <-b.in:
 			if p.alone {
-				b.sem <- struct{}{}
-				go b.send([]*part{p})
-				continue
+				closeBatch()
+				g.closed = append(g.closed, []*part{p})
+				break
 			}
 			r, n := p.size()
 			overlap := false
 			for _, name := range p.names {
-				overlap = overlap || names[name]
+				overlap = overlap || g.names[name]
 			}
-			if overlap || records+r > b.t.cfg.Batch.MaxRecords || bytes+n > b.t.cfg.Batch.MaxBytes {
-				flush()
+			if overlap || g.records+r > b.t.cfg.Batch.MaxRecords || g.bytes+n > b.t.cfg.Batch.MaxBytes {
+				closeBatch()
 			}
-			if len(batch) == 0 {
+			if len(g.batch) == 0 {
 				timer.Reset(b.t.cfg.Batch.Window)
 			}
-			batch = append(batch, p)
-			records, bytes = records+r, bytes+n
+			g.batch = append(g.batch, p)
+			g.records, g.bytes = g.records+r, g.bytes+n
 			for _, name := range p.names {
-				names[name] = true
+				g.names[name] = true
 			}
-			if records >= b.t.cfg.Batch.MaxRecords || bytes >= b.t.cfg.Batch.MaxBytes {
-				flush()
+			if g.records >= b.t.cfg.Batch.MaxRecords || g.bytes >= b.t.cfg.Batch.MaxBytes {
+				closeBatch()
 			}
 		case <-timer.C:
-			flush()
+			g.due = true
+			if g.inFlight < maxInFlight {
+				closeBatch()
+			}
 		}
+		pump()
 	}
 }
 
 // send sends the parts as one UPDATE and hands out the result.
 func (b *batcher) send(parts []*part) {
-	defer func() { <-b.sem }()
+	defer func() { b.done <- struct{}{} }()
 	b.deliver(parts)
 }
 
