@@ -189,11 +189,13 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	maps.Copy(before.Pending, unverified)
 	maps.Copy(before.Pending, want) // a wanted value wins
 
-	rctx, rcancel = bounded(ctx, requestTimeout)
-	rev, err = r.reg.put(rctx, j.key, before, rev)
-	rcancel()
-	if err != nil {
-		return "", err
+	if !intentKnown(rec, before.Pending) {
+		rctx, rcancel = bounded(ctx, requestTimeout)
+		rev, err = r.reg.put(rctx, j.key, before, rev)
+		rcancel()
+		if err != nil {
+			return "", err
+		}
 	}
 	// No target call once the lease counts as lost: another instance may
 	// hold it by now. What is pending stays so, as after a crash.
@@ -294,6 +296,25 @@ func settle(rec *Record, unverified, pending, want, got Objects) (applied, still
 		}
 	}
 	return applied, still
+}
+
+// intentKnown reports whether the record already says all that the
+// pending write before an Apply would: nothing pending in it, and every
+// pending object applied with the same value (a plan that only deletes, or
+// keeps). A crash during such an Apply leaves the record saying that the
+// objects it was deleting are ours, which they were: the next converge
+// deletes them again (a delete of a missing object is no error), so the
+// write is skipped, one JetStream round trip less per delete.
+func intentKnown(rec *Record, pending Objects) bool {
+	if rec == nil || len(rec.Pending) > 0 {
+		return false
+	}
+	for k, v := range pending {
+		if old, ok := rec.Applied[k]; !ok || old != v {
+			return false
+		}
+	}
+	return true
 }
 
 func pendingLen(rec *Record) int {

@@ -69,3 +69,30 @@ func TestSettle(t *testing.T) {
 		})
 	}
 }
+
+// TestIntentKnown: the pending write before an Apply is skipped only when
+// the record already claims every object the Apply is about to touch.
+func TestIntentKnown(t *testing.T) {
+	applied := Objects{"A x": "1", "PTR y": "x"}
+	tests := []struct {
+		name    string
+		rec     *Record
+		pending Objects
+		want    bool
+	}{
+		{"no record yet: the create's intent is new", nil, Objects{"A x": "1"}, false},
+		{"no record, nothing to do", nil, Objects{}, false},
+		{"a delete: nothing pending", &Record{Applied: applied}, Objects{}, true},
+		{"a partial delete: what stays is applied", &Record{Applied: applied}, Objects{"A x": "1"}, true},
+		{"an update: a new value", &Record{Applied: applied}, Objects{"A x": "2"}, false},
+		{"an addition", &Record{Applied: applied}, Objects{"A x": "1", "TXT x": "web"}, false},
+		{"an earlier apply left objects pending", &Record{Applied: applied, Pending: Objects{"A x": "1"}}, Objects{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := intentKnown(tt.rec, tt.pending); got != tt.want {
+				t.Fatalf("intentKnown = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -26,6 +26,7 @@ var cases = []struct {
 	{name: "context cancelled mid-apply converges on redelivery", run: cancelled},
 	{name: "crash before apply converges on redelivery", run: crashBefore},
 	{name: "crash after apply converges on redelivery", run: crashAfter},
+	{name: "crash after a delete's apply converges on redelivery", run: crashAfterDelete},
 	{name: "delete after an apply whose answer was lost leaves nothing behind", run: lostAnswer},
 	{name: "target down for several deliveries converges when back", run: downTwice},
 }
@@ -202,6 +203,27 @@ func crashAfter(e *env) {
 	e.converged(e.vm, e.desired(e.vm))
 	if dls := e.DeadLetters(); len(dls) != 0 {
 		e.t.Fatalf("objects created before the crash were taken for foreign: %+v", dls)
+	}
+}
+
+// crashAfterDelete: the Apply of a delete removes the objects and the
+// worker crashes before it records that: the registry still claims them
+// (the runtime writes no pending intent for a plan that only deletes), so
+// the redelivery deletes them again, which must not fail.
+func crashAfterDelete(e *env) {
+	e.Publish(e.vm)
+	e.WaitIdle()
+	e.converged(e.vm, e.desired(e.vm))
+	e.spy.Inject(CrashAfter)
+	gone := Deleted(e.vm)
+	e.Publish(gone)
+	e.WaitIdle()
+	if n := len(e.spy.Calls()); n < 3 {
+		e.t.Fatalf("%d Apply calls, want the create, the crashed delete and its redelivery", n)
+	}
+	e.converged(gone, worker.Objects{})
+	if dls := e.DeadLetters(); len(dls) != 0 {
+		e.t.Fatalf("the repeated delete failed: %+v", dls)
 	}
 }
 
