@@ -17,7 +17,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 VMGLUE_CORPUS ?= $(wildcard $(CURDIR)/../shared/corpus)
 export VMGLUE_CORPUS
 
-.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn bench-verify bench-faults clean
+.PHONY: all build deb run sample-event sample-delete test test-deps test-go vet fmt-check fuzz bench bench-hook bench-dns bench-autosign bench-sweep bench-bridge bench-churn bench-verify bench-faults clean
 
 all: build
 
@@ -87,6 +87,18 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The benches one after the other (bench-hook, bench-dns, bench-sweep, and
+# bench-faults when the Makefile has it), each as its own target prints it,
+# then one table of their figures (scripts/bench-table.sh). It fails if a
+# bench failed; the table still shows what the others measured.
+BENCHES := bench-hook bench-dns bench-sweep $(if $(shell grep -s '^bench-faults:' Makefile),bench-faults)
+bench: build
+	@log=$$(mktemp); \
+	for t in $(BENCHES); do \
+	  { $(MAKE) --no-print-directory $$t; echo "bench-exit $$t $$?"; } 2>&1 | tee -a $$log; \
+	done; \
+	scripts/bench-table.sh $$log; rc=$$?; rm -f $$log; exit $$rc
 
 bench-hook: build
 	scripts/bench-hook.sh
