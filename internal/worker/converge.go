@@ -126,7 +126,7 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	// but is done only when the lease is lost: each NATS request under it
 	// gets a timer of its own (bounded).
 	rctx, rcancel := bounded(ctx, requestTimeout)
-	newest, err := r.snaps.Merge(rctx, &j.ev.Data)
+	newest, first, err := r.snaps.merge(rctx, &j.ev.Data)
 	rcancel()
 	if err != nil {
 		return "", err
@@ -135,11 +135,22 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	rctx, rcancel = bounded(ctx, requestTimeout)
-	rec, rev, err := r.reg.Get(rctx, j.key)
-	rcancel()
-	if err != nil {
-		return "", err
+	var (
+		rec *Record
+		rev uint64
+	)
+	// A VM whose first snapshot this converge stored has no record (the
+	// registry's records go before the snapshots: Compact), one JetStream
+	// round trip less per new VM. The pending write that follows creates
+	// the record only if there is none, so a record there after all (an
+	// operator removed the snapshot) fails it and the retry reads it.
+	if !first || len(want) == 0 || j.verify {
+		rctx, rcancel = bounded(ctx, requestTimeout)
+		rec, rev, err = r.reg.Get(rctx, j.key)
+		rcancel()
+		if err != nil {
+			return "", err
+		}
 	}
 	have := rec.Have()
 	var drifted Objects // objects of have a Verify found missing or wrong

@@ -100,14 +100,21 @@ func (s *Snapshots) get(ctx context.Context, key string) (*record, uint64, error
 // Merge stores vm if it is newer than the stored snapshot (see the rules on
 // Snapshots) and returns the newest snapshot of the VM after the merge.
 func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, error) {
+	out, _, err := s.merge(ctx, vm)
+	return out, err
+}
+
+// merge is Merge, and reports whether vm is the first snapshot of its VM
+// (the key did not exist and this call created it).
+func (s *Snapshots) merge(ctx context.Context, vm *eventbus.VM) (newest *eventbus.VM, first bool, err error) {
 	key := vm.Key()
 	for range maxCAS {
 		cur, rev, err := s.get(ctx, key)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if cur != nil && !newer(vm, cur) {
-			return &cur.VM, nil
+			return &cur.VM, false, nil
 		}
 		next := record{VM: *vm}
 		if cur != nil {
@@ -116,7 +123,7 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 		}
 		in, err := json.Marshal(next)
 		if err != nil {
-			return nil, fmt.Errorf("encode snapshot %s: %w", key, err)
+			return nil, false, fmt.Errorf("encode snapshot %s: %w", key, err)
 		}
 		if cur == nil {
 			_, err = s.kv.Create(ctx, key, in)
@@ -125,14 +132,14 @@ func (s *Snapshots) Merge(ctx context.Context, vm *eventbus.VM) (*eventbus.VM, e
 		}
 		if err == nil {
 			out := *vm
-			return &out, nil
+			return &out, cur == nil, nil
 		}
 		if !IsCASConflict(err) {
-			return nil, fmt.Errorf("store snapshot %s: %w", key, err)
+			return nil, false, fmt.Errorf("store snapshot %s: %w", key, err)
 		}
 		// Someone stored another snapshot meanwhile: compare again.
 	}
-	return nil, fmt.Errorf("store snapshot %s: %d concurrent updates, giving up", key, maxCAS)
+	return nil, false, fmt.Errorf("store snapshot %s: %d concurrent updates, giving up", key, maxCAS)
 }
 
 // newer reports whether the incoming snapshot replaces the stored record:

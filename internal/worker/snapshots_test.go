@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"reflect"
 	"strconv"
 	"strings"
@@ -284,5 +285,47 @@ func TestSnapshotsLateCopyAfterDuplicateWindow(t *testing.T) {
 	got, _, err := snaps.Get(ctx, a.Key())
 	if err != nil || got == nil || len(got.NICs) != 2 || got.Version != b.Version {
 		t.Fatalf("newest %+v (%v), want B with two NICs", got, err)
+	}
+}
+
+// TestRecordWithoutSnapshot: a converge that stores a VM's first snapshot
+// does not read the registry (a new VM has no record); when an operator
+// removed the snapshot of a VM that has one, the write of the pending
+// intent fails, the retry reads the record, and the VM converges with its
+// old objects replaced, none leaked.
+func TestRecordWithoutSnapshot(t *testing.T) {
+	h, m := start(t, nil)
+	vm := testVM("gone")
+	h.Publish(vm)
+	h.WaitIdle()
+	if rec := h.Record(&vm); rec == nil || len(rec.Applied) != 2 {
+		t.Fatalf("record after the create: %+v, want 2 objects applied", rec)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := h.JS.KeyValue(ctx, eventbus.BucketVMs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Purge(ctx, vm.Key()); err != nil {
+		t.Fatal(err)
+	}
+	renamed := vm
+	renamed.Name = "other"
+	renamed.Version.Seq++
+	h.Publish(renamed)
+	h.WaitIdle()
+	if got := m.observe(&vm); len(got) != 0 {
+		t.Fatalf("objects of the old name left behind: %v", got)
+	}
+	want := worker.Objects{"A other": "10.0.0.1", "TXT other": "web"}
+	if got := m.observe(&renamed); !maps.Equal(got, want) {
+		t.Fatalf("target holds %v, want %v", got, want)
+	}
+	if rec := h.Record(&renamed); rec == nil || !maps.Equal(rec.Applied, want) || len(rec.Pending) != 0 {
+		t.Fatalf("record %+v, want applied %v", rec, want)
+	}
+	if n := metric(t, h, "vmglue_worker_events_total", "result", worker.ResultRetry); n != 1 {
+		t.Fatalf("%v retries, want 1 (the pending write that found the record)", n)
 	}
 }
