@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 )
@@ -79,4 +81,79 @@ func TestBoundedEndsARequestUnderALease(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("a request without reply under the lease still waits after 5 s")
 	}
+}
+
+// TestLeaseRelease: release, which does not wait for the server's answer,
+// frees the lease, and never the lease another instance took meanwhile.
+func TestLeaseRelease(t *testing.T) {
+	s := natstest.Start(t)
+	nc, err := eventbus.Connect(eventbus.ConnOptions{URL: s.URL, Name: "lease-test"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, eventbus.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &leases{kv: kv, nc: nc, worker: "dns", instance: "a"}
+	b := &leases{kv: kv, nc: nc, worker: "dns", instance: "b"}
+	// holder waits until the lease of vm is held by instance ("" = free).
+	holder := func(vm, instance string) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			e, err := kv.Get(ctx, "dns."+vm)
+			got := ""
+			if err == nil {
+				got = string(e.Value())
+			} else if !eventbus.IsNoKey(err) {
+				t.Fatal(err)
+			}
+			if got == instance {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("lease of %s held by %q, want %q", vm, got, instance)
+			}
+		}
+	}
+
+	ls, err := a.acquire(ctx, "one.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.acquire(ctx, "one.1"); !errors.Is(err, ErrLeaseHeld) {
+		t.Fatalf("second instance acquired a held lease: %v", err)
+	}
+	if err := ls.release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	holder("one.1", "")
+	if _, err := b.acquire(ctx, "one.1"); err != nil {
+		t.Fatalf("lease not free after release: %v", err)
+	}
+
+	// a's lease expired and b took it: a's late release leaves b's alone.
+	old, err := a.acquire(ctx, "one.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, "dns.one.2", []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A request sent after the release is answered after the server
+	// applied it.
+	if _, err := a.acquire(ctx, "one.3"); err != nil {
+		t.Fatal(err)
+	}
+	holder("one.2", "b")
 }

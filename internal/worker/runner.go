@@ -103,7 +103,7 @@ func New(js jetstream.JetStream, t Target, opts Options, log zerolog.Logger, reg
 	r := &Runner{
 		js: js, t: t, name: name, opts: opts, m: m, snaps: snaps, reg: regy,
 		log:    log.With().Str("worker", name).Logger(),
-		leases: &leases{kv: locks, worker: name, instance: opts.InstanceID},
+		leases: &leases{kv: locks, nc: js.Conn(), worker: name, instance: opts.InstanceID},
 		sem:    make(chan struct{}, opts.Concurrency),
 		held:   map[uint64]*job{}, queues: map[string][]*job{}, active: map[string]bool{},
 		stopCh: make(chan struct{}), resyncCh: make(chan struct{}, 1), startedCh: make(chan struct{}),
