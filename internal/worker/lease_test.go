@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 )
@@ -86,16 +84,7 @@ func TestBoundedEndsARequestUnderALease(t *testing.T) {
 // TestLeaseRelease: release, which does not wait for the server's answer,
 // frees the lease, and never the lease another instance took meanwhile.
 func TestLeaseRelease(t *testing.T) {
-	s := natstest.Start(t)
-	nc, err := eventbus.Connect(eventbus.ConnOptions{URL: s.URL, Name: "lease-test"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, natstest.Start(t).URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, eventbus.BucketLocks)
