@@ -112,8 +112,6 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	go ls.keep(ctx, func(err error) { cancel(fmt.Errorf("lost lease: %w", err)) })
-	ctx = leaseContext{Context: ctx, ls: ls}
 	defer func() {
 		bctx, bcancel := bookkeeping(ctx)
 		defer bcancel()
@@ -121,6 +119,9 @@ func (r *Runner) converge(j *job, log zerolog.Logger) (string, error) {
 			log.Warn().Err(err).Msg("release lease")
 		}
 	}()
+	// Renewals stop before the release (deferred calls run last first).
+	defer ls.keepAfter(ctx, func(err error) { cancel(fmt.Errorf("lost lease: %w", err)) })()
+	ctx = leaseContext{Context: ctx, ls: ls}
 
 	// ctx (a leaseContext) reports the lease's validity as its deadline
 	// but is done only when the lease is lost: each NATS request under it

@@ -42,15 +42,19 @@ const (
 type lease struct {
 	l     *leases
 	key   string
-	rev   uint64
-	valid atomic.Int64 // Unix nanoseconds until which the lease counts as held
+	rev   atomic.Uint64 // of the last write: acquire, then each renewal
+	valid atomic.Int64  // Unix nanoseconds until which the lease counts as held
 }
 
 func newLease(l *leases, key string, rev uint64, began time.Time) *lease {
-	s := &lease{l: l, key: key, rev: rev}
+	s := &lease{l: l, key: key}
+	s.rev.Store(rev)
 	s.valid.Store(began.Add(leaseValid).UnixNano())
 	return s
 }
+
+// revision is the revision of the lease's last write.
+func (s *lease) revision() uint64 { return s.rev.Load() }
 
 // validUntil is when the lease stops counting as held, unless renewed.
 func (s *lease) validUntil() time.Time { return time.Unix(0, s.valid.Load()) }
@@ -103,11 +107,11 @@ func (s *lease) renew(ctx context.Context) error {
 	if !began.Before(s.validUntil()) {
 		return fmt.Errorf("renew lease %s: %w", s.key, errLeaseExpired)
 	}
-	rev, err := s.l.kv.Update(ctx, s.key, []byte(s.l.instance), s.rev)
+	rev, err := s.l.kv.Update(ctx, s.key, []byte(s.l.instance), s.rev.Load())
 	if err != nil {
 		return fmt.Errorf("renew lease %s: %w", s.key, err)
 	}
-	s.rev = rev
+	s.rev.Store(rev)
 	s.valid.Store(began.Add(leaseValid).UnixNano())
 	return nil
 }
@@ -126,21 +130,31 @@ func (s *lease) release(ctx context.Context) error {
 	}
 	m := nats.NewMsg("$KV." + eventbus.BucketLocks + "." + s.key)
 	m.Header.Set("KV-Operation", "DEL")
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(s.rev, 10))
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(s.rev.Load(), 10))
 	if err := s.l.nc.PublishMsg(m); err != nil {
 		return fmt.Errorf("release lease %s: %w", s.key, err)
 	}
 	return nil
 }
 
-// keep renews the lease every leaseRenew until ctx is done. When the lease
-// is lost (another instance took it, it expired on the server, or no
-// renewal succeeded within leaseValid) it calls lost, which cancels the
-// converge, and returns.
+// keep renews the lease now and then every leaseRenew until ctx is done.
+// When the lease is lost (another instance took it, it expired on the
+// server, or no renewal succeeded within leaseValid) it calls lost, which
+// cancels the converge, and returns. A converge starts it leaseRenew after
+// taking the lease (keepAfter): most converges end before, without it.
 func (s *lease) keep(ctx context.Context, lost func(error)) {
 	t := time.NewTicker(leaseRenew)
 	defer t.Stop()
 	for {
+		err := s.renew(ctx)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return
+		case IsCASConflict(err) || errors.Is(err, errLeaseExpired) || !time.Now().Before(s.validUntil()):
+			lost(err)
+			return
+		}
 		expiry := time.NewTimer(time.Until(s.validUntil()))
 		select {
 		case <-ctx.Done():
@@ -151,15 +165,6 @@ func (s *lease) keep(ctx context.Context, lost func(error)) {
 			return
 		case <-t.C:
 			expiry.Stop()
-		}
-		err := s.renew(ctx)
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			return
-		case IsCASConflict(err) || errors.Is(err, errLeaseExpired) || !time.Now().Before(s.validUntil()):
-			lost(err)
-			return
 		}
 	}
 }
@@ -178,6 +183,14 @@ func bounded(ctx context.Context, d time.Duration) (context.Context, context.Can
 	c, cancel := context.WithCancel(ctx)
 	t := time.AfterFunc(d, cancel)
 	return c, func() { t.Stop(); cancel() }
+}
+
+// keepAfter runs keep from leaseRenew on (the lease counts as held until
+// leaseValid, later), in a goroutine of its own; stop cancels that unless
+// it started. A converge, most of which take milliseconds, costs no
+// goroutine, ticker or timer of its own for the renewals.
+func (s *lease) keepAfter(ctx context.Context, lost func(error)) (stop func() bool) {
+	return time.AfterFunc(leaseRenew, func() { s.keep(ctx, lost) }).Stop
 }
 
 // leaseContext is the context of a converge under a lease. It is cancelled

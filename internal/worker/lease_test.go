@@ -146,3 +146,67 @@ func TestLeaseRelease(t *testing.T) {
 	}
 	holder("one.2", "b")
 }
+
+// TestLeaseKeep: keep (started by keepAfter a renewal period into a long
+// converge) renews at once, and reports a lease another instance took as
+// lost, without a renewal period's wait.
+func TestLeaseKeep(t *testing.T) {
+	nc, js := natstest.Connect(t, natstest.Start(t).URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, eventbus.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &leases{kv: kv, nc: nc, worker: "dns", instance: "a"}
+	tests := []struct {
+		name     string
+		vm       string
+		takeAway bool
+	}{
+		{"held: renewed", "one.1", false},
+		{"taken by another instance: lost", "one.2", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ls, err := l.acquire(ctx, tt.vm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := ls.revision()
+			if tt.takeAway {
+				if _, err := kv.Put(ctx, "dns."+tt.vm, []byte("b")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			kctx, kcancel := context.WithCancel(ctx)
+			lost := make(chan error, 1)
+			done := make(chan struct{})
+			go func() { defer close(done); ls.keep(kctx, func(err error) { lost <- err }) }()
+			if tt.takeAway {
+				select {
+				case err := <-lost:
+					if !IsCASConflict(err) {
+						t.Fatalf("lost: %v, want a compare-and-set conflict", err)
+					}
+				case <-ctx.Done():
+					t.Fatal("a lease taken away not reported lost")
+				}
+				<-done
+				kcancel()
+				return
+			}
+			for ls.revision() == first {
+				select {
+				case err := <-lost:
+					t.Fatalf("held lease reported lost: %v", err)
+				case <-ctx.Done():
+					t.Fatal("lease not renewed")
+				case <-time.After(5 * time.Millisecond): // polling interval
+				}
+			}
+			kcancel()
+			<-done
+		})
+	}
+}
