@@ -84,15 +84,9 @@ func TestBoundedEndsARequestUnderALease(t *testing.T) {
 // TestLeaseRelease: release, which does not wait for the server's answer,
 // frees the lease, and never the lease another instance took meanwhile.
 func TestLeaseRelease(t *testing.T) {
-	nc, js := natstest.Connect(t, natstest.Start(t).URL)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, eventbus.BucketLocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &leases{kv: kv, nc: nc, worker: "dns", instance: "a"}
-	b := &leases{kv: kv, nc: nc, worker: "dns", instance: "b"}
+	ctx, a := lockBucket(t, "a")
+	b := &leases{kv: a.kv, nc: a.nc, worker: a.worker, instance: "b"}
+	kv := a.kv
 	// holder waits until the lease of vm is held by instance ("" = free).
 	holder := func(vm, instance string) {
 		t.Helper()
@@ -151,14 +145,8 @@ func TestLeaseRelease(t *testing.T) {
 // converge) renews at once, and reports a lease another instance took as
 // lost, without a renewal period's wait.
 func TestLeaseKeep(t *testing.T) {
-	nc, js := natstest.Connect(t, natstest.Start(t).URL)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, eventbus.BucketLocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &leases{kv: kv, nc: nc, worker: "dns", instance: "a"}
+	ctx, l := lockBucket(t, "a")
+	kv := l.kv
 	tests := []struct {
 		name     string
 		vm       string
@@ -209,4 +197,18 @@ func TestLeaseKeep(t *testing.T) {
 			<-done
 		})
 	}
+}
+
+// lockBucket starts a provisioned nats-server and returns a context for
+// the test (10s) and the dns worker's leases of instance on it.
+func lockBucket(t *testing.T, instance string) (context.Context, *leases) {
+	t.Helper()
+	nc, js := natstest.Connect(t, natstest.Start(t).URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	kv, err := js.KeyValue(ctx, eventbus.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, &leases{kv: kv, nc: nc, worker: "dns", instance: instance}
 }
