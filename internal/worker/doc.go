@@ -20,11 +20,17 @@
 // (VMGLUE_VMS) and converges the VM to the newest snapshot there, not to the
 // event's: an old, replayed or out-of-order event is harmless. It computes
 // want = Target.Desired(newest), reads the worker's Record in the Registry
-// (VMGLUE_APPLIED) and takes have = applied ∪ pending. When have equals want
-// and nothing is pending, the event is acked as a no-op. Otherwise it writes
-// {applied, pending: want} before any side effect, calls Apply, and
-// writes {applied: what Apply returned} afterwards. Both writes
-// compare-and-set the record's revision. Pending survives when the outcome
+// (VMGLUE_APPLIED) and takes have = applied ∪ pending. (The converge that
+// stored a VM's first snapshot does not read it: a new VM has no record,
+// and the first write below creates the record only if there is none.)
+// When have equals want and nothing is pending, the event is acked as a
+// no-op. Otherwise it writes {applied, pending: want} before any side
+// effect, calls Apply, and writes {applied: what Apply returned}
+// afterwards. Both writes compare-and-set the record's revision. The first
+// is left out when the record already holds every object of want as
+// applied and nothing pending (a plan that only deletes): after a crash in
+// that Apply the record still claims the objects it was deleting, and the
+// next converge deletes them again. Pending survives when the outcome
 // of Apply is unknown: it did not return (a crash, a panic), or it failed
 // other than permanently, which may hide a change that happened (an UPDATE
 // applied by the server whose answer was lost); then the wanted objects
@@ -64,8 +70,10 @@
 //
 // Across instances, a converge holds a lease: key "<worker>.<cloud>.<vmid>"
 // in VMGLUE_LOCKS, taken with Create (which fails if the key exists),
-// holding the instance id, renewed every LockTTL/6 while Apply runs, deleted
-// (at its revision) afterwards. The bucket's TTL (30s) frees the lease of an
+// holding the instance id, renewed every LockTTL/6 from LockTTL/6 into a
+// converge on, deleted (at its revision) afterwards: the delete marker is
+// published without waiting for the server's answer, which the server
+// applies before the connection's next request. The bucket's TTL (30s) frees the lease of an
 // instance that died. An instance that finds the lease held keeps the
 // message and tries again after Options.LockRetry, without using a
 // delivery. The holder counts its lease as lost LockTTL/2 after the start of
