@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,13 +59,39 @@ func (r *Runner) receive(msg jetstream.Msg) {
 	r.enqueueLocked(j)
 }
 
-// enqueueLocked appends j to its VM's queue. Callers hold r.mu.
+// enqueueLocked appends j to its VM's queue and, unless the VM is being
+// drained, hands its key to a drainer: one of the Concurrency long-lived
+// ones (drainers), or a goroutine of its own when they all have keys
+// waiting. Callers hold r.mu.
 func (r *Runner) enqueueLocked(j *job) {
 	j.timer = nil
 	r.queues[j.key] = append(r.queues[j.key], j)
 	if !r.active[j.key] {
 		r.active[j.key] = true
-		go r.drainKey(j.key)
+		select {
+		case r.ready <- j.key:
+		default:
+			go r.drainKey(j.key)
+		}
+	}
+}
+
+// drainers runs Concurrency goroutines that drain the VMs whose keys
+// enqueueLocked hands them, until stop. A converge's call chain (JSON,
+// the NATS client) grows a goroutine's stack to tens of kilobytes: a
+// goroutine per VM grew it anew for every event.
+func (r *Runner) drainers(wg *sync.WaitGroup) {
+	for range r.opts.Concurrency {
+		wg.Go(func() {
+			for {
+				select {
+				case <-r.stopCh:
+					return
+				case key := <-r.ready:
+					r.drainKey(key)
+				}
+			}
+		})
 	}
 }
 

@@ -52,6 +52,7 @@ type Runner struct {
 	held     map[uint64]*job   // every un-acked message, by stream sequence
 	queues   map[string][]*job // waiting messages per VM key
 	active   map[string]bool   // VM keys with a drain goroutine
+	ready    chan string       // VM keys for the drainers
 	running  sync.WaitGroup    // converges in progress
 	stopCh   chan struct{}
 	// startedCh is closed once the consumer is consuming.
@@ -106,6 +107,7 @@ func New(js jetstream.JetStream, t Target, opts Options, log zerolog.Logger, reg
 		leases: &leases{kv: locks, nc: js.Conn(), worker: name, instance: opts.InstanceID},
 		sem:    make(chan struct{}, opts.Concurrency),
 		held:   map[uint64]*job{}, queues: map[string][]*job{}, active: map[string]bool{},
+		ready:  make(chan string, opts.MaxAckPending),
 		stopCh: make(chan struct{}), resyncCh: make(chan struct{}, 1), startedCh: make(chan struct{}),
 	}
 	r.resyncer, _ = t.(Resyncer)
@@ -170,6 +172,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		return fmt.Errorf("consume %s: %w", ConsumerName(r.name), err)
 	}
 	var bg sync.WaitGroup
+	r.drainers(&bg) // what receive queued meanwhile waits in r.ready
 	bg.Go(r.keepAlive)
 	bg.Go(func() { r.resyncLoop(ctx) })
 	bg.Go(func() { r.verifyLoop(ctx) })
