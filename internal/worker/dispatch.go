@@ -16,7 +16,7 @@ import (
 const bookkeepingTimeout = 10 * time.Second
 
 // receive is the consumer callback. It never blocks on a converge: it puts
-// the message in its VM's queue and starts that VM's drain goroutine.
+// the message in its VM's queue and hands the VM to a drainer.
 func (r *Runner) receive(msg jetstream.Msg) {
 	meta, err := msg.Metadata()
 	if err != nil {
