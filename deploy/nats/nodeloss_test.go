@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
 	"github.com/vmglue/vmglue/hooks/delivery"
@@ -31,15 +29,9 @@ func running(t *testing.T, id string) *eventbus.Event {
 // serveNode returns the index of a node a vmglue serve is connected to.
 func serveNode(t *testing.T, c *cluster) int {
 	t.Helper()
-	for i, n := range c.nodes {
-		cz, err := n.Connz(&server.ConnzOptions{Username: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, ci := range cz.Conns {
-			if ci.AuthorizedUser == eventbus.RoleServe && ci.Name == "vmglue serve" {
-				return i
-			}
+	for i := range c.nodes {
+		if serves(t, c, i)[0] > 0 {
+			return i
 		}
 	}
 	t.Fatal("no vmglue serve is connected to a node")

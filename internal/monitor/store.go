@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -28,6 +29,7 @@ const BucketFileSD = "VMGLUE_MONITOR_FILESD"
 // process alone.
 type store struct {
 	kv  jetstream.KeyValue // nil: in memory only
+	nc  *nats.Conn         // kv's connection, nil without kv
 	rev atomic.Uint64      // revisions of the in-memory store
 }
 
@@ -48,7 +50,7 @@ func openStore(ctx context.Context, js jetstream.JetStream) (*store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", BucketFileSD, err)
 	}
-	return &store{kv: kv}, nil
+	return &store{kv: kv, nc: js.Conn()}, nil
 }
 
 // replicasOf returns the replicas of a stream, 0 when it cannot be read.
@@ -133,17 +135,7 @@ func (t *Target) RunBeside(ctx context.Context, _ *worker.Runner) {
 		wg.Go(func() { t.probe(ctx) })
 	}
 	if t.store != nil && t.store.kv != nil {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				if err := t.watch(ctx); err != nil && ctx.Err() == nil {
-					t.log.Warn().Err(err).Msg("file_sd bucket watch ended; restarting")
-					select {
-					case <-ctx.Done():
-					case <-time.After(time.Second):
-					}
-				}
-			}
-		})
+		wg.Go(func() { t.follow(ctx) })
 	}
 	wg.Wait()
 }
@@ -167,42 +159,6 @@ func (t *Target) probe(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-		}
-	}
-}
-
-func (t *Target) watch(ctx context.Context) error {
-	w, err := t.store.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", BucketFileSD, err)
-	}
-	defer func() { _ = w.Stop() }()
-	gen := uint64(1) // the files' first write
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watcher closed")
-			}
-			if e == nil { // the initial values are in
-				t.loadOnce.Do(func() { close(t.loaded) })
-			} else if job, enc, ok := strings.Cut(e.Key(), "."); ok {
-				if k, err := base64.RawURLEncoding.DecodeString(enc); err == nil {
-					v := string(e.Value())
-					if e.Operation() != jetstream.KeyValuePut {
-						v = ""
-					}
-					gen = max(gen, t.sd.set(job, string(k), v, e.Revision()))
-				}
-			}
-			if len(w.Updates()) > 0 || !t.isLoaded() {
-				continue // write once for a burst
-			}
-			if err := t.sd.flush(gen); err != nil {
-				t.log.Error().Err(err).Msg("write file_sd files")
-			}
 		}
 	}
 }
