@@ -179,7 +179,7 @@ func (t *Target) ensureDowntime(ctx context.Context, name, comment string) error
 // owned checks the ownership marker of an existing host: vmglue's
 // (owner_id) and the VM's (its key).
 func (t *Target) owned(vmKey, name string, h *hostState) error {
-	if fmt.Sprint(h.Vars[ownerVar]) == t.owner && fmt.Sprint(h.Vars[vmVar]) == vmKey {
+	if t.ours(vmKey, h) {
 		return nil
 	}
 	t.m.conflicts.Inc()

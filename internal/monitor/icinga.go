@@ -209,6 +209,30 @@ func (c *icinga) deleteHost(ctx context.Context, name string) error {
 	return err
 }
 
+// markedHosts returns the hosts whose vars.vmglue_owner is owner: name →
+// their vars.vmglue_vm.
+func (c *icinga) markedHosts(ctx context.Context, owner string) (map[string]string, error) {
+	var r struct {
+		Results []struct {
+			Name  string `json:"name"`
+			Attrs struct {
+				Vars map[string]any `json:"vars"`
+			} `json:"attrs"`
+		} `json:"results"`
+	}
+	q := map[string]any{"filter": "host.vars." + ownerVar + "==o", "filter_vars": map[string]string{"o": owner},
+		"attrs": []string{"vars"}}
+	err := c.do(ctx, "query_hosts", "QUERY", "/v1/objects/hosts", q, &r)
+	if err != nil && !errors.Is(err, errNotFound) {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, h := range r.Results {
+		out[h.Name] = fmt.Sprint(h.Attrs.Vars[vmVar])
+	}
+	return out, nil
+}
+
 // downtimeFilter selects vmglue's downtimes of a host with one comment,
 // the host's and its services'.
 func downtimeFilter(host, comment string) map[string]any {

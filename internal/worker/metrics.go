@@ -63,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, worker string) (*metrics, error) {
 	}, []string{"worker"})
 	found := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmglue_worker_drift_found_total",
-		Help: "Objects a verification found missing, wrong, unwanted, foreign or kept (changed by hand, left so), by worker and kind.",
+		Help: "Objects a verification found missing, wrong, unwanted, foreign, kept (changed by hand, left so) or stray (marked as vmglue's, in no record), by worker and kind.",
 	}, []string{"worker", "kind"})
 	repaired := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "vmglue_worker_drift_repaired_total",

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
-
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 	"github.com/vmglue/vmglue/internal/worker/workertest"
@@ -20,37 +18,7 @@ import (
 // given extra label (or the histogram's sample count).
 func metric(t *testing.T, h *workertest.Harness, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := h.Metrics.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if match(m, "worker", h.Worker) && (label == "" || match(m, label, value)) {
-				switch {
-				case m.Counter != nil:
-					return m.Counter.GetValue()
-				case m.Gauge != nil:
-					return m.Gauge.GetValue()
-				case m.Histogram != nil:
-					return float64(m.Histogram.GetSampleCount())
-				}
-			}
-		}
-	}
-	return 0
-}
-
-func match(m *dto.Metric, name, value string) bool {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue() == value
-		}
-	}
-	return false
+	return h.Metric(name, label, value)
 }
 
 func start(t *testing.T, opts func(*worker.Options)) (*workertest.Harness, *memTarget) {

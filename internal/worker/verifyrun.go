@@ -95,7 +95,15 @@ func (r *Runner) verifyAll(ctx context.Context, lim *rate.Limiter) error {
 			r.log.Warn().Err(err).Str("vm", k).Msg("periodic verification of a vm")
 		}
 	}
-	r.log.Info().Int("vms", len(keys)).Int("failed", failed).Dur("took", time.Since(start)).Msg("periodic verification done")
+	stray, err := r.survey(ctx, recs)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		r.log.Warn().Err(err).Msg("periodic verification: survey of the objects marked as vmglue's")
+	}
+	r.log.Info().Int("vms", len(keys)).Int("failed", failed).Int("stray", stray).Dur("took", time.Since(start)).
+		Msg("periodic verification done")
 	return nil
 }
 

@@ -54,6 +54,11 @@ func TestConformanceIcinga(t *testing.T) {
 		Observe: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			return observeIcinga(t, ic, vm.Name)
 		},
+		RemoveByHand: func(t *testing.T, vm *eventbus.VM) {
+			if code, b := ic.Do("DELETE", "/v1/objects/hosts/"+vm.Name+"?cascade=1", nil); code != 200 {
+				t.Fatalf("delete host by hand: %d %s", code, b)
+			}
+		},
 		PlantForeign: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			code, b := ic.Do("PUT", "/v1/objects/hosts/"+vm.Name, map[string]any{"templates": []string{"generic-host"},
 				"attrs": map[string]any{"address": "127.0.0.9", "display_name": "operator's host"}})
@@ -121,6 +126,14 @@ func TestConformanceFileSD(t *testing.T) {
 		Change: func(vm *eventbus.VM) { vm.NICs[0].IP = "127.0.0.43"; vm.Attributes["OS"] = "trixie" },
 		Observe: func(t *testing.T, vm *eventbus.VM) worker.Objects {
 			return observeFileSD(t, dir, vm)
+		},
+		RemoveByHand: func(t *testing.T, _ *eventbus.VM) {
+			files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+			for _, f := range files {
+				if err := os.WriteFile(f, []byte("[]\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 		},
 		NoForeign: "the file_sd files are vmglue's own: every entry in them is written by the worker, " +
 			"so no entry of anyone else can be in the way",
