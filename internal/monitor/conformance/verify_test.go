@@ -9,6 +9,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/monitor"
 	"github.com/vmglue/vmglue/internal/testenv"
 	"github.com/vmglue/vmglue/internal/worker"
@@ -18,7 +19,8 @@ import (
 // The periodic verification (runtime.verify_interval) on the real Icinga
 // (checker off) and the real files: a host deleted behind vmglue's back is
 // re-created, an address changed by hand is set back, a file_sd file
-// emptied by hand is written again; a host of the same name that is not
+// emptied by hand is written again, a downtime removed by hand is
+// scheduled again; a host of the same name that is not
 // marked vmglue's is left alone and reported (drift "foreign"), and so is a
 // host marked vmglue's for a VM the registry does not know (drift
 // "stray"). The metrics count each finding and repair.
@@ -37,12 +39,14 @@ func TestPeriodicVerification(t *testing.T) {
 	o := workertest.TestOptions()
 	o.VerifyInterval, o.VerifyRate = 100*time.Millisecond, 100
 	h.StartRunner(tg, o)
-	a, b := vm(t, "ver1"), vm(t, "ver2")
-	h.Publish(a)
-	h.Publish(b)
+	a, b, c := vm(t, "ver1"), vm(t, "ver2"), vm(t, "ver3")
+	c.Kind, c.State, c.LCMState = "stopped", "POWEROFF", "" // a host with vmglue's downtime
+	for _, v := range []eventbus.VM{a, b, c} {
+		h.Publish(v)
+	}
 	h.WaitIdle()
-	if ic.Host(a.Name) == nil || ic.Host(b.Name) == nil {
-		t.Fatal("hosts not created")
+	if ic.Host(a.Name) == nil || ic.Host(b.Name) == nil || len(ic.Downtimes(c.Name)) != 1 {
+		t.Fatal("hosts or downtime not created")
 	}
 	counts := func(name, kind string) float64 { return h.Metric(name, "kind", kind) }
 	const found, repaired = "vmglue_worker_drift_found_total", "vmglue_worker_drift_repaired_total"
@@ -80,6 +84,14 @@ func TestPeriodicVerification(t *testing.T) {
 		return err == nil && len(es) == 2 && slices.Equal(es[0].Targets, []string{"127.0.0.42:9100"}) &&
 			counts(found, worker.DriftMissing) > missing && h.Metric(repaired, "", "") > rep
 	})
+	rep = h.Metric(repaired, "", "")
+	byHand("POST", "/v1/actions/remove-downtime", map[string]any{"type": "Downtime",
+		"filter": "downtime.host_name==h", "filter_vars": map[string]string{"h": c.Name}})
+	h.Eventually("downtime scheduled again", func() bool {
+		d := ic.Downtimes(c.Name)
+		return len(d) == 1 && d[0].Author == "vmglue" && h.Metric(repaired, "", "") > rep
+	})
+
 	if got := counts(found, worker.DriftStray); got != 0 {
 		t.Fatalf("drift found stray %g before any stray host, want 0", got)
 	}
