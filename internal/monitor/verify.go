@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vmglue/vmglue/internal/worker"
 )
 
@@ -24,7 +26,8 @@ var _ worker.Verifier = (*Target)(nil)
 // vmglue's downtime with the wanted (or recorded) comment is on the host.
 // A file_sd entry is present when the job's file on disk holds it, or an
 // entry with the VM's cloud and vm_id labels (then with that entry's
-// value). An unreachable Icinga is an error.
+// value); in a process that does not render the files (reconcile), when
+// the shared bucket holds it. An unreachable Icinga is an error.
 func (t *Target) Verify(ctx context.Context, req worker.Request) (worker.Readback, error) {
 	rb := worker.Readback{Present: worker.Objects{}, Foreign: worker.Objects{}}
 	keys := slices.Sorted(maps.Keys(req.Have))
@@ -127,12 +130,21 @@ func (t *Target) verifyDowntime(ctx context.Context, req worker.Request, k strin
 }
 
 // verifyEntry reads the job's file (once per Verify) and finds the VM's
-// entry in it.
+// entry in it. A process that does not follow the bucket (the files are
+// serve's: `vmglue reconcile` runs elsewhere) reads the bucket's entry.
 func (t *Target) verifyEntry(ctx context.Context, req worker.Request, k string, files map[string][]Entry, rb worker.Readback) error {
-	if !t.isLoaded() {
-		return errors.New("the file_sd bucket is not loaded yet")
-	}
 	job := strings.TrimPrefix(k, filesdPrefix)
+	if !t.isLoaded() {
+		e, err := t.store.kv.Get(ctx, storeKey(job, req.VM.Key()))
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("read file_sd entry: %w", err)
+		case len(e.Value()) > 0:
+			rb.Present[k] = string(e.Value())
+		}
+		return nil
+	}
 	entries, ok := files[job]
 	if !ok {
 		var err error
