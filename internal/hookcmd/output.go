@@ -57,9 +57,12 @@ func shortReason(parent context.Context, err error, timeout time.Duration) strin
 		return fmt.Sprintf("nats timeout after %s", timeout)
 	case errors.Is(err, nats.ErrNoServers):
 		return "nats unreachable"
-	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, jetstream.ErrStreamNotFound):
+	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return "stream " + eventbus.StreamEvents + " not provisioned"
+	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
+		// Nobody answered for the stream: it does not exist, or its
+		// cluster is electing a leader (a NATS node went away).
+		return "stream " + eventbus.StreamEvents + " did not answer (not provisioned, or no leader while a NATS node changes)"
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
 		strings.Contains(strings.ToLower(err.Error()), "authorization"):
 		return "nats authorization failed"

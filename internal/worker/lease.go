@@ -236,8 +236,9 @@ func (c leaseContext) Err() error {
 // another instance may have changed a VM since. A target that repairs
 // objects in a Resync (re-adds what a server lost) checks each repair with
 // Guard, so it never brings back an object another instance just removed.
-// Within one process no converge runs during a Resync anyway. fn must be
-// short: the lease is not renewed while it runs (TTL eventbus.LockTTL).
+// Within one process no converge runs during a Resync anyway. The lease is
+// renewed while fn runs, as during a converge; fn should still be short (a
+// lost lease cannot stop it: it is logged).
 func (r *Runner) Guard(ctx context.Context, vmKey string, fn func(applied Objects) error) error {
 	ls, err := r.leases.acquire(ctx, vmKey)
 	if err != nil {
@@ -250,6 +251,12 @@ func (r *Runner) Guard(ctx context.Context, vmKey string, fn func(applied Object
 			r.log.Warn().Err(err).Str("vm", vmKey).Msg("release lease")
 		}
 	}()
+	// Renewals stop before the release (deferred calls run last first).
+	kctx, kcancel := context.WithCancel(ctx)
+	defer kcancel()
+	defer ls.keepAfter(kctx, func(err error) {
+		r.log.Warn().Err(err).Str("vm", vmKey).Msg("lease lost during a guarded repair")
+	})()
 	rec, _, err := r.reg.Get(ctx, vmKey)
 	if err != nil {
 		return err

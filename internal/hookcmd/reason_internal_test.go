@@ -1,0 +1,43 @@
+package hookcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestShortReason: each way NATS can refuse an event gets its own few
+// words; a stream that does not answer is not called missing, since a
+// cluster electing a leader answers the same way.
+func TestShortReason(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name   string
+		parent context.Context
+		err    error
+		want   string
+	}{
+		{"SIGTERM", cancelled, errors.New("x"), "terminated before the ack"},
+		{"timeout", context.Background(), fmt.Errorf("publish: %w", context.DeadlineExceeded), "nats timeout after 3s"},
+		{"no server", context.Background(), nats.ErrNoServers, "nats unreachable"},
+		{"no stream", context.Background(), jetstream.ErrStreamNotFound, "stream VMGLUE_EVENTS not provisioned"},
+		{"no answer", context.Background(), jetstream.ErrNoStreamResponse,
+			"stream VMGLUE_EVENTS did not answer (not provisioned, or no leader while a NATS node changes)"},
+		{"no responders", context.Background(), fmt.Errorf("publish: %w", nats.ErrNoResponders),
+			"stream VMGLUE_EVENTS did not answer (not provisioned, or no leader while a NATS node changes)"},
+		{"authorization", context.Background(), nats.ErrAuthorization, "nats authorization failed"},
+		{"other", context.Background(), errors.New("boom"), "boom"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := shortReason(tc.parent, tc.err, 3*time.Second); got != tc.want {
+				t.Errorf("shortReason = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
