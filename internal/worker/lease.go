@@ -179,10 +179,18 @@ const requestTimeout = 10 * time.Second
 // a JetStream reply lost in a leader change (a node killed) was awaited
 // for ever under it, while the lease was renewed for ever, so the VM was
 // never converged again (found by bench/faults, nats-node-kill).
+//
+// Under a lease the child is a leaseContext too, so that a request made
+// after the lease's validity passed (a paused process resumed) fails at
+// once, as it would under the lease itself.
 func bounded(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	c, cancel := context.WithCancel(ctx)
 	t := time.AfterFunc(d, cancel)
-	return c, func() { t.Stop(); cancel() }
+	stop := func() { t.Stop(); cancel() }
+	if lc, ok := ctx.(leaseContext); ok {
+		return leaseContext{Context: c, ls: lc.ls}, stop
+	}
+	return c, stop
 }
 
 // keepAfter runs keep from leaseRenew on (the lease counts as held until

@@ -212,3 +212,19 @@ func lockBucket(t *testing.T, instance string) (context.Context, *leases) {
 	}
 	return ctx, &leases{kv: kv, nc: nc, worker: "dns", instance: instance}
 }
+
+// A request bounded under a lease whose validity has passed (a paused
+// process resumed) fails at once, as under the lease itself: bounded keeps
+// the lease's expiry, not only its own timer (TestTwoServesPausedInstanceSendsNothing
+// once saw a resumed converge go on with its registry reads).
+func TestBoundedKeepsLeaseExpiry(t *testing.T) {
+	ls := newLease(nil, "dns.one.1", 1, time.Now().Add(-leaseValid-time.Second))
+	ctx, cancel := bounded(leaseContext{Context: context.Background(), ls: ls}, time.Minute)
+	defer cancel()
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("bounded under an expired lease: Err %v, want the lease's DeadlineExceeded", ctx.Err())
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Now().Before(d) {
+		t.Fatalf("bounded under an expired lease: Deadline %v %v, want the past validity", d, ok)
+	}
+}
