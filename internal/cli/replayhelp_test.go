@@ -31,8 +31,8 @@ func TestReplayHelpNamesVerifyingWorkers(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	v := catalog.Verifying()
-	if !slices.Equal(v, []string{"dns", "lb", "puppet"}) {
-		t.Errorf("verifying workers %v, want dns, lb, puppet", v)
+	if !slices.Equal(v, []string{"dns", "lb", "puppet", "monitor"}) {
+		t.Errorf("verifying workers %v, want dns, lb, puppet, monitor", v)
 	}
 	want := "converged with verification: a worker that can read its\ntarget back (" + strings.Join(v, ", ") + ")"
 	if !strings.Contains(out.String(), want) {
