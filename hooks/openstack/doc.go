@@ -49,10 +49,16 @@
 // (host_name; legacy "hostname") when the bridge is configured so; owner
 // the user id; project the project (tenant) id; host the compute host;
 // state and lcm_state Nova's vm_state and task_state; one NIC per Neutron
-// port (versioned: port_uuid, device name, network label, MAC; legacy: per
-// MAC) with its first IPv4 in ip and its first IPv6 (a fixed address
-// Neutron allocated, as OpenNebula's IP6) in ip6, further addresses of the
-// port as aliases (floating IPs are not in Nova's notifications);
+// port (network label, MAC, and the device name of versioned
+// notifications) with its first IPv4 in ip and its first IPv6 (a fixed
+// address Neutron allocated, as OpenNebula's IP6) in ip6, further
+// addresses of the port as aliases (floating IPs are not in Nova's
+// notifications). A NIC's id is its port's MAC in lower case (NICID), the
+// one field that both formats and Nova's API show, so that the bridge, its
+// lookup and the sweep give one port one id (NICs, APINICs); a legacy
+// notification without vif_mac (Nova before Liberty) makes one NIC per
+// network, "net-<label>". NICs are in network name order, and in Nova's
+// order within a network;
 // metadata → attributes (tenant input, untrusted: the worker rules for
 // attributes apply unchanged; secret ones become "(redacted)" through
 // eventbus.Secrets.Protect, as in the hook); tags → labels; flavor and image.

@@ -2,8 +2,6 @@ package openstack
 
 import (
 	"fmt"
-	"net/netip"
-	"strconv"
 	"strings"
 
 	"github.com/vmglue/vmglue/eventbus"
@@ -144,39 +142,13 @@ func (o Options) Map(n Notification) (eventbus.VM, error) {
 	return vm, nil
 }
 
-// nics groups the addresses by port: the first IPv4 and the first IPv6 of
-// a port on its NIC, any further one on an alias of it.
+// nics maps the notification's addresses with NICs.
 func nics(addrs []address) []eventbus.NIC {
-	out := []eventbus.NIC{}
-	index := map[string]int{}
-	for _, a := range addrs {
-		ip, err := netip.ParseAddr(a.IP)
-		if err != nil {
-			continue
-		}
-		i, ok := index[a.Port]
-		if !ok {
-			i = len(out)
-			index[a.Port] = i
-			out = append(out, eventbus.NIC{ID: a.Port, Name: a.Device, Network: a.Network, MAC: a.MAC})
-		}
-		nic := &out[i]
-		switch {
-		case ip.Is4() && nic.IP == "":
-			nic.IP = ip.String()
-		case !ip.Is4() && nic.IP6 == "":
-			nic.IP6 = ip.String()
-		default:
-			alias := eventbus.NIC{ID: a.Port + "-" + strconv.Itoa(len(out)), Network: a.Network, MAC: a.MAC, Alias: true, Parent: a.Port}
-			if ip.Is4() {
-				alias.IP = ip.String()
-			} else {
-				alias.IP6 = ip.String()
-			}
-			out = append(out, alias)
-		}
+	in := make([]Address, len(addrs))
+	for i, a := range addrs {
+		in[i] = Address{Network: a.Network, MAC: a.MAC, IP: a.IP, Device: a.Device}
 	}
-	return out
+	return NICs(in)
 }
 
 // Event builds the event of a notification: Map, then eventbus.NewEvent

@@ -123,8 +123,8 @@ func TestMapFields(t *testing.T) {
 	}
 	vm := ev.Data
 	want := []eventbus.NIC{
-		{ID: "port-1", Name: "tap1", Network: "net1", IP: "192.0.2.10", IP6: "2001:db8::10", MAC: "fa:16:3e:00:00:01"},
-		{ID: "port-1-1", Network: "net1", IP: "192.0.2.11", MAC: "fa:16:3e:00:00:01", Alias: true, Parent: "port-1"},
+		{ID: "fa:16:3e:00:00:01", Name: "tap1", Network: "net1", IP: "192.0.2.10", IP6: "2001:db8::10", MAC: "fa:16:3e:00:00:01"},
+		{ID: "fa:16:3e:00:00:01-1", Network: "net1", IP: "192.0.2.11", MAC: "fa:16:3e:00:00:01", Alias: true, Parent: "fa:16:3e:00:00:01"},
 	}
 	if got, _ := json.Marshal(vm.NICs); string(got) != mustJSON(t, want) {
 		t.Errorf("nics %s, want %s", got, mustJSON(t, want))

@@ -24,8 +24,7 @@ type instance struct {
 
 // address is one fixed IP of a port.
 type address struct {
-	Port, Device, Network, MAC, IP string
-	Version                        int
+	Device, Network, MAC, IP string
 }
 
 // novaObject is the wrapper of a serialized oslo.versionedobject.
@@ -54,12 +53,10 @@ type versionedInstance struct {
 	}] `json:"flavor"`
 	ImageUUID   string `json:"image_uuid"`
 	IPAddresses []novaObject[struct {
-		Label    string `json:"label"`
-		MAC      string `json:"mac"`
-		PortUUID string `json:"port_uuid"`
-		Version  int    `json:"version"`
-		Address  string `json:"address"`
-		Device   string `json:"device_name"`
+		Label   string `json:"label"`
+		MAC     string `json:"mac"`
+		Address string `json:"address"`
+		Device  string `json:"device_name"`
 	}] `json:"ip_addresses"`
 	Metadata     map[string]string `json:"metadata"`
 	Tags         []string          `json:"tags"`
@@ -96,8 +93,7 @@ func parseVersioned(raw json.RawMessage) (instance, error) {
 		in.OldState, in.State = d.StateUpdate.Data.OldState, d.StateUpdate.Data.State
 	}
 	for _, a := range d.IPAddresses {
-		in.Addresses = append(in.Addresses, address{Port: a.Data.PortUUID, Device: a.Data.Device,
-			Network: a.Data.Label, MAC: a.Data.MAC, IP: a.Data.Address, Version: a.Data.Version})
+		in.Addresses = append(in.Addresses, address{Device: a.Data.Device, Network: a.Data.Label, MAC: a.Data.MAC, IP: a.Data.Address})
 	}
 	var err error
 	if in.Created, err = optTime("created_at", d.CreatedAt); err != nil {
@@ -136,7 +132,6 @@ type legacyInstance struct {
 	ImageMeta        map[string]any `json:"image_meta"`
 	FixedIPs         []struct {
 		Address string `json:"address"`
-		Version int    `json:"version"`
 		Label   string `json:"label"`
 		MAC     string `json:"vif_mac"`
 	} `json:"fixed_ips"`
@@ -183,12 +178,8 @@ func parseLegacy(raw json.RawMessage) (instance, error) {
 	if ref, ok := d.ImageMeta["base_image_ref"].(string); ok {
 		in.Image = ref
 	}
-	for _, ip := range d.FixedIPs {
-		port := ip.MAC // the legacy format names no port: one NIC per MAC, else per network
-		if port == "" {
-			port = "net-" + ip.Label
-		}
-		in.Addresses = append(in.Addresses, address{Port: port, Network: ip.Label, MAC: ip.MAC, IP: ip.Address, Version: ip.Version})
+	for _, ip := range d.FixedIPs { // no port id: NICID keys the NICs by MAC, as for the other sources
+		in.Addresses = append(in.Addresses, address{Network: ip.Label, MAC: ip.MAC, IP: ip.Address})
 	}
 	var err error
 	if in.Created, err = optTime("created_at", d.CreatedAt); err != nil {

@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/netip"
 	"os"
-	"sort"
 
 	"github.com/gophercloud/gophercloud/v2"
 	"github.com/gophercloud/gophercloud/v2/openstack"
@@ -17,6 +15,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/config/clouds"
 
 	"github.com/vmglue/vmglue/eventbus"
+	novanotify "github.com/vmglue/vmglue/hooks/openstack"
 )
 
 // NovaLookup is the Lookup over Nova's API (gophercloud).
@@ -68,16 +67,8 @@ func NewNovaLookup(ctx context.Context, c LookupConfig) (*NovaLookup, error) {
 	return &NovaLookup{compute: compute}, nil
 }
 
-// address is one entry of a server's "addresses" map.
-type novaAddress struct {
-	Addr    string `json:"addr"`
-	Version int    `json:"version"`
-	Type    string `json:"OS-EXT-IPS:type"`
-	MAC     string `json:"OS-EXT-IPS-MAC:mac_addr"`
-}
-
 // Complete implements Lookup: the server's fixed addresses become the VM's
-// NICs (one per MAC, as Nova lists them per network), its host and
+// NICs (APINICs of hooks/openstack: as the bridge maps notifications), its host and
 // metadata fill what is empty. A server that is gone changes nothing.
 func (l *NovaLookup) Complete(ctx context.Context, vm *eventbus.VM) error {
 	s, err := servers.Get(ctx, l.compute, vm.ID).Extract()
@@ -87,41 +78,15 @@ func (l *NovaLookup) Complete(ctx context.Context, vm *eventbus.VM) error {
 	if err != nil {
 		return fmt.Errorf("get server %s: %w", vm.ID, err)
 	}
-	nets := make([]string, 0, len(s.Addresses))
-	for n := range s.Addresses {
-		nets = append(nets, n)
+	raw, err := json.Marshal(s.Addresses)
+	if err != nil {
+		return fmt.Errorf("server %s addresses: %w", vm.ID, err)
 	}
-	sort.Strings(nets)
-	byMAC := map[string]int{}
-	var nics []eventbus.NIC
-	for _, net := range nets {
-		raw, err := json.Marshal(s.Addresses[net])
-		if err != nil {
-			return fmt.Errorf("server %s addresses: %w", vm.ID, err)
-		}
-		var addrs []novaAddress
-		if err := json.Unmarshal(raw, &addrs); err != nil {
-			return fmt.Errorf("server %s addresses of %q: %w", vm.ID, net, err)
-		}
-		for _, a := range addrs {
-			ip, err := netip.ParseAddr(a.Addr)
-			if err != nil || a.Type == "floating" {
-				continue
-			}
-			i, ok := byMAC[net+"/"+a.MAC]
-			if !ok {
-				i = len(nics)
-				byMAC[net+"/"+a.MAC] = i
-				nics = append(nics, eventbus.NIC{ID: a.MAC, Network: net, MAC: a.MAC})
-			}
-			switch {
-			case ip.Is4() && nics[i].IP == "":
-				nics[i].IP = ip.String()
-			case !ip.Is4() && nics[i].IP6 == "":
-				nics[i].IP6 = ip.String()
-			}
-		}
+	var addrs map[string][]novanotify.APIAddress
+	if err := json.Unmarshal(raw, &addrs); err != nil {
+		return fmt.Errorf("server %s addresses: %w", vm.ID, err)
 	}
+	nics := novanotify.APINICs(addrs)
 	if len(nics) > 0 {
 		vm.NICs = nics
 	}

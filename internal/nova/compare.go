@@ -16,10 +16,10 @@ import (
 //     updated_at without a notification (on the test OpenStack, 6 s after
 //     instance.create.end's updated_at), so a listing newer by updated_at
 //     alone says nothing new;
-//   - a NIC's id and device name (the bridge's are the port id and tap
-//     device of versioned notifications, the MAC of legacy ones; the API's
-//     addresses have neither), the addresses beyond a port's first IPv4
-//     and IPv6 (the bridge's aliases), and the NIC order;
+//   - a NIC's id and device name (the id is the MAC everywhere
+//     (openstack.NICID) but in a legacy notification without vif_mac; the
+//     tap device is only in versioned notifications), the addresses beyond
+//     a port's first IPv4 and IPv6 (the aliases), and the NIC order;
 //   - flavor, image and tags, which the listing does not map.
 func Comparable(vm eventbus.VM) eventbus.VM {
 	vm.Version = eventbus.Version{}

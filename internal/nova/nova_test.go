@@ -49,7 +49,7 @@ func TestList(t *testing.T) {
 		t.Fatalf("%d VMs, want 5", len(vms))
 	}
 	vm := vms[3]
-	want := eventbus.NIC{ID: "0", Network: "private", IP: "10.0.0.13", MAC: "fa:16:3e:00:00:03"}
+	want := eventbus.NIC{ID: "fa:16:3e:00:00:03", Network: "private", IP: "10.0.0.13", MAC: "fa:16:3e:00:00:03"}
 	if vm.ID != uuid(3) || vm.Name != "web3" || vm.Hostname != "web3" || vm.CloudType != "openstack" || vm.Kind != eventbus.KindRunning ||
 		vm.Host != "compute1" || vm.Project != "p1" || len(vm.NICs) != 1 || vm.NICs[0] != want || vm.Attributes["LB_BACKENDS"] != "web:8080" {
 		t.Fatalf("vm %+v", vm)

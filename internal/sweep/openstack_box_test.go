@@ -11,6 +11,7 @@ import (
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/hooks/openstack"
 	"github.com/vmglue/vmglue/internal/bridge"
+	"github.com/vmglue/vmglue/internal/nova"
 	"github.com/vmglue/vmglue/internal/sweep"
 	"github.com/vmglue/vmglue/internal/testenv"
 )
@@ -126,6 +127,13 @@ func TestOpenStackBridgeThenSweep(t *testing.T) {
 	if got := actionsOn(r, srv.ID); err != nil || len(got) != 0 {
 		t.Fatalf("sweep after the bridge: %+v %v; want nothing about %s; snapshot %+v", got, err, srv.ID, e.snapshotIn(osCloud, srv.ID))
 	}
+	listed, found, err := nova.New(nova.Options{Cloud: osCloud, OSCloud: "lab", CloudsFile: b.clouds}).Get(context.Background(), srv.ID)
+	if err != nil || !found {
+		t.Fatalf("Nova's API on %s: found %v, %v", srv.ID, found, err)
+	}
+	if got, want := nicIDs(e.snapshotIn(osCloud, srv.ID).NICs), nicIDs(listed.NICs); got != want || want == "" {
+		t.Fatalf("NICs (id network mac) of the bridge %q, of Nova's API %q: want the same", got, want)
+	}
 
 	if err := servers.Stop(context.Background(), b.compute, srv.ID).ExtractErr(); err != nil {
 		t.Fatal(err)
@@ -201,4 +209,13 @@ func (e *env) awaitBridged(t *testing.T, b *box, id, kind string) {
 		vm := e.snapshotIn(osCloud, id)
 		return vm != nil && vm.Kind == kind && vm.LCMState == "" && len(vm.NICs) > 0 && vm.NICs[0].IP == v4
 	})
+}
+
+// nicIDs lists the id, network and MAC of the NICs.
+func nicIDs(nics []eventbus.NIC) string {
+	var out string
+	for _, n := range nics {
+		out += n.ID + " " + n.Network + " " + n.MAC + "; "
+	}
+	return out
 }
