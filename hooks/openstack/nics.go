@@ -20,6 +20,8 @@ import (
 // (fixed_ips' vif_mac) and Nova's API (OS-EXT-IPS-MAC:mac_addr) all show.
 // Without a MAC (legacy notifications of Nova before Liberty have no
 // vif_mac) it is "net-" and the network's name: one NIC per network.
+// Neutron keeps a MAC unique within a network only: one MAC on two
+// networks makes two NICs with one id.
 func NICID(network, mac string) string {
 	if mac == "" {
 		return "net-" + network
