@@ -34,6 +34,30 @@ func serves(t *testing.T, c *cluster, nodes ...int) []int {
 	return n
 }
 
+// publishVM runs a hook, given url and the hook's password, for VM id
+// (running) and fails the test unless it published.
+func publishVM(t *testing.T, url, password, id string) {
+	t.Helper()
+	o := delivery.Options{Conn: eventbus.ConnOptions{URL: url, User: eventbus.RoleHook, Password: password},
+		SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second}
+	if r := delivery.Once(t.Context(), o, running(t, id)); r.Outcome != delivery.Published {
+		t.Fatalf("hook for VM %s: %v (%v)", id, r.Outcome, r.Err)
+	}
+}
+
+// inFileSD waits until the monitor worker's file_sd in sd holds VM id
+// (its NIC 127.0.0.id), or fails the test after limit.
+func inFileSD(t *testing.T, sd, id string, limit time.Duration) {
+	t.Helper()
+	await(t, limit, "VM "+id+" in "+sd, func() error {
+		b, err := os.ReadFile(filepath.Join(sd, "node.json"))
+		if err != nil || !strings.Contains(string(b), `"127.0.0.`+id+`:9100"`) {
+			return fmt.Errorf("node.json: %s %v", b, err)
+		}
+		return nil
+	})
+}
+
 // The bug found by TestClusterNodeLoss: a serve whose node was lost
 // followed the file_sd bucket again only once its watch's heartbeats had
 // stopped coming (~20 s). Two serves on the three nodes of the shipped
@@ -55,27 +79,10 @@ func TestClusterNodeLossFileSDFollows(t *testing.T) {
 	runServe(t, c.nodes[1].ClientURL()+","+c.nodes[2].ClientURL(), 3, monitor(sdB))
 	_, js := natstest.ConnectRole(t, c.nodes[0].ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
 	awaitReplicas(t, js, 3, "KV_VMGLUE_MONITOR_FILESD")
-	publish := func(id string) {
-		t.Helper()
-		o := delivery.Options{Conn: eventbus.ConnOptions{URL: c.nodes[0].ClientURL(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook]},
-			SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second}
-		if r := delivery.Once(t.Context(), o, running(t, id)); r.Outcome != delivery.Published {
-			t.Fatalf("hook for VM %s: %v (%v)", id, r.Outcome, r.Err)
-		}
-	}
-	inFileSD := func(sd, id string, limit time.Duration) {
-		t.Helper()
-		await(t, limit, "VM "+id+" in "+sd, func() error {
-			b, err := os.ReadFile(filepath.Join(sd, "node.json"))
-			if err != nil || !strings.Contains(string(b), `"127.0.0.`+id+`:9100"`) {
-				return fmt.Errorf("node.json: %s %v", b, err)
-			}
-			return nil
-		})
-	}
+	publish := func(id string) { t.Helper(); publishVM(t, c.nodes[0].ClientURL(), c.pw[eventbus.RoleHook], id) }
 	publish("1")
-	inFileSD(sdA, "1", 60*time.Second)
-	inFileSD(sdB, "1", 60*time.Second)
+	inFileSD(t, sdA, "1", 60*time.Second)
+	inFileSD(t, sdB, "1", 60*time.Second)
 
 	gone := 1
 	if n := serves(t, c, 1, 2); n[0] == 0 {
@@ -96,9 +103,9 @@ func TestClusterNodeLossFileSDFollows(t *testing.T) {
 	})
 	back := time.Now()
 	publish("2")
-	inFileSD(sdA, "2", 60*time.Second)
+	inFileSD(t, sdA, "2", 60*time.Second)
 	converged := time.Now()
-	inFileSD(sdB, "2", 10*time.Second)
+	inFileSD(t, sdB, "2", 10*time.Second)
 	t.Logf("node %d shut down: serve B reconnected after %s; VM 2 in A's file_sd %s after B's reconnect, in B's %s after A's",
 		gone+1, back.Sub(lost).Round(time.Millisecond), converged.Sub(back).Round(time.Millisecond),
 		time.Since(converged).Round(time.Millisecond))
