@@ -178,18 +178,25 @@ func (b *batcher) send(parts []*part) {
 // change the zone. The deadline is checked against the clock, not only
 // through Done: after a pause of the process, the timer that would cancel
 // the context may not have run yet.
+//
+// The parts are checked again before each further server: failing over
+// after a timeout may come past a caller's lease.
 func (b *batcher) deliver(parts []*part) {
-	parts = live(parts)
-	if len(parts) == 0 {
-		return
+	var err error
+	for _, server := range b.t.servers[b.zone] {
+		if parts = live(parts); len(parts) == 0 {
+			return
+		}
+		m := new(mdns.Msg)
+		m.SetUpdate(b.zone)
+		for _, p := range parts {
+			m.Answer = append(m.Answer, p.prereq...)
+			m.Ns = append(m.Ns, p.update...)
+		}
+		if err = b.t.updateAt(b.t.ctx, b.zone, server, m); !b.t.failover(b.t.ctx, b.zone, server, err) {
+			break
+		}
 	}
-	m := new(mdns.Msg)
-	m.SetUpdate(b.zone)
-	for _, p := range parts {
-		m.Answer = append(m.Answer, p.prereq...)
-		m.Ns = append(m.Ns, p.update...)
-	}
-	err := b.t.update(b.t.ctx, b.zone, m)
 	var pe *prereqError
 	if len(parts) > 1 && (errors.As(err, &pe) || isPartSpecific(err)) {
 		b.deliver(parts[:len(parts)/2])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -222,5 +223,50 @@ func TestMetrics(t *testing.T) {
 	}
 	if found["vmglue_dns_update_messages_total"] != 2 || found["vmglue_dns_update_records_total"] != 3 {
 		t.Fatalf("metrics = %v, want 2 messages and 3 records", found)
+	}
+}
+
+// A failover after the first server timed out comes past the caller's
+// lease: the parts are checked again before each further server, so the
+// zone is not changed for a converge that no longer holds its VM. The
+// first server is a silent UDP and TCP listener (it reads, never answers).
+func TestNoFailoverPastTheLease(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{})
+	cfg := testConfig(b)
+	cfg.Timeout = 400 * time.Millisecond
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	l, err := net.Listen("tcp", u.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() { // accept and hold: no answer
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	cfg.Servers = []string{u.LocalAddr().String(), b.Addr}
+	tg := newTarget(t, cfg)
+
+	// The lease's validity ends while the first server is silent.
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+	defer cancel()
+	if _, err := converge(t, ctx, tg, testVM("42", "web1", "10.0.0.42"), nil); err == nil {
+		t.Fatal("apply past its deadline succeeded")
+	}
+	// One UPDATE in flight per zone: once another VM converged (through the
+	// silent server, then BIND), the first batch is done with.
+	mustConverge(t, tg, testVM("43", "web2", "10.0.0.43"), nil)
+	expect(t, b, "web2.cloud.test.", mdns.TypeA, "10.0.0.43")
+	if got := b.Lookup(t, "web1.cloud.test.", mdns.TypeA); len(got) != 0 {
+		t.Fatalf("web1's UPDATE was sent to the second server after its caller's deadline: %v", got)
 	}
 }

@@ -27,22 +27,17 @@ func (e *prereqError) Error() string {
 	return fmt.Sprintf("update zone %s: prerequisite failed: %s", e.zone, mdns.RcodeToString[e.rcode])
 }
 
-// update sends an UPDATE for zone to the zone's first server, and to the
-// next ones in order while the failure is transient. The error is a
+// failover says whether an UPDATE that failed with err at server goes on
+// to the zone's next server (the servers are tried in order): only a
+// transient failure does, and it is logged. A failed UPDATE is a
 // *prereqError, a worker.Permanent error, or a transient error.
-func (t *Target) update(ctx context.Context, zone string, m *mdns.Msg) error {
-	var err error
-	for _, s := range t.servers[zone] {
-		if err = t.updateAt(ctx, zone, s, m); err == nil || worker.IsPermanent(err) || ctx.Err() != nil {
-			return err
-		}
-		var pe *prereqError
-		if errors.As(err, &pe) {
-			return err
-		}
-		t.log.Debug().Str("zone", zone).Str("server", s).Err(err).Msg("update failed, trying the next server")
+func (t *Target) failover(ctx context.Context, zone, server string, err error) bool {
+	var pe *prereqError
+	if err == nil || worker.IsPermanent(err) || ctx.Err() != nil || errors.As(err, &pe) {
+		return false
 	}
-	return err
+	t.log.Debug().Str("zone", zone).Str("server", server).Err(err).Msg("update failed, trying the next server")
+	return true
 }
 
 func (t *Target) updateAt(ctx context.Context, zone, server string, m *mdns.Msg) error {
