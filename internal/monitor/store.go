@@ -72,6 +72,8 @@ func (s *store) put(ctx context.Context, job, vmKey, entry string) (uint64, erro
 	if s.kv == nil {
 		return s.rev.Add(1), nil
 	}
+	ctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+	defer cancel()
 	rev, err := s.kv.Put(ctx, storeKey(job, vmKey), []byte(entry))
 	if err != nil {
 		return 0, fmt.Errorf("record file_sd entry: %w", err)

@@ -135,7 +135,9 @@ func (t *Target) verifyDowntime(ctx context.Context, req worker.Request, k strin
 func (t *Target) verifyEntry(ctx context.Context, req worker.Request, k string, files map[string][]Entry, rb worker.Readback) error {
 	job := strings.TrimPrefix(k, filesdPrefix)
 	if !t.isLoaded() {
-		e, err := t.store.kv.Get(ctx, storeKey(job, req.VM.Key()))
+		rctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+		e, err := t.store.kv.Get(rctx, storeKey(job, req.VM.Key()))
+		cancel()
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:

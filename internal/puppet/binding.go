@@ -64,6 +64,8 @@ func OpenBindings(ctx context.Context, js jetstream.JetStream) (*Bindings, error
 // Get returns the binding of certname (nil when there is none) and its
 // revision.
 func (b *Bindings) Get(ctx context.Context, certname string) (*Binding, uint64, error) {
+	ctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+	defer cancel()
 	if !ValidCertname(certname) {
 		return nil, 0, fmt.Errorf("certificate binding: %q: %w", excerpt([]byte(certname)), ErrInvalidCertname)
 	}
@@ -87,6 +89,8 @@ func (b *Bindings) Get(ctx context.Context, certname string) (*Binding, uint64, 
 // binding is replaced (its certificate is gone, else the CA would not take
 // the new request). Binding the same VM again records the new key.
 func (b *Bindings) Bind(ctx context.Context, certname string, vm *eventbus.VM, publicKey string) error {
+	ctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+	defer cancel()
 	next, err := json.Marshal(Binding{VM: vm.Key(), PublicKey: publicKey, Signed: b.now().UTC()})
 	if err != nil {
 		return fmt.Errorf("certificate binding: encode: %w", err)
@@ -123,6 +127,8 @@ func (b *Bindings) Bind(ctx context.Context, certname string, vm *eventbus.VM, p
 // Release removes the binding of certname if it is still vmKey's (its
 // certificate was cleaned). Another VM's binding stays.
 func (b *Bindings) Release(ctx context.Context, certname, vmKey string) error {
+	ctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+	defer cancel()
 	cur, rev, err := b.Get(ctx, certname)
 	if err != nil || cur == nil || cur.VM != vmKey {
 		return err

@@ -37,6 +37,8 @@ func OpenCertIndex(ctx context.Context, js jetstream.JetStream) (*CertIndex, err
 // Get returns the VM keys recorded for certname (nil when none) and the
 // entry's revision (0 when absent).
 func (x *CertIndex) Get(ctx context.Context, certname string) ([]string, uint64, error) {
+	ctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+	defer cancel()
 	if !ValidCertname(certname) {
 		return nil, 0, fmt.Errorf("certname index: %q: %w", excerpt([]byte(certname)), ErrInvalidCertname)
 	}
@@ -76,6 +78,8 @@ func (x *CertIndex) Remove(ctx context.Context, certname, vmKey string) error {
 // update applies fn to the entry of certname with compare-and-set,
 // retrying when another writer got in between.
 func (x *CertIndex) update(ctx context.Context, certname string, fn func([]string) []string) error {
+	ctx, cancel := worker.RequestContext(ctx) // a lease context has no timeout of its own
+	defer cancel()
 	for range maxCAS {
 		keys, rev, err := x.Get(ctx, certname)
 		if err != nil {

@@ -193,6 +193,15 @@ func bounded(ctx context.Context, d time.Duration) (context.Context, context.Can
 	return c, stop
 }
 
+// RequestContext bounds a target's NATS requests under a converge's lease
+// (a KV read or write of its own) as the runtime bounds its own (bounded):
+// the lease context has a deadline that renewals keep moving, so nats.go
+// adds no timeout of its own, and a reply lost in a leader change would
+// be waited for as long as the lease is renewed.
+func RequestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return bounded(ctx, requestTimeout)
+}
+
 // keepAfter runs keep from leaseRenew on (the lease counts as held until
 // leaseValid, later), in a goroutine of its own; stop cancels that unless
 // it started. A converge, most of which take milliseconds, costs no
