@@ -146,7 +146,11 @@ func (s *lease) keep(ctx context.Context, lost func(error)) {
 	t := time.NewTicker(leaseRenew)
 	defer t.Stop()
 	for {
-		err := s.renew(ctx)
+		// A renewal, once sent, is waited for even when ctx ends: the
+		// release that follows expects its revision.
+		rctx, rcancel := bounded(context.WithoutCancel(ctx), requestTimeout)
+		err := s.renew(rctx)
+		rcancel()
 		switch {
 		case err == nil:
 		case ctx.Err() != nil:
@@ -203,11 +207,22 @@ func RequestContext(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // keepAfter runs keep from leaseRenew on (the lease counts as held until
-// leaseValid, later), in a goroutine of its own; stop cancels that unless
-// it started. A converge, most of which take milliseconds, costs no
-// goroutine, ticker or timer of its own for the renewals.
-func (s *lease) keepAfter(ctx context.Context, lost func(error)) (stop func() bool) {
-	return time.AfterFunc(leaseRenew, func() { s.keep(ctx, lost) }).Stop
+// leaseValid, later), in a goroutine of its own. stop cancels it if it has
+// not started, else ends it and waits for the renewal in flight: a renewal
+// landing after the release's delete (which expects the revision before
+// it) would leave the lease held for its TTL. A converge, most of which
+// take milliseconds, costs no goroutine, ticker or timer of its own for
+// the renewals.
+func (s *lease) keepAfter(ctx context.Context, lost func(error)) (stop func()) {
+	kctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	t := time.AfterFunc(leaseRenew, func() { defer close(done); s.keep(kctx, lost) })
+	return func() {
+		cancel()
+		if !t.Stop() {
+			<-done
+		}
+	}
 }
 
 // leaseContext is the context of a converge under a lease. It is cancelled
@@ -269,12 +284,12 @@ func (r *Runner) Guard(ctx context.Context, vmKey string, fn func(applied Object
 		}
 	}()
 	// Renewals stop before the release (deferred calls run last first).
-	kctx, kcancel := context.WithCancel(ctx)
-	defer kcancel()
-	defer ls.keepAfter(kctx, func(err error) {
+	defer ls.keepAfter(ctx, func(err error) {
 		r.log.Warn().Err(err).Str("vm", vmKey).Msg("lease lost during a guarded repair")
 	})()
-	rec, _, err := r.reg.Get(ctx, vmKey)
+	rctx, rcancel := bounded(ctx, requestTimeout)
+	rec, _, err := r.reg.Get(rctx, vmKey)
+	rcancel()
 	if err != nil {
 		return err
 	}
