@@ -34,8 +34,9 @@ func TestFollowRestartsAStalledWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go tg.RunBeside(ctx, nil)
+	ran := make(chan struct{})
+	go func() { defer close(ran); tg.RunBeside(ctx, nil) }()
+	t.Cleanup(func() { cancel(); <-ran }) // before watchCheck is restored
 	// put writes a VM's entry to the bucket only, as another serve
 	// process does: this one's file has it once its watch delivered it.
 	put := func(id, ip string) {

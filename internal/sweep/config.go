@@ -19,7 +19,7 @@ import (
 //	  interval: 15m            # serve sweeps every cloud this often (and at start); 0 = 15m, negative = only `vmglue sweep`
 //	  missing_sweeps: 2        # a known VM is deleted after missing from this many successful sweeps in a row
 //	  max_delete_share: 0.25   # more deletions than this share of the cloud's known VMs are held back unless --force
-//	  max_delete_floor: 3      # ... but this many deletions per sweep are always allowed (a small cloud's); negative: none
+//	  max_delete_floor: 3      # ... but this many deletions per sweep are always allowed (a small cloud's); -1: none (0 = the default)
 //	  opennebula:
 //	    - cloud: one                               # the hook's VMGLUE_CLOUD
 //	      endpoint: http://127.0.0.1:2633/RPC2     # default $ONE_XMLRPC, else http://localhost:2633/RPC2
