@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -73,7 +74,7 @@ func (p *replicaPlan) provision(ctx context.Context, js jetstream.JetStream, a a
 		return fmt.Errorf("look up stream %s: %w", a.stream, err)
 	}
 	use := max(p.want, have)
-	if err := a.apply(ctx, use); err != nil {
+	if err := p.apply(ctx, a, use); err != nil {
 		return p.explain(a.stream, use, err)
 	}
 	switch {
@@ -87,6 +88,40 @@ func (p *replicaPlan) provision(ctx context.Context, js jetstream.JetStream, a a
 		p.single = append(p.single, a.stream)
 	}
 	return nil
+}
+
+// PeerWait bounds how long Provision retries a placement the cluster
+// refused for a peer it has not heard from yet ("peer offline"): a
+// cluster that has just started, or a node that is restarting. A
+// cluster with too few servers is refused without that reason, at once.
+var PeerWait = 30 * time.Second
+
+// apply runs a.apply, retrying while the cluster cannot place the
+// replicas only because a peer is offline, for up to PeerWait.
+func (p *replicaPlan) apply(ctx context.Context, a asset, replicas int) error {
+	deadline := time.Now().Add(PeerWait)
+	delay := 100 * time.Millisecond
+	for {
+		err := a.apply(ctx, replicas)
+		if err == nil || !peerOffline(err) || time.Now().Add(delay).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// peerOffline reports whether err is a placement refused because a
+// known peer is offline (the server's reason says "peer offline").
+func peerOffline(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.ErrorCode == errCodeNoPeers && strings.Contains(api.Description, "peer offline")
 }
 
 // explain turns the server's placement errors into one that says what
