@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -161,6 +162,35 @@ func Publish(ctx context.Context, js jetstream.JetStream, ev *Event) (PublishRes
 		return PublishResult{}, fmt.Errorf("publish event %s: %w", ev.ID, err)
 	}
 	return PublishResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// PublishAsync sends one event as Publish does, without waiting: AwaitAck
+// takes its ack from the future. A connection sends its messages in order,
+// so events published one after the other are stored in that order.
+func PublishAsync(js jetstream.JetStream, ev *Event) (jetstream.PubAckFuture, error) {
+	b, err := ev.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	f, err := js.PublishMsgAsync(&nats.Msg{Subject: ev.NATSSubject(), Data: b},
+		jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(StreamEvents))
+	if err != nil {
+		return nil, fmt.Errorf("publish event %s: %w", ev.ID, err)
+	}
+	return f, nil
+}
+
+// AwaitAck waits for the ack of the event id that PublishAsync sent, or
+// until ctx is done.
+func AwaitAck(ctx context.Context, f jetstream.PubAckFuture, id string) (PublishResult, error) {
+	select {
+	case ack := <-f.Ok():
+		return PublishResult{Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	case err := <-f.Err():
+		return PublishResult{}, fmt.Errorf("publish event %s: %w", id, err)
+	case <-ctx.Done():
+		return PublishResult{}, fmt.Errorf("publish event %s: %w", id, ctx.Err())
+	}
 }
 
 // ErrNotProvisioned is returned when the event stream does not exist.

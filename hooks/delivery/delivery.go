@@ -13,7 +13,8 @@
 //     (SIGTERM) before the ack spools the event.
 //   - Publisher: a resident process (the ZeroMQ listener, the Nova bridge,
 //     the sweep). One long-lived connection with reconnects; Publish sends
-//     one event and waits for its ack; while NATS is down events go to the
+//     one event and waits for its ack, PublishAll several with one ack
+//     window; while NATS is down events go to the
 //     spool at once, and Run sends them, oldest first, as soon as NATS is
 //     back. Events published while the spool holds older ones go behind
 //     them, so the order of one source is kept.
@@ -66,7 +67,8 @@ type Options struct {
 	// SpoolDir holds the events NATS could not take.
 	SpoolDir string
 	// Timeout is the budget of a one-shot run (connect, flush, publish,
-	// ack), or of one publish and its ack in a Publisher (DefaultTimeout).
+	// ack), or of one Publish or PublishAll and their acks in a Publisher
+	// (DefaultTimeout).
 	Timeout time.Duration
 	// FlushInterval is how often a Publisher retries a spool that is not
 	// empty (DefaultFlushInterval); it also retries at once on a reconnect.
@@ -171,7 +173,11 @@ func publish(ctx context.Context, js jetstream.JetStream, ev *eventbus.Event) (e
 
 // send publishes ev and waits for the ack.
 func send(ctx context.Context, js jetstream.JetStream, ev *eventbus.Event) Result {
-	res, err := publish(ctx, js, ev)
+	return result(publish(ctx, js, ev))
+}
+
+// result is the Result of a publish that returned res, err.
+func result(res eventbus.PublishResult, err error) Result {
 	switch {
 	case err != nil:
 		return Result{Err: err}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +210,99 @@ func TestRefusedQuarantined(t *testing.T) {
 	}
 	if ids := natstest.StoredIDs(t, srv.URL); len(ids) != 1 || ids[0] != ok.ID {
 		t.Fatalf("stored %v, want only %s", ids, ok.ID)
+	}
+}
+
+// PublishAll sends a window of events and awaits their acks together;
+// each result is what Publish would have given, and the stream stores
+// them in their order: a copy in the window is a duplicate, an event the
+// bus refuses for good is quarantined without holding up the others, and
+// events NATS cannot take (down, or no event stream) are spooled in order
+// and sent in that order once it can.
+func TestPublishAll(t *testing.T) {
+	huge := event(t, "99")
+	huge.Data.Attributes = map[string]string{"BLOB": strings.Repeat("x", 2<<20)}
+	window := func(n int) []*eventbus.Event {
+		var evs []*eventbus.Event
+		for i := range n {
+			evs = append(evs, event(t, strconv.Itoa(i+1)))
+		}
+		return evs
+	}
+	ids := func(evs []*eventbus.Event) []string {
+		var out []string
+		for _, ev := range evs {
+			out = append(out, ev.ID)
+		}
+		return out
+	}
+	big := window(300)
+	for _, tt := range []struct {
+		name   string
+		evs    []*eventbus.Event
+		bus    string // "up", "down" (started after the window), "no stream"
+		want   []delivery.Outcome
+		stored []string // in this order, once the spool is sent
+	}{
+		{name: "a window of 300 and a copy", bus: "up", evs: append(big[:300:300], big[4]),
+			want: append(slices.Repeat([]delivery.Outcome{delivery.Published}, 300), delivery.Duplicate), stored: ids(big)},
+		{name: "refused in the middle", bus: "up", evs: []*eventbus.Event{big[0], huge, big[1]},
+			want: []delivery.Outcome{delivery.Published, delivery.Refused, delivery.Published}, stored: ids(big[:2])},
+		{name: "nats down", bus: "down", evs: big[:5],
+			want: slices.Repeat([]delivery.Outcome{delivery.Spooled}, 5), stored: ids(big[:5])},
+		{name: "no event stream", bus: "no stream", evs: big[:5],
+			want: slices.Repeat([]delivery.Outcome{delivery.Spooled}, 5), stored: ids(big[:5])},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store, addr := t.TempDir(), natstest.FreeAddr(t)
+			url := "nats://" + addr
+			var srv *natstest.Server
+			if tt.bus != "down" {
+				srv = natstest.StartIn(t, store, addr)
+			}
+			if tt.bus == "no stream" {
+				_, js := natstest.Connect(t, url)
+				if err := js.DeleteStream(context.Background(), eventbus.StreamEvents); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dir := filepath.Join(t.TempDir(), "spool")
+			p, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: url}, SpoolDir: dir,
+				Timeout: 2 * time.Second, FlushInterval: 50 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if srv != nil {
+				waitFor(t, "the connection", p.Connected)
+			}
+			rs := p.PublishAll(context.Background(), tt.evs)
+			for i, r := range rs {
+				if r.Outcome != tt.want[i] || !r.Outcome.Safe() {
+					t.Fatalf("event %d: %v (%v), want %v", i, r.Outcome, r.Err, tt.want[i])
+				}
+			}
+			if len(rs) != len(tt.want) {
+				t.Fatalf("%d results, want %d", len(rs), len(tt.want))
+			}
+			switch tt.bus {
+			case "down":
+				srv = natstest.StartIn(t, store, addr)
+			case "no stream":
+				_, js := natstest.Connect(t, url)
+				if err := eventbus.Provision(context.Background(), js, eventbus.ProvisionOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			waitFor(t, "the spool to be sent", func() bool { return spooled(t, dir) == 0 })
+			cancel()
+			<-done
+			if got := natstest.StoredIDs(t, url); !slices.Equal(got, tt.stored) {
+				t.Fatalf("stored %d events %v, want %d in order", len(got), got, len(tt.stored))
+			}
+		})
 	}
 }

@@ -15,9 +15,9 @@ import (
 )
 
 // Publisher is the delivery of a resident source: one long-lived NATS
-// connection that reconnects for ever. Publish is safe for concurrent use;
-// events are sent one at a time, in the order Publish is called, behind
-// whatever the spool still holds. Run sends the spool when NATS is back.
+// connection that reconnects for ever. Publish and PublishAll are safe for
+// concurrent use; events are sent in the order they are called with,
+// behind whatever the spool still holds. Run sends the spool when NATS is back.
 type Publisher struct {
 	o  Options
 	nc *nats.Conn
@@ -45,7 +45,9 @@ func Open(o Options) (*Publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
+	// An ack that never comes frees its place in the ack window after
+	// the publish's timeout (PublishAll has spooled the event by then).
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(o.Timeout))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
@@ -73,27 +75,60 @@ func (p *Publisher) Connected() bool { return p.nc.IsConnected() }
 // either. While older events wait in the spool, they are sent first; when
 // that fails ev is spooled behind them.
 func (p *Publisher) Publish(ctx context.Context, ev *eventbus.Event) Result {
+	return p.PublishAll(ctx, []*eventbus.Event{ev})[0]
+}
+
+// PublishAll delivers evs as Publish delivers each, in their order, with
+// one ack window: all are sent, then their acks awaited together (within
+// Options.Timeout), instead of one round trip per event. A source that
+// has several events at hand (a burst) sends them at the speed of the
+// connection, not of its round trip. An event whose ack does not come is
+// spooled, so an event after it may be stored first: the workers order a
+// VM's snapshots by their version, not by their arrival.
+func (p *Publisher) PublishAll(ctx context.Context, evs []*eventbus.Event) []Result {
+	out := make([]Result, len(evs))
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	keepAll := func(err error) []Result {
+		for i, ev := range evs {
+			out[i] = p.keep(ev, err)
+		}
+		return out
+	}
 	if !p.nc.IsConnected() {
-		return p.keep(ev, ErrNotConnected)
+		return keepAll(ErrNotConnected)
 	}
 	if p.pending.Load() {
-		// Only what is still spooled holds ev back: a file quarantined by
+		// Only what is still spooled holds evs back: a file quarantined by
 		// this flush does not.
 		if _, err := p.flushLocked(ctx); err != nil && p.pending.Load() {
-			return p.keep(ev, err)
+			return keepAll(err)
 		} else if err != nil {
 			p.o.Log.Warn().Err(err).Msg("spool flushed with problems")
 		}
 	}
 	pctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
-	r := send(pctx, p.js, ev)
-	if r.Err != nil {
-		return p.keep(ev, r.Err)
+	acks := make([]jetstream.PubAckFuture, len(evs))
+	for i, ev := range evs {
+		f, err := eventbus.PublishAsync(p.js, ev)
+		if err != nil {
+			out[i] = Result{Err: err}
+			continue
+		}
+		acks[i] = f
 	}
-	return r
+	for i, f := range acks {
+		if f != nil {
+			out[i] = result(eventbus.AwaitAck(pctx, f, evs[i].ID))
+		}
+	}
+	for i, r := range out {
+		if r.Err != nil {
+			out[i] = p.keep(evs[i], r.Err)
+		}
+	}
+	return out
 }
 
 // Flush sends what the spool holds, oldest first, and returns how many.

@@ -11,30 +11,38 @@ import (
 	"github.com/vmglue/vmglue/hooks/opennebula"
 )
 
-// handle turns one message into an event and delivers it. A malformed
-// message is counted and skipped.
-func (l *listener) handle(ctx context.Context, m received) {
-	ev, notes, err := decode(m, l.o.Config.Cloud, l.o.Secrets)
-	for _, n := range notes { // a challenge left out, and why
-		l.log.Warn().Str("vm", ev.Data.ID).Msg(n)
+// handle turns messages into events and delivers them with one ack
+// window. A malformed message is counted and skipped.
+func (l *listener) handle(ctx context.Context, batch []received) {
+	evs := make([]*eventbus.Event, 0, len(batch))
+	for _, m := range batch {
+		ev, notes, err := decode(m, l.o.Config.Cloud, l.o.Secrets)
+		for _, n := range notes { // a challenge left out, and why
+			l.log.Warn().Str("vm", ev.Data.ID).Msg(n)
+		}
+		if err != nil {
+			l.m.messages.WithLabelValues(ResultMalformed).Inc()
+			l.log.Warn().Err(err).Msg("malformed message skipped")
+			continue
+		}
+		evs = append(evs, &ev)
 	}
-	if err != nil {
-		l.m.messages.WithLabelValues(ResultMalformed).Inc()
-		l.log.Warn().Err(err).Msg("malformed message skipped")
+	if len(evs) == 0 {
 		return
 	}
-	r := l.o.Publisher.Publish(ctx, &ev)
-	l.m.messages.WithLabelValues(r.Outcome.String()).Inc()
-	var e *zerolog.Event
-	switch r.Outcome {
-	case delivery.Published, delivery.Duplicate:
-		e = l.log.Debug()
-	case delivery.Spooled:
-		e = l.log.Warn().AnErr("error", r.Err)
-	default:
-		e = l.log.Error().AnErr("error", r.Err).AnErr("spool_error", r.SpoolErr)
+	for i, r := range l.o.Publisher.PublishAll(ctx, evs) {
+		l.m.messages.WithLabelValues(r.Outcome.String()).Inc()
+		var e *zerolog.Event
+		switch r.Outcome {
+		case delivery.Published, delivery.Duplicate:
+			e = l.log.Debug()
+		case delivery.Spooled:
+			e = l.log.Warn().AnErr("error", r.Err)
+		default:
+			e = l.log.Error().AnErr("error", r.Err).AnErr("spool_error", r.SpoolErr)
+		}
+		e.Str("vm", evs[i].Data.ID).Str("event_id", evs[i].ID).Str("outcome", r.Outcome.String()).Msg("state change")
 	}
-	e.Str("vm", ev.Data.ID).Str("event_id", ev.ID).Str("outcome", r.Outcome.String()).Msg("state change")
 }
 
 // decode reads a two-frame message: a VM state key and the base64

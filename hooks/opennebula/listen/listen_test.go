@@ -17,12 +17,14 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/hooks/delivery"
 	"github.com/vmglue/vmglue/hooks/opennebula"
 	"github.com/vmglue/vmglue/hooks/opennebula/listen"
 	"github.com/vmglue/vmglue/hooks/opennebula/onedtest"
@@ -312,4 +314,69 @@ func TestListenBesideHook(t *testing.T) {
 	if d := l.metrics.Messages("duplicate"); d != float64(len(docs)) {
 		t.Fatalf("listener duplicates %v, want %d (the changes the hook stored first)", d, len(docs))
 	}
+}
+
+// windows is the real Publisher, counting the events of each PublishAll.
+type windows struct {
+	*delivery.Publisher
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (w *windows) PublishAll(ctx context.Context, evs []*eventbus.Event) []delivery.Result {
+	w.mu.Lock()
+	w.sizes = append(w.sizes, len(evs))
+	w.mu.Unlock()
+	return w.Publisher.PublishAll(ctx, evs)
+}
+
+// TestListenBurst: a burst sent back to back as one_hm sends it (200 VMs,
+// five changes each, and one malformed message among them) goes out in
+// ack windows of several events: every change is stored once, in the order
+// oned sent it, and the malformed message is counted and skipped without
+// taking its window's events with it.
+func TestListenBurst(t *testing.T) {
+	base := corpusDocs(t)["vm-undeployed-1nic-labels.xml"]
+	srv := natstest.Start(t)
+	oned := onedtest.Start(t)
+	w := &windows{Publisher: openPublisher(t, srv.URL, t.TempDir())}
+	l := startListener(t, oned.Endpoint, w, nil)
+	oned.WaitSubscribed(t, opennebula.StateKeyPrefix)
+	keys, _, err := onedtest.Message(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for poll := range 5 {
+		for vm := range 200 {
+			doc := variant(base, 2000+vm, 1_700_000_000+int64(poll))
+			ev, err := eventOf(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, ev.ID)
+			if err := oned.Publish(doc); err != nil {
+				t.Fatal(err)
+			}
+			if poll == 2 && vm == 100 {
+				if err := oned.Send(keys[1], []byte("not base64!")); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	waitFor(t, "every change stored", func() bool { return len(natstest.StoredIDs(t, srv.URL)) >= len(want) })
+	if got := natstest.StoredIDs(t, srv.URL); !slices.Equal(got, want) {
+		t.Fatalf("stored %d events, want the %d sent, in their order", len(got), len(want))
+	}
+	waitFor(t, "published counter", func() bool { return l.metrics.Messages("published") >= float64(len(want)) })
+	if n, m := l.metrics.Messages("published"), l.metrics.Messages("malformed"); n != float64(len(want)) || m != 1 {
+		t.Fatalf("published %v, malformed %v: want %d and 1", n, m, len(want))
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if slices.Max(w.sizes) < 2 {
+		t.Fatalf("%d windows of one event each: the burst was sent one round trip at a time", len(w.sizes))
+	}
+	t.Logf("%d events in %d ack windows (largest %d)", len(want), len(w.sizes), slices.Max(w.sizes))
 }

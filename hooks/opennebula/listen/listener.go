@@ -17,11 +17,13 @@ import (
 	"github.com/vmglue/vmglue/hooks/delivery"
 )
 
-// Publisher delivers one event: hooks/delivery's resident Publisher.
+// Publisher delivers events: hooks/delivery's resident Publisher.
 type Publisher interface {
 	// Publish returns once the event is stored, found a duplicate, spooled
 	// or lost (Result.Outcome).
 	Publish(ctx context.Context, ev *eventbus.Event) delivery.Result
+	// PublishAll is Publish of each event, in order, with one ack window.
+	PublishAll(ctx context.Context, evs []*eventbus.Event) []delivery.Result
 }
 
 // Sweeper compares the cloud's API with the known VMs and publishes what
@@ -71,6 +73,10 @@ const (
 	// publisher: a short NATS stall does not push back on oned (whose
 	// send high-water mark would then drop messages).
 	queueSize = 4096
+	// maxBatch is how many queued messages one PublishAll takes: a burst
+	// goes out in ack windows of up to this many events, a lone message
+	// alone and at once.
+	maxBatch = 256
 )
 
 type received struct {
@@ -112,13 +118,32 @@ func Run(ctx context.Context, o Options) error {
 		return l.receive(ctx, q)
 	})
 	g.Go(func() error {
+		batch := make([]received, 0, maxBatch)
 		for m := range q {
-			l.handle(ctx, m)
+			batch = append(batch[:0], m)
+			batch = appendQueued(batch, q)
+			l.handle(ctx, batch)
 		}
 		return nil
 	})
 	g.Go(func() error { return l.sweepLoop(ctx) })
 	return g.Wait()
+}
+
+// appendQueued appends what q holds now, without waiting, up to maxBatch.
+func appendQueued(batch []received, q <-chan received) []received {
+	for len(batch) < maxBatch {
+		select {
+		case m, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		default:
+			return batch
+		}
+	}
+	return batch
 }
 
 // receive connects, subscribes and reads messages into q until ctx ends.
