@@ -287,7 +287,7 @@ func TestPublishAll(t *testing.T) {
 			}
 			switch tt.bus {
 			case "down":
-				srv = natstest.StartIn(t, store, addr)
+				natstest.StartIn(t, store, addr)
 			case "no stream":
 				_, js := natstest.Connect(t, url)
 				if err := eventbus.Provision(context.Background(), js, eventbus.ProvisionOptions{}); err != nil {
