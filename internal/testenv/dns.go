@@ -201,6 +201,7 @@ func (d *DNS) Start(t testing.TB) {
 	cmd := d.server.command(d)
 	cmd.Dir = d.Dir
 	cmd.Stdout, cmd.Stderr = log, log
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", d.server.name(), err)
 	}

@@ -132,6 +132,7 @@ func (h *HAProxy) Start() {
 	cmd := exec.Command("haproxy", "-W", "-db", "-S", h.master(), "-f", h.cfg)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		h.t.Fatalf("start haproxy: %v", err)

@@ -132,6 +132,7 @@ func (ic *Icinga) Start() {
 	cmd := exec.Command("icinga2", args...)
 	out := &LogBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		ic.t.Fatalf("start icinga2: %v", err)
 	}

@@ -130,6 +130,7 @@ func (c *NATSCluster) start(t testing.TB, i int) {
 	}
 	cmd := exec.Command(c.Bin, "-c", n.confPath)
 	cmd.Stdout, cmd.Stderr = n.Log, n.Log
+	dieWithTest(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nats-server %s: %v", n.Name, err)
 	}

@@ -51,6 +51,7 @@ scrape_configs:
 	p.cmd = exec.Command("prometheus", "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port), "--log.level=warn")
 	p.cmd.Stdout, p.cmd.Stderr = out, out
+	dieWithTest(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start prometheus: %v", err)
 	}
