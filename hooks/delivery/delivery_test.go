@@ -241,6 +241,7 @@ func TestPublishAll(t *testing.T) {
 		name   string
 		evs    []*eventbus.Event
 		bus    string // "up", "down" (started after the window), "no stream"
+		cancel bool   // the context is cancelled before (a source shutting down)
 		want   []delivery.Outcome
 		stored []string // in this order, once the spool is sent
 	}{
@@ -249,6 +250,8 @@ func TestPublishAll(t *testing.T) {
 		{name: "refused in the middle", bus: "up", evs: []*eventbus.Event{big[0], huge, big[1]},
 			want: []delivery.Outcome{delivery.Published, delivery.Refused, delivery.Published}, stored: ids(big[:2])},
 		{name: "nats down", bus: "down", evs: big[:5],
+			want: slices.Repeat([]delivery.Outcome{delivery.Spooled}, 5), stored: ids(big[:5])},
+		{name: "context cancelled", bus: "up", cancel: true, evs: big[:5],
 			want: slices.Repeat([]delivery.Outcome{delivery.Spooled}, 5), stored: ids(big[:5])},
 		{name: "no event stream", bus: "no stream", evs: big[:5],
 			want: slices.Repeat([]delivery.Outcome{delivery.Spooled}, 5), stored: ids(big[:5])},
@@ -276,7 +279,12 @@ func TestPublishAll(t *testing.T) {
 			if srv != nil {
 				waitFor(t, "the connection", p.Connected)
 			}
-			rs := p.PublishAll(context.Background(), tt.evs)
+			pctx, pcancel := context.WithCancel(context.Background())
+			if tt.cancel {
+				pcancel()
+			}
+			rs := p.PublishAll(pctx, tt.evs)
+			pcancel()
 			for i, r := range rs {
 				if r.Outcome != tt.want[i] || !r.Outcome.Safe() {
 					t.Fatalf("event %d: %v (%v), want %v", i, r.Outcome, r.Err, tt.want[i])

@@ -107,6 +107,11 @@ func (p *Publisher) PublishAll(ctx context.Context, evs []*eventbus.Event) []Res
 			p.o.Log.Warn().Err(err).Msg("spool flushed with problems")
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		// Shutting down: spooled, not sent (a send now would only come
+		// back from the spool as a duplicate).
+		return keepAll(err)
+	}
 	pctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
 	acks := make([]jetstream.PubAckFuture, len(evs))
