@@ -33,6 +33,14 @@ func (r *Runner) handle(j *job) {
 		r.deadLetter(j, ReasonMaxDeliveries, fmt.Errorf("delivered %d times without a result", n), log)
 		return
 	}
+	if j.wait != nil {
+		if d := r.stillWaiting(j); d > 0 {
+			r.m.orderWaits.Inc()
+			log.Debug().Dur("after", d).Msg("still waiting for the teardown order")
+			r.park(j, d, j.wait)
+			return
+		}
+	}
 	r.m.inFlight.Inc()
 	start := time.Now()
 	res, err := r.converge(j, log)
@@ -51,13 +59,16 @@ func (r *Runner) settle(j *job, n uint64, res string, err error, log zerolog.Log
 		_ = r.release(j, jetstream.Msg.Ack)
 		r.m.events.WithLabelValues(res).Inc()
 		log.Debug().Str("result", res).Msg("converged")
+		for _, w := range r.waiters {
+			w.wake(j.key)
+		}
 	case errors.Is(err, ErrLeaseHeld):
 		log.Debug().Err(err).Msg("vm busy in another instance, waiting")
-		r.park(j, r.opts.LockRetry)
+		r.park(j, r.opts.LockRetry, nil)
 	case errors.As(err, &rq):
 		r.m.events.WithLabelValues(ResultRequeue).Inc()
 		log.Debug().Dur("after", rq.After).Str("reason", rq.Reason).Msg("requeue")
-		r.park(j, rq.After)
+		r.park(j, rq.After, rq.wait)
 	case r.workCtx.Err() != nil:
 		log.Info().Err(err).Msg("converge cut by shutdown, left for redelivery")
 		_ = r.release(j, jetstream.Msg.Nak)

@@ -154,12 +154,13 @@ func (r *Runner) release(j *job, fn func(jetstream.Msg) error) error {
 // park keeps j un-acked (alive through keepAlive) and queues it again after
 // d. It does not consume a delivery: requeues and busy leases are not
 // failures.
-func (r *Runner) park(j *job, d time.Duration) {
+func (r *Runner) park(j *job, d time.Duration, wait *orderWait) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopping || r.held[j.seq] != j {
 		return // drain naks what is held
 	}
+	j.wait = wait
 	j.timer = time.AfterFunc(d, func() {
 		r.mu.Lock()
 		defer r.mu.Unlock()

@@ -28,7 +28,10 @@ import (
 // settled does not apply anything: it records when it began to wait
 // (Record.Waiting, in its own registry record) and asks to be converged
 // again after Options.TeardownPoll, like a Requeue: the lease and the
-// dispatcher slot are released meanwhile, other VMs go on. Once
+// dispatcher slot are released meanwhile, other VMs go on. While it
+// waits, its event polls with reads alone (the newest snapshot and the
+// dependencies' records: no lease, no write), and a converge of a
+// dependency in this process wakes it at once. Once
 // Options.TeardownWait has passed since the recorded start, it goes on
 // anyway, counts vmglue_worker_teardown_timeouts_total{worker,after} and
 // logs one warning naming the VM and the workers it waited for (down, not
@@ -55,6 +58,9 @@ func (r *Runner) After(kind string, deps ...*Runner) {
 	for _, d := range deps {
 		if d != r && !slices.Contains(r.after[kind], d) {
 			r.after[kind] = append(r.after[kind], d)
+			if !slices.Contains(d.waiters, r) {
+				d.waiters = append(d.waiters, r)
+			}
 			r.m.orderTimeouts.WithLabelValues(d.name) // shown from the start, at 0
 		}
 	}
@@ -145,9 +151,55 @@ func (r *Runner) ordered(ctx context.Context, key string, vm *eventbus.VM, rec *
 			Msg("teardown order: gave up waiting for " + strings.Join(unsettled, ", ") + ", going on")
 	case v.wait > 0:
 		r.m.orderWaits.Inc()
-		return rec, rev, Requeue(v.wait, "waiting for "+strings.Join(unsettled, ", ")+" to finish first")
+		return rec, rev, &RequeueError{After: v.wait, Reason: "waiting for " + strings.Join(unsettled, ", ") + " to finish first",
+			wait: &orderWait{kind: vm.Kind, since: since}}
 	}
 	return rec, rev, nil
+}
+
+// orderWait is the teardown wait of a parked event: for which snapshot
+// kind, since when (as recorded in the worker's record).
+type orderWait struct {
+	kind  string
+	since time.Time
+}
+
+// stillWaiting is the poll of an event parked for the teardown order,
+// with reads only: how long to park it again when the VM's newest
+// snapshot is still of the kind it waits for, its dependencies have not
+// settled it and the limit has not passed; 0 when the event must be
+// converged (or on any error: the converge reads again and decides).
+func (r *Runner) stillWaiting(j *job) time.Duration {
+	w := j.wait
+	ctx, cancel := bounded(r.workCtx, requestTimeout)
+	defer cancel()
+	vm, _, err := r.snaps.Get(ctx, j.key)
+	if err != nil || vm == nil || vm.Kind != w.kind {
+		return 0
+	}
+	var unsettled []string
+	for _, d := range r.after[w.kind] {
+		ok, err := settled(ctx, d, j.key, vm)
+		if err != nil {
+			return 0
+		}
+		if !ok {
+			unsettled = append(unsettled, d.name)
+		}
+	}
+	return decideOrder(unsettled, w.since, now(), r.opts.TeardownWait, r.opts.TeardownPoll).wait
+}
+
+// wake queues at once the events of VM key parked for the teardown order:
+// a dependency has just converged it.
+func (r *Runner) wake(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, j := range r.held {
+		if j.key == key && j.wait != nil && j.timer != nil && j.timer.Stop() {
+			r.enqueueLocked(j)
+		}
+	}
 }
 
 // waitingFor returns the recorded wait of kind, nil if none.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/internal/worker"
 	"github.com/vmglue/vmglue/internal/worker/workertest"
@@ -230,4 +232,79 @@ func (td *teardown) checkFirstWentFirst(t *testing.T) {
 			t.Fatalf("second deleted while first still held %v", left)
 		}
 	}
+}
+
+// A converge waiting for the teardown order polls with reads alone: its
+// lease (VMGLUE_LOCKS "second.<vm>") is neither taken nor released while
+// the waits go on. (Before, each poll took and released the lease: two
+// JetStream writes per waiting VM per TeardownPoll.)
+func TestTeardownWaitPollsWithReads(t *testing.T) {
+	td := newTeardown(t, nil)
+	vm := testVM("1")
+	td.boot(vm)
+	kv, err := td.h.JS.KeyValue(context.Background(), eventbus.BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch, err := kv.Watch(ctx, "second."+vm.Key(), jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leaseOps atomic.Int64
+	go func() {
+		for e := range watch.Updates() {
+			if e != nil {
+				leaseOps.Add(1)
+			}
+		}
+	}()
+	td.h.Publish(deleted(vm))
+	td.h.Eventually("second waiting, recorded", func() bool {
+		rec := td.h.Record(&vm)
+		return rec != nil && rec.Waiting != nil
+	})
+	// The converge that began the wait took the lease; its release may
+	// still be on its way.
+	td.h.Eventually("the lease of the converge that began the wait released", func() bool {
+		e, err := kv.Get(context.Background(), "second."+vm.Key())
+		return eventbus.IsNoKey(err) || (err == nil && e.Operation() != jetstream.KeyValuePut)
+	})
+	before := leaseOps.Load()
+	waits := metric(t, td.h, "vmglue_worker_teardown_waits_total", "", "")
+	td.h.Eventually("ten more polls", func() bool {
+		return metric(t, td.h, "vmglue_worker_teardown_waits_total", "", "") >= waits+10
+	})
+	if n := leaseOps.Load() - before; n != 0 {
+		t.Fatalf("%d lease writes during ten polls of a waiting converge, want 0", n)
+	}
+	if got := td.second.observe(&vm); len(got) != 2 {
+		t.Fatalf("second removed %v while first drains", got)
+	}
+	td.drained.Store(true)
+	td.h.Eventually("second removed its objects", func() bool { return len(td.second.observe(&vm)) == 0 })
+	td.checkFirstWentFirst(t)
+}
+
+// A dependency that settles the VM in the same process wakes the waiting
+// converge at once: with a poll of ten minutes, second removes its
+// objects right after first has drained.
+func TestTeardownWaitWokenByDependency(t *testing.T) {
+	td := newTeardown(t, func(o *worker.Options) {
+		o.TeardownPoll = 10 * time.Minute
+		o.TeardownWait = 20 * time.Minute
+	})
+	vm := testVM("1")
+	td.boot(vm)
+	td.h.Publish(deleted(vm))
+	td.h.Eventually("second waiting, recorded", func() bool {
+		rec := td.h.Record(&vm)
+		return rec != nil && rec.Waiting != nil
+	})
+	td.drained.Store(true)
+	td.h.Eventually("second removed its objects, woken by first (the poll is 10 min)", func() bool {
+		return len(td.second.observe(&vm)) == 0
+	})
+	td.checkFirstWentFirst(t)
 }

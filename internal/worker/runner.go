@@ -41,7 +41,10 @@ type Runner struct {
 	resyncer Resyncer
 	// after are the workers that must settle a VM first, by snapshot kind
 	// (After); set before Run, read-only afterwards.
-	after    map[string][]*Runner
+	after map[string][]*Runner
+	// waiters are the Runners ordered after this one (After): a converge
+	// of this one wakes their parked waits for the VM.
+	waiters  []*Runner
 	resyncMu sync.RWMutex  // converges read-lock, Resync write-locks
 	resyncCh chan struct{} // TriggerResync: a resync is wanted now
 	sem      chan struct{}
@@ -67,6 +70,7 @@ type job struct {
 	key   string // "<cloud>.<vmid>"
 	ev    eventbus.Event
 	timer *time.Timer // set while parked
+	wait  *orderWait  // set while parked for the teardown order
 	// verify asks the converge to read the target back first (a
 	// replayed event, a periodic verification) and repair what drifted.
 	verify bool

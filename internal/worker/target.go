@@ -131,6 +131,9 @@ func IsPermanent(err error) bool {
 type RequeueError struct {
 	After  time.Duration
 	Reason string
+	// wait is set when the runtime itself requeues for the teardown
+	// order (Runner.ordered): the parked event then polls with reads.
+	wait *orderWait
 }
 
 func (e *RequeueError) Error() string { return fmt.Sprintf("requeue in %s: %s", e.After, e.Reason) }
