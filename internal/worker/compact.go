@@ -29,6 +29,7 @@ type CompactStats struct {
 	Tombstones int // deleted snapshots shrunk to their tombstone
 	Records    int // empty registry records of deleted VMs removed
 	Kept       int // deleted VMs left as they are: a worker still records objects
+	Markers    int // delete markers of forgotten certnames removed
 }
 
 // Compact shrinks every VM deleted before cutoff (its snapshot stored
@@ -103,12 +104,78 @@ func Compact(ctx context.Context, js jetstream.JetStream, cutoff time.Time, log 
 			return st, fmt.Errorf("compact: purge delete markers of %s: %w", eventbus.BucketApplied, err)
 		}
 	}
+	for _, b := range []string{eventbus.BucketCertnames, eventbus.BucketCertBindings} {
+		n, err := purgeMarkers(ctx, js, b, cutoff)
+		st.Markers += n
+		if err != nil {
+			return st, fmt.Errorf("compact: %w", err)
+		}
+	}
 	ev := log.Debug()
-	if st.Tombstones+st.Records > 0 {
+	if st.Tombstones+st.Records+st.Markers > 0 {
 		ev = log.Info()
 	}
-	ev.Int("tombstones", st.Tombstones).Int("records", st.Records).Int("kept", st.Kept).Msg("compacted deleted vms")
+	ev.Int("tombstones", st.Tombstones).Int("records", st.Records).Int("kept", st.Kept).Int("markers", st.Markers).
+		Msg("compacted deleted vms")
 	return st, nil
+}
+
+// purgeMarkers removes the delete markers of bucket created before cutoff.
+// The puppet worker's certname buckets lose a key when its last VM goes
+// (the certificate cleaned), and History 1 keeps one message per key: the
+// marker, which no reader needs (a missing and a deleted key read the
+// same), stayed for ever, one per certname the cloud ever had.
+func purgeMarkers(ctx context.Context, js jetstream.JetStream, bucket string, cutoff time.Time) (int, error) {
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return 0, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	st, err := js.Stream(ctx, "KV_"+bucket)
+	if err != nil {
+		return 0, fmt.Errorf("stream of bucket %s: %w", bucket, err)
+	}
+	var old []jetstream.KeyValueEntry
+	err = eachMarker(ctx, kv, func(e jetstream.KeyValueEntry) {
+		if e.Created().Before(cutoff) {
+			old = append(old, e)
+		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list delete markers of %s: %w", bucket, err)
+	}
+	n := 0
+	for _, e := range old {
+		// Up to the marker only: a key written again meanwhile keeps
+		// its new value.
+		err := st.Purge(ctx, jetstream.WithPurgeSubject("$KV."+bucket+"."+e.Key()), jetstream.WithPurgeSequence(e.Revision()+1))
+		if err != nil {
+			return n, fmt.Errorf("purge delete marker %s of %s: %w", e.Key(), bucket, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// eachMarker calls fn with every delete marker of kv.
+func eachMarker(ctx context.Context, kv jetstream.KeyValue, fn func(jetstream.KeyValueEntry)) error {
+	w, err := kv.WatchAll(ctx, jetstream.MetaOnly())
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return nil
+			}
+			if op := e.Operation(); op == jetstream.KeyValueDelete || op == jetstream.KeyValuePurge {
+				fn(e)
+			}
+		}
+	}
 }
 
 // eachEntry calls fn with every key of kv and its entry; a key removed

@@ -94,3 +94,67 @@ func TestCompact(t *testing.T) {
 		}
 	}
 }
+
+// The puppet worker's certname buckets keep a delete marker for every
+// certname they forgot; Compact removes those created before its cutoff,
+// and leaves the values alone.
+func TestCompactCertnameMarkers(t *testing.T) {
+	h, _ := start(t, nil)
+	ctx := context.Background()
+	msgs := func(bucket string) uint64 {
+		t.Helper()
+		st, err := h.JS.Stream(ctx, "KV_"+bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.State.Msgs
+	}
+	for _, b := range []string{eventbus.BucketCertnames, eventbus.BucketCertBindings} {
+		kv, err := h.JS.KeyValue(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []string{"gone.cloud.test", "back.cloud.test", "live.cloud.test"} {
+			if _, err := kv.Put(ctx, k, []byte(`["one.1"]`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, k := range []string{"gone.cloud.test", "back.cloud.test"} {
+			if err := kv.Delete(ctx, k); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if st, err := worker.Compact(ctx, h.JS, time.Now().Add(-time.Hour), workertest.Logger()); err != nil || st.Markers != 0 || msgs(eventbus.BucketCertnames) != 3 {
+		t.Fatalf("markers younger than the cutoff: %+v %v, want none removed", st, err)
+	}
+	for _, b := range []string{eventbus.BucketCertnames, eventbus.BucketCertBindings} {
+		kv, _ := h.JS.KeyValue(ctx, b)
+		if _, err := kv.Put(ctx, "back.cloud.test", []byte(`["one.2"]`)); err != nil { // a new VM of that name
+			t.Fatal(err)
+		}
+		if n := msgs(b); n != 3 {
+			t.Fatalf("%s holds %d messages before compaction, want 3 (a marker, the new value, the live one)", b, n)
+		}
+	}
+	st, err := worker.Compact(ctx, h.JS, time.Now(), workertest.Logger())
+	if err != nil || st.Markers != 2 {
+		t.Fatalf("compact: %+v %v, want 2 markers removed (one per bucket)", st, err)
+	}
+	for _, b := range []string{eventbus.BucketCertnames, eventbus.BucketCertBindings} {
+		kv, _ := h.JS.KeyValue(ctx, b)
+		if n := msgs(b); n != 2 {
+			t.Fatalf("%s holds %d messages after compaction, want 2", b, n)
+		}
+		if e, err := kv.Get(ctx, "back.cloud.test"); err != nil || string(e.Value()) != `["one.2"]` {
+			t.Fatalf("%s: the key written again after its marker: %v %v", b, e, err)
+		}
+		if e, err := kv.Get(ctx, "live.cloud.test"); err != nil || string(e.Value()) != `["one.1"]` {
+			t.Fatalf("%s: a live key: %v %v", b, e, err)
+		}
+	}
+}
