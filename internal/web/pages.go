@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,21 +22,64 @@ func (s *Server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), timeout)
 }
 
-// vms is the list of VMs, filtered by ?q=.
+// vms is the list of VMs, filtered by ?q=, Options.PageSize at a time
+// (?page=N, from 1; past the last page, the last).
 func (s *Server) vms(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	q := r.URL.Query().Get("q")
+	n := 1
+	if p := r.URL.Query().Get("page"); p != "" {
+		var err error
+		if n, err = strconv.Atoi(p); err != nil || n < 1 {
+			s.fail(w, http.StatusBadRequest, fmt.Errorf("page %.20q: want a page number from 1", p))
+			return
+		}
+	}
 	vms, err := ops.ListVMs(ctx, s.o.JS, ops.VMListRequest{Query: q, Workers: s.o.Workers})
 	if err != nil {
 		s.fail(w, http.StatusInternalServerError, fmt.Errorf("list vms: %w", err))
 		return
 	}
+	pg := paginate(len(vms), n, s.o.PageSize)
+	link := func(n int) string {
+		v := url.Values{}
+		if q != "" {
+			v.Set("q", q)
+		}
+		v.Set("page", strconv.Itoa(n))
+		return s.o.Base + "?" + v.Encode()
+	}
+	if pg.Page > 1 {
+		pg.Prev = link(pg.Page - 1)
+	}
+	if pg.Page < pg.Pages {
+		pg.Next = link(pg.Page + 1)
+	}
+	shown := vms[pg.From:pg.To]
 	s.render(w, r, "vms", page{Title: "VMs", Data: struct {
 		Query   string
 		Workers []string
 		VMs     []ops.VMSummary
-	}{q, s.workerNames(vms), vms}})
+		Pages   pages
+	}{q, s.workerNames(shown), shown, pg}})
+}
+
+// pages is where a page of the VM list is in the whole list.
+type pages struct {
+	Page, Pages int    // this page and how many there are (from 1)
+	From, To    int    // the VMs shown: [From, To) of Total
+	Total       int    // VMs in the list (matching the search)
+	Prev, Next  string // links to the neighbouring pages, "" at an end
+}
+
+// paginate places page n of size in a list of total VMs; a page past the
+// last is the last.
+func paginate(total, n, size int) pages {
+	count := max(1, (total+size-1)/size)
+	n = min(n, count)
+	from := min((n-1)*size, total)
+	return pages{Page: n, Pages: count, From: from, To: min(from+size, total), Total: total}
 }
 
 // workerNames are the configured workers plus any other a VM has a state of.

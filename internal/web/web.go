@@ -52,8 +52,15 @@ type Options struct {
 	// Base is the path the handler is mounted on ("/ui/"): links start
 	// with it.
 	Base string
-	Log  zerolog.Logger
+	// PageSize is how many VMs one page of the list shows
+	// (DefaultPageSize).
+	PageSize int
+	Log      zerolog.Logger
 }
+
+// DefaultPageSize is Options.PageSize when unset: a list a browser shows
+// at once (10,000 rows would be megabytes of HTML).
+const DefaultPageSize = 500
 
 // Server is the page's http.Handler.
 type Server struct {
@@ -73,12 +80,16 @@ func New(o Options) (*Server, error) {
 	if o.Base == "" {
 		o.Base = "/"
 	}
+	if o.PageSize <= 0 {
+		o.PageSize = DefaultPageSize
+	}
 	s := &Server{o: o, pages: map[string]*template.Template{}, key: make([]byte, 32)}
 	if _, err := rand.Read(s.key); err != nil {
 		return nil, fmt.Errorf("csrf key: %w", err)
 	}
 	funcs := template.FuncMap{"age": age, "ts": ts, "base": func() string { return o.Base },
-		"class": func(state string) string { return strings.ReplaceAll(state, " ", "_") }}
+		"class": func(state string) string { return strings.ReplaceAll(state, " ", "_") },
+		"inc":   func(n int) int { return n + 1 }}
 	for _, p := range []string{"vms", "vm", "workers", "dlq", "done"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {

@@ -273,3 +273,84 @@ func TestActions(t *testing.T) {
 		t.Error("the log holds a token")
 	}
 }
+
+// The VM list shows PageSize VMs at a time: every VM on exactly one page,
+// links to the neighbouring pages that keep the search, a page past the
+// last shows the last, and a page that is not a number is one clear error.
+func TestPagesPaginate(t *testing.T) {
+	e := opstest.New(t, "dns")
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
+		e.Publish(opstest.VM(id, eventbus.KindRunning))
+	}
+	e.Idle(t)
+	s, err := web.New(web.Options{JS: e.JS, Workers: []string{"dns"}, Base: "/ui/", PageSize: 2, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link := regexp.MustCompile(`<a href="([^"]*)" rel="(prev|next)">`)
+	seen := map[string]int{}
+	for _, tt := range []struct {
+		path, head string
+		prev, next string // the links' hrefs, "" for none
+	}{
+		{"/", "VMs 1&ndash;2 of 5 (page 1 of 3)", "", "/ui/?page=2"},
+		{"/?page=2", "VMs 3&ndash;4 of 5 (page 2 of 3)", "/ui/?page=1", "/ui/?page=3"},
+		{"/?page=3", "VMs 5&ndash;5 of 5 (page 3 of 3)", "/ui/?page=2", ""},
+	} {
+		res, body := get(t, s, tt.path)
+		if res.StatusCode != http.StatusOK || !strings.Contains(body, tt.head) {
+			t.Fatalf("%s: %d, want %q in:\n%s", tt.path, res.StatusCode, tt.head, body)
+		}
+		links := map[string]string{}
+		for _, m := range link.FindAllStringSubmatch(body, -1) {
+			links[m[2]] = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+		if links["prev"] != tt.prev || links["next"] != tt.next {
+			t.Errorf("%s: links %v, want prev %q next %q", tt.path, links, tt.prev, tt.next)
+		}
+		for _, id := range []string{"1", "2", "3", "4", "5"} {
+			if strings.Contains(body, `/ui/vm/one/`+id+`"`) {
+				seen[id]++
+			}
+		}
+	}
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
+		if seen[id] != 1 {
+			t.Errorf("VM %s on %d pages, want 1", id, seen[id])
+		}
+	}
+	if _, body := get(t, s, "/?page=99"); !strings.Contains(body, "(page 3 of 3)") {
+		t.Errorf("page past the last: %s", body)
+	}
+	// A search keeps its query in the links (escaped).
+	q := `web<"&`
+	for _, id := range []string{"6", "7", "8"} {
+		v := opstest.VM(id, eventbus.KindRunning)
+		v.Name = q + id
+		e.Publish(v)
+	}
+	e.Idle(t)
+	_, body := get(t, s, "/?q="+url.QueryEscape(q))
+	m := link.FindStringSubmatch(body)
+	if !strings.Contains(body, "VMs 1&ndash;2 of 3") || m == nil || m[2] != "next" {
+		t.Fatalf("search, page 1: %s", body)
+	}
+	next, err := url.Parse(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if err != nil || next.Query().Get("q") != q || next.Query().Get("page") != "2" {
+		t.Fatalf("next link %q: q %q, want %q", m[1], next.Query().Get("q"), q)
+	}
+	for _, bad := range []string{"0", "-1", "x", "1e3"} {
+		res, body := get(t, s, "/?page="+bad)
+		if res.StatusCode != http.StatusBadRequest || strings.Count(strings.TrimSpace(body), "\n") != 0 || !strings.Contains(body, "want a page number from 1") {
+			t.Errorf("page %q: %d %q, want 400 and one line", bad, res.StatusCode, body)
+		}
+	}
+	// One page: no pager at all.
+	one, err := web.New(web.Options{JS: e.JS, Workers: []string{"dns"}, Base: "/ui/", Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, one, "/"); strings.Contains(body, `class="pages"`) || !strings.Contains(body, "/ui/vm/one/8") {
+		t.Errorf("a list that fits one page shows a pager or misses a VM")
+	}
+}
