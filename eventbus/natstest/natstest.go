@@ -86,10 +86,11 @@ func FreeAddr(t testing.TB) string {
 // Stop shuts the server down and waits for it.
 func (s *Server) Stop() { s.Shutdown(); s.WaitForShutdown() }
 
-// Connect opens a client connection closed at the end of the test.
-func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+// Connect opens a client connection, with opts (nats.RootCAs for a TLS
+// server), closed at the end of the test.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}

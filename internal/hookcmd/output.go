@@ -2,6 +2,8 @@ package hookcmd
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +51,7 @@ func (p printer) line(format string, args ...any) {
 // the run's context: cancelled means SIGTERM (HEM's TIMEOUT).
 func shortReason(parent context.Context, err error, timeout time.Duration) string {
 	var ne net.Error
+	var cv *tls.CertificateVerificationError
 	switch {
 	case parent.Err() != nil:
 		return "terminated before the ack"
@@ -57,6 +60,13 @@ func shortReason(parent context.Context, err error, timeout time.Duration) strin
 		return fmt.Sprintf("nats timeout after %s", timeout)
 	case errors.Is(err, nats.ErrNoServers):
 		return "nats unreachable"
+	case errors.As(err, &cv):
+		if errors.As(cv.Err, new(x509.UnknownAuthorityError)) {
+			return "nats TLS: certificate signed by unknown authority: " + Env.CA + " must name the CA that signed the server's certificate"
+		}
+		return "nats TLS: " + strings.TrimPrefix(cv.Err.Error(), "x509: ")
+	case errors.Is(err, nats.ErrSecureConnWanted):
+		return "nats TLS: the server offers none, and " + Env.CA + " asks for it"
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		return "stream " + eventbus.StreamEvents + " not provisioned"
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):

@@ -2,6 +2,8 @@ package hookcmd
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"testing"
@@ -12,7 +14,7 @@ import (
 )
 
 // TestShortReason: each way NATS can refuse an event gets its own few
-// words; a stream that does not answer is not called missing, since a
+// words (a TLS failure names what to fix); a stream that does not answer is not called missing, since a
 // cluster electing a leader answers the same way.
 func TestShortReason(t *testing.T) {
 	cancelled, cancel := context.WithCancel(context.Background())
@@ -32,6 +34,13 @@ func TestShortReason(t *testing.T) {
 		{"no responders", context.Background(), fmt.Errorf("publish: %w", nats.ErrNoResponders),
 			"stream VMGLUE_EVENTS did not answer (not provisioned, or no leader while a NATS node changes)"},
 		{"authorization", context.Background(), nats.ErrAuthorization, "nats authorization failed"},
+		{"unknown CA", context.Background(), fmt.Errorf("connect: %w: %w", nats.ErrTLS, &tls.CertificateVerificationError{Err: x509.UnknownAuthorityError{}}),
+			"nats TLS: certificate signed by unknown authority: VMGLUE_NATS_CA must name the CA that signed the server's certificate"},
+		{"other host's certificate", context.Background(), fmt.Errorf("connect: %w: %w", nats.ErrTLS, &tls.CertificateVerificationError{
+			Err: x509.HostnameError{Certificate: &x509.Certificate{DNSNames: []string{"nats-1.example.net"}}, Host: "nats-2.example.net"}}),
+			"nats TLS: certificate is valid for nats-1.example.net, not nats-2.example.net"},
+		{"no TLS on the server", context.Background(), fmt.Errorf("connect: %w", nats.ErrSecureConnWanted),
+			"nats TLS: the server offers none, and VMGLUE_NATS_CA asks for it"},
 		{"other", context.Background(), errors.New("boom"), "boom"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

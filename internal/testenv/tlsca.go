@@ -58,8 +58,9 @@ func (ca *TestCA) write(t testing.TB, name, typ string, der []byte) string {
 }
 
 // Issue signs a certificate for name: a server certificate for 127.0.0.1
-// and localhost, or a client one. It returns the PEM certificate and key
-// (PKCS #8) files.
+// and localhost (good as a client certificate too, as a NATS node's is: it
+// also dials the routes of the other nodes), or a client one. It returns
+// the PEM certificate and key (PKCS #8) files.
 func (ca *TestCA) Issue(t testing.TB, name string, server bool) (certFile, keyFile string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -72,7 +73,7 @@ func (ca *TestCA) Issue(t testing.TB, name string, server bool) (certFile, keyFi
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 		tmpl.DNSNames = []string{"localhost"}
 	}
