@@ -1,6 +1,8 @@
 package eventbus
 
 import (
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -50,7 +52,10 @@ func RedactURL(s string) string {
 }
 
 // Connect opens a NATS connection. Reconnects go on forever for long-lived
-// programs; pass reconnect=false for one-shot programs like the hook.
+// programs, which may also start before NATS does; pass reconnect=false for
+// one-shot programs like the hook. A TLS failure (the server's certificate
+// does not verify with CAFile or the system roots, or CAFile is set and the
+// server offers no TLS) is an error at once either way.
 func Connect(o ConnOptions, reconnect bool) (*nats.Conn, error) {
 	if o.URL == "" {
 		o.URL = DefaultURL
@@ -60,7 +65,7 @@ func Connect(o ConnOptions, reconnect bool) (*nats.Conn, error) {
 	}
 	opts := []nats.Option{nats.Name(o.Name), nats.Timeout(o.Timeout)}
 	if reconnect {
-		opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond), nats.RetryOnFailedConnect(true))
+		opts = append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(500*time.Millisecond))
 	} else {
 		opts = append(opts, nats.NoReconnect())
 	}
@@ -80,9 +85,22 @@ func Connect(o ConnOptions, reconnect bool) (*nats.Conn, error) {
 		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))
 	}
 	nc, err := nats.Connect(o.URL, opts...)
+	if err != nil && reconnect && !tlsRefused(err) {
+		// NATS is not up yet (a long-lived program may start first): go
+		// on trying in the background. A certificate that does not verify
+		// will not verify later: that one is reported now.
+		nc, err = nats.Connect(o.URL, append(opts, nats.RetryOnFailedConnect(true))...)
+	}
 	if err != nil {
 		// nats errors do not carry the URL, but be safe: report the redacted one.
 		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(o.URL), err)
 	}
 	return nc, nil
+}
+
+// tlsRefused reports whether err is a TLS failure that retrying cannot
+// mend.
+func tlsRefused(err error) bool {
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &cv) || errors.Is(err, nats.ErrSecureConnWanted)
 }
