@@ -20,11 +20,15 @@ import (
 )
 
 // serveConfig writes the config of vmglue serve as role serve against
-// url (a comma list) with nats.stream.replicas set, and the workers of
-// extra (YAML at the top level, "" for none); it returns its path.
-func serveConfig(t *testing.T, url string, replicas int, extra string) string {
+// url (a comma list) with nats.ca_file ca ("": none) and
+// nats.stream.replicas set, and the workers of extra (YAML at the top
+// level, "" for none); it returns its path.
+func serveConfig(t *testing.T, url, ca string, replicas int, extra string) string {
 	t.Helper()
-	return writeConfig(t, "nats:\n  url: "+url+"\n  user: serve\n  password_env: VMGLUE_NATS_SERVE_PASSWORD\n"+
+	if ca != "" {
+		ca = "  ca_file: " + ca + "\n"
+	}
+	return writeConfig(t, "nats:\n  url: "+url+"\n  user: serve\n  password_env: VMGLUE_NATS_SERVE_PASSWORD\n"+ca+
 		"  stream: {replicas: "+strconv.Itoa(replicas)+"}\nmetrics:\n  listen: \"\"\n"+extra)
 }
 
@@ -77,9 +81,9 @@ func startServe(t *testing.T, path string) *testenv.LogBuffer {
 
 // runServe runs vmglue serve (serveConfig) until the test ends; it returns
 // serve's log once serve is ready.
-func runServe(t *testing.T, url string, replicas int, extra string) *testenv.LogBuffer {
+func runServe(t *testing.T, url, ca string, replicas int, extra string) *testenv.LogBuffer {
 	t.Helper()
-	return startServe(t, serveConfig(t, url, replicas, extra))
+	return startServe(t, serveConfig(t, url, ca, replicas, extra))
 }
 
 // warnings returns the warning lines of a serve's log.
@@ -94,7 +98,8 @@ func warnings(t *testing.T, logs *testenv.LogBuffer) []string {
 	return w
 }
 
-// vmglue serve, given the three nodes' URLs and nats.stream.replicas: 3,
+// vmglue serve, given the three nodes' URLs, their CA (nats.ca_file) and
+// nats.stream.replicas: 3,
 // provisions every stream and bucket with three replicas on the cluster
 // of the shipped nats-cluster.conf (the monitor worker's file_sd bucket
 // too, raised from the one replica an older serve gave it), says so
@@ -103,14 +108,14 @@ func warnings(t *testing.T, logs *testenv.LogBuffer) []string {
 // as a source would meet it).
 func TestClusterShippedConfigR3(t *testing.T) {
 	c := startCluster(t)
-	_, js := natstest.ConnectRole(t, c.nodes[2].ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
+	_, js := natstest.ConnectRole(t, c.nodes[2].ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe], c.tls())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: monitor.BucketFileSD, History: 1, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
 	}
 	fileSD := "workers:\n  monitor:\n    file_sd:\n      dir: " + t.TempDir() + "\n      jobs: [{name: node, port: 9100}]\n"
-	logs := runServe(t, c.urls(), 3, fileSD)
+	logs := runServe(t, c.urls(), c.caFile(), 3, fileSD)
 	awaitReplicas(t, js, 3, append(streams, "KV_"+monitor.BucketFileSD)...)
 	if w := warnings(t, logs); len(w) > 0 {
 		t.Errorf("serve warned on a 3-node cluster with R3: %q", w)
@@ -119,7 +124,7 @@ func TestClusterShippedConfigR3(t *testing.T) {
 	if len(p) != 1 || p[0]["cluster"] != "vmglue" || p[0]["replicas"] != 3.0 {
 		t.Errorf("provisioned line: %v, want cluster vmglue, 3 replicas", p)
 	}
-	natstest.CheckRoles(t, c.nodes[2].ClientURL(), func(role string) string { return c.pw[role] })
+	natstest.CheckRoles(t, c.nodes[2].ClientURL(), func(role string) string { return c.pw[role] }, c.tls())
 	// CheckRoles provisions as serve with the defaults (one replica): the
 	// cluster's streams keep their three.
 	awaitReplicas(t, js, 3, streams...)

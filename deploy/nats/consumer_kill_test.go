@@ -54,7 +54,7 @@ func TestClusterConsumerLeaderKilled(t *testing.T) {
 	nc, js := natstest.ConnectRole(t, c.URLs(), eventbus.RoleServe, "unused")
 	sd := t.TempDir()
 	monitor := "workers:\n  monitor:\n    file_sd:\n      dir: " + sd + "\n      jobs: [{name: node, port: 9100}]\n"
-	runServe(t, c.Nodes[0].URL(), 3, monitor)
+	runServe(t, c.Nodes[0].URL(), "", 3, monitor)
 	// A serve on the node leading the consumer would lose its connection
 	// too (the case TestClusterNodeLoss covers): the leadership is stepped
 	// down until another node leads.
@@ -69,7 +69,7 @@ func TestClusterConsumerLeaderKilled(t *testing.T) {
 		}
 		return nil
 	})
-	publishVM(t, c.URLs(), "unused", "1")
+	publishVM(t, c.URLs(), "", "unused", "1")
 	inFileSD(t, sd, "1", 60*time.Second)
 
 	gone := c.Index(leader)
@@ -89,7 +89,7 @@ func TestClusterConsumerLeaderKilled(t *testing.T) {
 		}
 		return nil
 	})
-	publishVM(t, c.URLs(), "unused", "2")
+	publishVM(t, c.URLs(), "", "unused", "2")
 	published := time.Now()
 	inFileSD(t, sd, "2", 15*time.Second)
 	t.Logf("node %s (leading %s) killed: VM 2 published %s later, in file_sd %s after the kill", leader,

@@ -34,11 +34,12 @@ func serves(t *testing.T, c *cluster, nodes ...int) []int {
 	return n
 }
 
-// publishVM runs a hook, given url and the hook's password, for VM id
-// (running) and fails the test unless it published.
-func publishVM(t *testing.T, url, password, id string) {
+// publishVM runs a hook, given url, the CA of its TLS ("": none) and the
+// hook's password, for VM id (running) and fails the test unless it
+// published.
+func publishVM(t *testing.T, url, ca, password, id string) {
 	t.Helper()
-	o := delivery.Options{Conn: eventbus.ConnOptions{URL: url, User: eventbus.RoleHook, Password: password},
+	o := delivery.Options{Conn: eventbus.ConnOptions{URL: url, User: eventbus.RoleHook, Password: password, CAFile: ca},
 		SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second}
 	if r := delivery.Once(t.Context(), o, running(t, id)); r.Outcome != delivery.Published {
 		t.Fatalf("hook for VM %s: %v (%v)", id, r.Outcome, r.Err)
@@ -75,11 +76,14 @@ func TestClusterNodeLossFileSDFollows(t *testing.T) {
 	monitor := func(sd string) string {
 		return "workers:\n  monitor:\n    file_sd:\n      dir: " + sd + "\n      jobs: [{name: node, port: 9100}]\n"
 	}
-	runServe(t, c.nodes[0].ClientURL(), 3, monitor(sdA))
-	runServe(t, c.nodes[1].ClientURL()+","+c.nodes[2].ClientURL(), 3, monitor(sdB))
-	_, js := natstest.ConnectRole(t, c.nodes[0].ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
+	runServe(t, c.nodes[0].ClientURL(), c.caFile(), 3, monitor(sdA))
+	runServe(t, c.nodes[1].ClientURL()+","+c.nodes[2].ClientURL(), c.caFile(), 3, monitor(sdB))
+	_, js := natstest.ConnectRole(t, c.nodes[0].ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe], c.tls())
 	awaitReplicas(t, js, 3, "KV_VMGLUE_MONITOR_FILESD")
-	publish := func(id string) { t.Helper(); publishVM(t, c.nodes[0].ClientURL(), c.pw[eventbus.RoleHook], id) }
+	publish := func(id string) {
+		t.Helper()
+		publishVM(t, c.nodes[0].ClientURL(), c.caFile(), c.pw[eventbus.RoleHook], id)
+	}
 	publish("1")
 	inFileSD(t, sdA, "1", 60*time.Second)
 	inFileSD(t, sdB, "1", 60*time.Second)

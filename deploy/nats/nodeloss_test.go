@@ -51,11 +51,11 @@ func TestClusterNodeLoss(t *testing.T) {
 	c := startCluster(t)
 	sds := []string{t.TempDir(), t.TempDir()}
 	for _, sd := range sds {
-		runServe(t, c.urls(), 3, "workers:\n  monitor:\n    file_sd:\n      dir: "+sd+"\n      jobs: [{name: node, port: 9100}]\n")
+		runServe(t, c.urls(), c.caFile(), 3, "workers:\n  monitor:\n    file_sd:\n      dir: "+sd+"\n      jobs: [{name: node, port: 9100}]\n")
 	}
 	hook := func(id string) {
 		t.Helper()
-		o := delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook]},
+		o := delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook], CAFile: c.caFile()},
 			SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second}
 		if r := delivery.Once(context.Background(), o, running(t, id)); r.Outcome != delivery.Published {
 			t.Fatalf("hook for VM %s: %v (%v)", id, r.Outcome, r.Err)
@@ -75,7 +75,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	}
 	// A resident source (the listener's and the bridge's delivery), open
 	// across the loss.
-	src, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook]},
+	src, err := delivery.Open(delivery.Options{Conn: eventbus.ConnOptions{URL: c.urls(), User: eventbus.RoleHook, Password: c.pw[eventbus.RoleHook], CAFile: c.caFile()},
 		SpoolDir: filepath.Join(t.TempDir(), "spool"), Timeout: 10 * time.Second, FlushInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestClusterNodeLoss(t *testing.T) {
 	t.Logf("node %d shut down: VMs 2 and 3 in both serves' file_sd %s later", gone, time.Since(lost).Round(time.Millisecond))
 
 	alive := c.nodes[(gone+1)%3]
-	_, js := natstest.ConnectRole(t, alive.ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
+	_, js := natstest.ConnectRole(t, alive.ClientURL(), eventbus.RoleServe, c.pw[eventbus.RoleServe], c.tls())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	st, err := js.Stream(ctx, eventbus.StreamEvents)

@@ -37,7 +37,7 @@ var (
 // stays), and provisions as role serve with the replicas of want.
 func TestClusterReplicaCheck(t *testing.T) {
 	c := startCluster(t)
-	_, js := natstest.ConnectRole(t, c.urls(), eventbus.RoleServe, c.pw[eventbus.RoleServe])
+	_, js := natstest.ConnectRole(t, c.urls(), eventbus.RoleServe, c.pw[eventbus.RoleServe], c.tls())
 	var raised []string
 	for _, s := range streams {
 		raised = append(raised, s+" 1→3")
@@ -111,10 +111,10 @@ func TestClusterReplicaCheck(t *testing.T) {
 	// one warning line, and serve runs.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := serve.Run(ctx, serve.Options{Config: loadConfig(t, serveConfig(t, c.urls(), 5, ""))}, zerolog.Nop()); err == nil || err.Error() != r5Error {
+	if err := serve.Run(ctx, serve.Options{Config: loadConfig(t, serveConfig(t, c.urls(), c.caFile(), 5, ""))}, zerolog.Nop()); err == nil || err.Error() != r5Error {
 		t.Errorf("serve with replicas 5 on three nodes: %v, want %s", err, r5Error)
 	}
-	logs := runServe(t, c.urls(), 1, "")
+	logs := runServe(t, c.urls(), c.caFile(), 1, "")
 	if w := warnings(t, logs); len(w) != 1 || w[0] != keptWarning {
 		t.Errorf("serve's warnings: %q, want one: %s", w, keptWarning)
 	}

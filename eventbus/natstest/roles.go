@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +34,19 @@ type roleClient struct {
 	violations chan error
 }
 
-// ConnectRole connects as role with password (and the role's inbox prefix)
-// and fails the test when the server refuses.
-func ConnectRole(t testing.TB, rawURL, role, password string) (*nats.Conn, jetstream.JetStream) {
+// ConnectRole connects as role with password (and the role's inbox prefix),
+// with opts (nats.RootCAs for a TLS server), and fails the test when the
+// server refuses.
+func ConnectRole(t testing.TB, rawURL, role, password string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	c := connectRole(t, rawURL, role, password)
+	c := connectRole(t, rawURL, role, password, opts...)
 	return c.nc, c.js
 }
 
-func connectRole(t testing.TB, rawURL, role, password string) *roleClient {
+func connectRole(t testing.TB, rawURL, role, password string, opts ...nats.Option) *roleClient {
 	t.Helper()
 	c := &roleClient{violations: make(chan error, 64)}
-	nc, err := nats.Connect(rawURL, nats.UserInfo(role, password), nats.CustomInboxPrefix(inbox(role)),
+	nc, err := nats.Connect(rawURL, append([]nats.Option{nats.UserInfo(role, password), nats.CustomInboxPrefix(inbox(role)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
 				select {
@@ -52,7 +54,7 @@ func connectRole(t testing.TB, rawURL, role, password string) *roleClient {
 				default:
 				}
 			}
-		}))
+		})}, opts...)...)
 	if err != nil {
 		t.Fatalf("connect as %s: %v", role, err)
 	}
@@ -95,20 +97,22 @@ func (c *roleClient) try(do func(ctx context.Context, c *roleClient) error) (den
 
 // CheckRoles checks, on a provisioned server at rawURL, that a client
 // without credentials is refused and that each role (password(role)) can
-// do what it needs and nothing of what the others may do.
-func CheckRoles(t *testing.T, rawURL string, password func(role string) string) {
+// do what it needs and nothing of what the others may do. opts go to every
+// connection (nats.RootCAs for a TLS server).
+func CheckRoles(t *testing.T, rawURL string, password func(role string) string, opts ...nats.Option) {
 	t.Helper()
-	if nc, err := nats.Connect(rawURL, nats.NoReconnect()); err == nil {
+	once := append(slices.Clip(opts), nats.NoReconnect())
+	if nc, err := nats.Connect(rawURL, once...); err == nil {
 		nc.Close()
 		t.Fatal("a client without credentials was accepted")
 	} else if !errors.Is(err, nats.ErrAuthorization) {
 		t.Fatalf("a client without credentials: %v, want an authorization violation", err)
 	}
-	if nc, err := nats.Connect(rawURL, nats.UserInfo(eventbus.RoleHook, "wrong-password-123456"), nats.NoReconnect()); err == nil {
+	if nc, err := nats.Connect(rawURL, append(once, nats.UserInfo(eventbus.RoleHook, "wrong-password-123456"))...); err == nil {
 		nc.Close()
 		t.Fatal("a wrong password was accepted")
 	}
-	serve := connectRole(t, rawURL, eventbus.RoleServe, password(eventbus.RoleServe))
+	serve := connectRole(t, rawURL, eventbus.RoleServe, password(eventbus.RoleServe), opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := eventbus.Provision(ctx, serve.js, eventbus.ProvisionOptions{}); err != nil {
@@ -122,7 +126,7 @@ func CheckRoles(t *testing.T, rawURL string, password func(role string) string) 
 		t.Fatalf("serve writes %s: %v", eventbus.BucketApplied, err)
 	}
 	for _, role := range []string{eventbus.RoleHook, eventbus.RoleOps, eventbus.RoleAutosign} {
-		c := connectRole(t, rawURL, role, password(role))
+		c := connectRole(t, rawURL, role, password(role), opts...)
 		// A worker's consumer, for "delete a consumer".
 		if _, err := serve.js.CreateOrUpdateConsumer(ctx, eventbus.StreamEvents, jetstream.ConsumerConfig{Durable: "vmglue-dns", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 			t.Fatalf("serve creates a consumer: %v", err)
