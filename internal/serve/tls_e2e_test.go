@@ -1,6 +1,7 @@
 package serve_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -10,7 +11,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vmglue/vmglue/eventbus"
 	"github.com/vmglue/vmglue/eventbus/natstest"
+	"github.com/vmglue/vmglue/internal/cli"
 	"github.com/vmglue/vmglue/internal/config"
 	"github.com/vmglue/vmglue/internal/serve"
 	"github.com/vmglue/vmglue/internal/testenv"
@@ -21,7 +24,8 @@ import (
 // writes it: nats.url (tls://, or nats://: the server asks for TLS and the
 // client upgrades) and nats.ca_file. It connects, provisions, and
 // converges the event a hook published over TLS (VMGLUE_NATS_CA): the
-// monitor worker's file_sd gets the VM's target. Without nats.ca_file serve
+// monitor worker's file_sd gets the VM's target, and `vmglue status` with
+// the same config reads the bus. Without nats.ca_file serve
 // exits at once with the reason (it used to wait 30 s, retrying in
 // silence, and report a stream lookup's timeout), and the password is in
 // neither its error nor its log.
@@ -45,11 +49,12 @@ func TestServeOverTLS(t *testing.T) {
 			if tt.ca {
 				conf += "  ca_file: " + srv.CAFile + "\n"
 			}
-			cfg, err := config.Load(writeFile(t, "vmglue.yaml", conf+`metrics: {listen: ""}
+			path := writeFile(t, "vmglue.yaml", conf+`metrics: {listen: ""}
 workers:
   monitor:
     file_sd: {dir: `+sd+`, jobs: [{name: node, port: 9100}]}
-`))
+`)
+			cfg, err := config.Load(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -74,6 +79,11 @@ workers:
 				_, ok := sdTargets(t, filepath.Join(sd, "node.json"))[ip+":9100"]
 				return ok
 			})
+			// The ops commands read the same nats.url and nats.ca_file.
+			var out, errb bytes.Buffer
+			if code := cli.Execute(context.Background(), []string{"status", "-c", path}, &out, &errb); code != 0 || !strings.Contains(out.String(), eventbus.StreamEvents) {
+				t.Errorf("vmglue status over TLS: exit %d, %s%s", code, out.String(), errb.String())
+			}
 		})
 	}
 }
