@@ -153,11 +153,11 @@ type PublishResult struct {
 // Publish sends one event with its id as Nats-Msg-Id and waits for the
 // stream's ack. A duplicate (the same id within the window) is not an error.
 func Publish(ctx context.Context, js jetstream.JetStream, ev *Event) (PublishResult, error) {
-	b, err := ev.Marshal()
+	m, err := eventMsg(ev)
 	if err != nil {
-		return PublishResult{}, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		return PublishResult{}, err
 	}
-	ack, err := js.Publish(ctx, ev.NATSSubject(), b, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(StreamEvents))
+	ack, err := js.PublishMsg(ctx, m, eventPublishOpts(ev)...)
 	if err != nil {
 		return PublishResult{}, fmt.Errorf("publish event %s: %w", ev.ID, err)
 	}
@@ -168,16 +168,31 @@ func Publish(ctx context.Context, js jetstream.JetStream, ev *Event) (PublishRes
 // takes its ack from the future. A connection sends its messages in order,
 // so events published one after the other are stored in that order.
 func PublishAsync(js jetstream.JetStream, ev *Event) (jetstream.PubAckFuture, error) {
-	b, err := ev.Marshal()
+	m, err := eventMsg(ev)
 	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		return nil, err
 	}
-	f, err := js.PublishMsgAsync(&nats.Msg{Subject: ev.NATSSubject(), Data: b},
-		jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(StreamEvents))
+	f, err := js.PublishMsgAsync(m, eventPublishOpts(ev)...)
 	if err != nil {
 		return nil, fmt.Errorf("publish event %s: %w", ev.ID, err)
 	}
 	return f, nil
+}
+
+// eventMsg is the message of ev on its subject.
+func eventMsg(ev *Event) (*nats.Msg, error) {
+	b, err := ev.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	return &nats.Msg{Subject: ev.NATSSubject(), Data: b}, nil
+}
+
+// eventPublishOpts are the options of every publish of ev: its id as
+// Nats-Msg-Id (the stream's duplicate window), and only into the event
+// stream.
+func eventPublishOpts(ev *Event) []jetstream.PublishOpt {
+	return []jetstream.PublishOpt{jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(StreamEvents)}
 }
 
 // AwaitAck waits for the ack of the event id that PublishAsync sent, or

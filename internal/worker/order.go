@@ -79,6 +79,22 @@ func settled(ctx context.Context, dep *Runner, vmKey string, vm *eventbus.VM) (b
 	return pendingLen(rec) == 0 && maps.Equal(rec.Have(), want), nil
 }
 
+// unsettledOf names those of deps that have not settled the VM vm (key
+// vmKey).
+func unsettledOf(ctx context.Context, deps []*Runner, vmKey string, vm *eventbus.VM) ([]string, error) {
+	var out []string
+	for _, d := range deps {
+		ok, err := settled(ctx, d, vmKey, vm)
+		if err != nil {
+			return nil, fmt.Errorf("read %s record for the teardown order: %w", d.name, err)
+		}
+		if !ok {
+			out = append(out, d.name)
+		}
+	}
+	return out, nil
+}
+
 // orderVerdict is what an ordered converge does now.
 type orderVerdict struct {
 	wait   time.Duration // > 0: requeue after it, apply nothing
@@ -110,15 +126,9 @@ func (r *Runner) ordered(ctx context.Context, key string, vm *eventbus.VM, rec *
 	if len(deps) == 0 {
 		return rec, rev, nil
 	}
-	var unsettled []string
-	for _, d := range deps {
-		ok, err := settled(ctx, d, key, vm)
-		if err != nil {
-			return rec, rev, fmt.Errorf("read %s record for the teardown order: %w", d.name, err)
-		}
-		if !ok {
-			unsettled = append(unsettled, d.name)
-		}
+	unsettled, err := unsettledOf(ctx, deps, key, vm)
+	if err != nil {
+		return rec, rev, err
 	}
 	w := rec.waitingFor(vm.Kind)
 	if len(unsettled) > 0 && w == nil {
@@ -177,15 +187,9 @@ func (r *Runner) stillWaiting(j *job) time.Duration {
 	if err != nil || vm == nil || vm.Kind != w.kind {
 		return 0
 	}
-	var unsettled []string
-	for _, d := range r.after[w.kind] {
-		ok, err := settled(ctx, d, j.key, vm)
-		if err != nil {
-			return 0
-		}
-		if !ok {
-			unsettled = append(unsettled, d.name)
-		}
+	unsettled, err := unsettledOf(ctx, r.after[w.kind], j.key, vm)
+	if err != nil {
+		return 0
 	}
 	return decideOrder(unsettled, w.since, now(), r.opts.TeardownWait, r.opts.TeardownPoll).wait
 }
@@ -195,6 +199,9 @@ func (r *Runner) stillWaiting(j *job) time.Duration {
 func (r *Runner) wake(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.stopping {
+		return // drain naks what is held
+	}
 	for _, j := range r.held {
 		if j.key == key && j.wait != nil && j.timer != nil && j.timer.Stop() {
 			r.enqueueLocked(j)
